@@ -1,0 +1,249 @@
+"""`ExperimentConfig`: everything that defines a run, validated at the boundary.
+
+The same config drives the CLI, the dashboard and Python. Every invalid value is
+rejected with a `ConfigError` that names the field and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mtl_core.errors import ConfigError
+from mtl_core.registry import format_validation_error
+
+SHORTHANDS = ("dataset", "sharing", "weighting", "optimizer")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class NamedSpec(_Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatasetSpec(NamedSpec):
+    name: str = "mmoe_synthetic"
+
+
+class SharingSpec(NamedSpec):
+    name: str = "hard"
+
+
+class WeightingSpec(NamedSpec):
+    name: str = "manual"
+
+
+class SamplingSpec(_Strict):
+    mode: Literal["all", "random"] = Field(
+        "all", description="all: every task every step; random: one task per step"
+    )
+    proportional: bool = Field(
+        False, description="random mode: pick a task with probability ∝ its labelled examples"
+    )
+
+
+class ModelSpec(_Strict):
+    hidden: list[int] = Field(
+        default_factory=lambda: [64, 64], description="encoder layer widths (MLP) / [hidden] (text)"
+    )
+    head_hidden: int = Field(0, ge=0, description="hidden width of each task head; 0 = linear head")
+    text_encoder: Literal["gru", "cnn", "transformer"] = "gru"
+    embed_dim: int = Field(32, ge=1, le=4096)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden(cls, v: list[int]) -> list[int]:
+        if not v or any(h < 1 for h in v):
+            raise ValueError("give at least one layer width, each ≥ 1, e.g. [64, 64]")
+        return v
+
+
+class OptimizerSpec(_Strict):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="learning rate")
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
+
+
+class ExperimentConfig(_Strict):
+    """One experiment: a multi-task model (and its single-task baselines) on a dataset."""
+
+    name: str | None = None
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    tasks: list[str] | None = Field(None, description="subset of the dataset's tasks; None = all")
+    sharing: SharingSpec = Field(default_factory=SharingSpec)
+    weighting: WeightingSpec = Field(default_factory=WeightingSpec)
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="manual loss weights w_t (missing tasks get 1.0)"
+    )
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    steps: int | None = Field(None, ge=1, le=10_000_000, description="training steps (or give epochs)")
+    epochs: float | None = Field(None, gt=0, le=100_000, allow_inf_nan=False)
+    batch_size: int = Field(64, ge=1, le=1_000_000)
+    eval_every: int = Field(50, ge=1, description="evaluate on validation every N steps")
+    log_every: int = Field(10, ge=1, description="log training losses every N steps")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    baselines: bool = Field(True, description="also train single-task baselines (cached)")
+    interference: bool = Field(True, description="gradient-cosine snapshot at each evaluation")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_finite(cls, w: dict[str, float]) -> dict[str, float]:
+        for task, value in w.items():
+            if math.isnan(value) or math.isinf(value):
+                raise ValueError(f"weight of task {task!r} is {value}; give a finite number ≥ 0")
+            if value < 0:
+                raise ValueError(f"weight of task {task!r} is {value}; loss weights must be ≥ 0")
+        return w  # "all weights zero" needs the task list: checked in _resolve
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "ExperimentConfig":
+        # Imported here: the registries import torch, and config parsing should not need
+        # them to be imported at module top (cheap `--help`).
+        from mtl_core.models import SHARING
+        from mtl_core.tasks import DATASETS
+        from mtl_core.weighting import WEIGHTING
+
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("steps, epochs: give one budget, not both")
+        if self.steps is None and self.epochs is None:
+            self.steps = 500
+
+        entry = DATASETS.get(self.dataset.name, field_name="dataset.name")
+        ds_opts = entry.parse_options(self.dataset.options, where="dataset")
+        self.dataset.options = ds_opts.model_dump(mode="json")
+        available = list(entry.extra["task_names"](ds_opts))
+
+        if self.tasks is not None:
+            if not self.tasks:
+                raise ValueError(f"tasks: tick at least one task; available: {', '.join(available)}")
+            seen: set[str] = set()
+            for t in self.tasks:
+                if t in seen:
+                    raise ValueError(f"tasks: task {t!r} is listed twice; list each task once")
+                seen.add(t)
+                if t not in available:
+                    raise ValueError(
+                        f"tasks: unknown task {t!r} for dataset {self.dataset.name!r}; "
+                        f"choose from: {', '.join(available)}"
+                    )
+        tasks = self.task_list(available)
+        for t in self.weights:
+            if t not in tasks:
+                raise ValueError(
+                    f"weights: {t!r} is not a task of this run ({', '.join(tasks)}); "
+                    "remove its weight or add the task"
+                )
+        if tasks and all(self.weights.get(t, 1.0) == 0 for t in tasks):
+            raise ValueError("weights: all task weights are zero, so nothing would be learned; "
+                             "give at least one task a weight > 0")
+
+        sh = SHARING.get(self.sharing.name, field_name="sharing.name")
+        self.sharing.options = sh.parse_options(self.sharing.options, where="sharing").model_dump(mode="json")
+        min_tasks = sh.extra.get("min_tasks", 1)
+        if len(tasks) < min_tasks:
+            raise ValueError(
+                f"sharing: {self.sharing.name!r} needs at least {min_tasks} tasks; "
+                f"this run has {len(tasks)}. Tick more tasks or choose another sharing mode"
+            )
+        wt = WEIGHTING.get(self.weighting.name, field_name="weighting.name")
+        self.weighting.options = wt.parse_options(self.weighting.options, where="weighting").model_dump(mode="json")
+        return self
+
+    def task_list(self, available: list[str] | None = None) -> list[str]:
+        """The run's tasks in order (the dataset's order when `tasks` is None)."""
+        if self.tasks is not None:
+            return list(self.tasks)
+        if available is None:
+            from mtl_core.tasks import dataset_task_names
+
+            available = dataset_task_names(self.dataset.name, self.dataset.options)
+        return available
+
+    def task_weights(self) -> dict[str, float]:
+        return {t: float(self.weights.get(t, 1.0)) for t in self.task_list()}
+
+    # ---- construction and round trip -------------------------------------------------
+    @classmethod
+    def parse(cls, data: dict[str, Any] | None = None) -> "ExperimentConfig":
+        """Validate a plain dict; raises ConfigError with one line per problem."""
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc)) from None
+
+    @classmethod
+    def from_file(cls, path: str | Path, overrides: list[str] | None = None) -> "ExperimentConfig":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist; check the path") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML/JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of fields, not {type(data).__name__}")
+        return cls.parse(apply_overrides(data, overrides or []))
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "ExperimentConfig":
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError("a config must be a mapping of fields")
+        return cls.parse(data)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `dotted.key=value` overrides (values parsed as YAML) to a config dict.
+
+    `sharing=soft` is short for `sharing.name=soft` (likewise dataset, weighting, optimizer).
+    """
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: write it as key=value, e.g. --set sharing=soft")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set {item!r}: the key is empty or has an empty part")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        parts = key.split(".")
+        if len(parts) == 1 and parts[0] in SHORTHANDS and not isinstance(value, dict):
+            parts = [parts[0], "name"]
+        node = out
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section that has fields")
+            node = nxt
+        node[parts[-1]] = value
+    return out

@@ -1,0 +1,210 @@
+"""An experiment: the multi-task model beside single-task baselines on the same budget.
+
+`run_experiment(config)` trains one single-task model per task (same encoder size,
+steps, batch size, optimiser and seed as the multi-task model; cached), then the
+multi-task model, and returns the results JSON: per-task metrics on the held-out test
+split, Δm % (Maninis et al., 2019) and the gradient interference between tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+from typing import Any, Protocol
+
+import torch
+
+import mtl_core
+from mtl_core.config import ExperimentConfig
+from mtl_core.engine import TrainResult, train
+from mtl_core.interference import conflict_rate
+from mtl_core.metrics import comparison_table, delta_m
+from mtl_core.sink import MultiSink, RecordingSink, Sink
+from mtl_core.tasks import MTLDataset, load_dataset
+
+# Bump when a change to the engine makes cached baselines stale.
+BASELINE_FORMAT = 1
+
+
+class BaselineCache(Protocol):
+    def get_baseline(self, key: str) -> dict[str, Any] | None: ...
+
+    def put_baseline(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+class MemoryBaselineCache:
+    """A dict-backed cache (tests, notebooks); the run store is the persistent one."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, Any]] = {}
+
+    def get_baseline(self, key: str) -> dict[str, Any] | None:
+        return self.data.get(key)
+
+    def put_baseline(self, key: str, value: dict[str, Any]) -> None:
+        self.data[key] = value
+
+
+def baseline_key(config: ExperimentConfig, task: str) -> str:
+    """Everything that determines a single-task baseline's result, hashed.
+
+    Loss weights, the sharing mode and the weighting strategy are deliberately left
+    out: tuning them does not retrain the baselines.
+    """
+    ident = {
+        "format": BASELINE_FORMAT,
+        "dataset": config.dataset.model_dump(mode="json"),
+        "task": task,
+        "model": config.model.model_dump(mode="json"),
+        "optimizer": config.optimizer.model_dump(mode="json"),
+        "steps": config.steps,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "eval_every": config.eval_every,
+        "seed": config.seed,
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    sink: Sink | None = None,
+    baseline_cache: BaselineCache | None = None,
+    run_id: str | None = None,
+    dataset: MTLDataset | None = None,
+) -> dict[str, Any]:
+    """Train the baselines (or read them from the cache) and the multi-task model."""
+    sink = sink or Sink()
+    cache = baseline_cache if baseline_cache is not None else MemoryBaselineCache()
+    if dataset is None:
+        dataset = load_dataset(config.dataset.name, config.dataset.options, seed=config.seed)
+    tasks = config.task_list(dataset.task_names)
+    dataset = dataset.select_tasks(tasks)
+
+    baselines: dict[str, dict[str, Any]] = {}
+    if config.baselines:
+        for task in tasks:
+            baselines[task] = _baseline(config, dataset, task, sink, cache)
+
+    recorder = RecordingSink()
+    mtl = train(config, dataset, MultiSink(sink, recorder), phase="mtl")
+    return build_results(config, dataset, mtl, baselines, recorder, run_id=run_id)
+
+
+def _baseline(
+    config: ExperimentConfig, dataset: MTLDataset, task: str, sink: Sink, cache: BaselineCache
+) -> dict[str, Any]:
+    phase = f"stl:{task}"
+    key = baseline_key(config, task)
+    cached = cache.get_baseline(key)
+    if cached is not None:
+        _replay(sink, phase, task, cached)
+        return {**cached, "cached": True}
+    recorder = RecordingSink()
+    result = train(
+        config, dataset, MultiSink(sink, recorder), phase=phase, tasks=[task], sharing="hard",
+        weights={task: 1.0},
+    )
+    value = {
+        "key": key,
+        "task": task,
+        "test": result.test[task],
+        "val": result.val.get(task, {}),
+        "steps": result.steps,
+        "samples_per_s": result.samples_per_s,
+        "parameter_count": result.parameter_counts["total"],
+        "curve": _curve(recorder, task),
+    }
+    cache.put_baseline(key, _finite(value))
+    return {**value, "cached": False}
+
+
+def _curve(recorder: RecordingSink, task: str) -> list[dict[str, Any]]:
+    """A baseline's training and validation curve, kept with it in the cache."""
+    points: dict[int, dict[str, Any]] = {}
+    for row in recorder.train:
+        if task in row["losses"]:
+            points.setdefault(row["step"], {"step": row["step"]})["train_loss"] = row["losses"][task]
+    for ev in recorder.evals:
+        if ev["split"] == "val" and task in ev["metrics"]:
+            points.setdefault(ev["step"], {"step": ev["step"]})["val"] = ev["metrics"][task]
+    return [points[s] for s in sorted(points)]
+
+
+def _replay(sink: Sink, phase: str, task: str, cached: dict[str, Any]) -> None:
+    """Send a cached baseline's curve to the sink, so every run stores its baselines' curves."""
+    sink.on_start(phase, {"tasks": [task], "total_steps": cached["steps"], "cached": True})
+    for point in cached.get("curve", []):
+        if "train_loss" in point:
+            loss = point["train_loss"]
+            sink.on_train(phase, point["step"], {task: loss}, loss, {task: 1.0}, {})
+        if "val" in point:
+            sink.on_eval(phase, point["step"], "val", {task: point["val"]})
+    sink.on_eval(phase, cached["steps"], "test", {task: cached["test"]})
+    sink.on_end(phase, "finished")
+
+
+def build_results(
+    config: ExperimentConfig,
+    dataset: MTLDataset,
+    mtl: TrainResult,
+    baselines: dict[str, dict[str, Any]],
+    recorder: RecordingSink,
+    *,
+    run_id: str | None,
+) -> dict[str, Any]:
+    """The results JSON (the contract the dashboard and later tools read)."""
+    stl = {t: b["test"] for t, b in baselines.items()}
+    rows = comparison_table(dataset.tasks, stl, mtl.test)
+    snapshots = recorder.interference
+    stl_params = sum(b["parameter_count"] for b in baselines.values())
+    result = {
+        "run_id": run_id,
+        "status": "finished",
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": config.to_dict(),
+        "seed": config.seed,
+        "device": mtl.device,
+        "versions": {"mtl_core": mtl_core.__version__, "torch": torch.__version__},
+        "dataset": {k: v for k, v in dataset.summary().items() if k != "info"},
+        "tasks": rows,
+        "delta_m": delta_m(rows) if baselines else float("nan"),
+        "interference": {
+            "tasks": mtl.tasks,
+            "grad_cosine": mtl.interference["grad_cosine"] if mtl.interference else None,
+            "grad_norm": mtl.interference["grad_norm"] if mtl.interference else None,
+            "conflict_rate": conflict_rate(snapshots),
+            "history": [{k: v for k, v in s.items() if k != "phase"} for s in snapshots],
+        },
+        "throughput": {
+            "samples_per_s": mtl.samples_per_s,
+            "train_seconds": mtl.train_seconds,
+            "steps": mtl.steps,
+        },
+        "parameters": {"mtl": mtl.parameter_counts, "stl_total": stl_params},
+        "baselines": {
+            t: {k: b[k] for k in ("key", "cached", "steps", "samples_per_s", "parameter_count", "curve")}
+            for t, b in baselines.items()
+        },
+        "history": {
+            "train": [{k: v for k, v in r.items() if k != "phase"} for r in recorder.train],
+            "val": [
+                {"step": e["step"], "metrics": e["metrics"]} for e in recorder.evals if e["split"] == "val"
+            ],
+        },
+    }
+    return _finite(result)
+
+
+def _finite(obj: Any) -> Any:
+    """NaN/inf -> None, so the JSON is standard (json.dumps would write NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

@@ -1,0 +1,150 @@
+"""Per-task metrics (scikit-learn), the single- vs multi-task table and Δm.
+
+All metrics are computed on held-out data by the engine; this module only scores
+predictions. Unlabelled items (IGNORE_INDEX / NaN) are left out of every metric.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from sklearn import metrics as skm
+
+from mtl_core.tasks.base import IGNORE_INDEX, TaskSpec
+
+# name -> higher is better, for every metric we report
+METRIC_DIRECTION: dict[str, bool] = {
+    "accuracy": True,
+    "macro_f1": True,
+    "mse": False,
+    "mae": False,
+    "r2": True,
+    "token_accuracy": True,
+    "entity_f1": True,
+    "loss": False,
+}
+
+
+def bio_spans(tags: Iterable[str]) -> set[tuple[int, int, str]]:
+    """Entity spans (start, end, type) of one BIO sequence (CoNLL-2000 convention).
+
+    An I-X that does not continue an X span starts a new one, as conlleval does.
+    """
+    spans: set[tuple[int, int, str]] = set()
+    start, kind = None, None
+    tags = list(tags) + ["O"]
+    for i, tag in enumerate(tags):
+        prefix, _, typ = tag.partition("-")
+        continues = prefix == "I" and kind == typ and start is not None
+        if start is not None and not continues:
+            spans.add((start, i, kind))
+            start, kind = None, None
+        if prefix in ("B", "I") and not continues:
+            start, kind = i, typ
+    return spans
+
+
+def entity_f1(true_seqs: list[list[str]], pred_seqs: list[list[str]]) -> float:
+    """Entity-level (exact span and type) micro F1 over all sequences."""
+    tp = n_true = n_pred = 0
+    for k, (t, p) in enumerate(zip(true_seqs, pred_seqs)):
+        ts = {(k, *s) for s in bio_spans(t)}
+        ps = {(k, *s) for s in bio_spans(p)}
+        tp += len(ts & ps)
+        n_true += len(ts)
+        n_pred += len(ps)
+    if n_true == 0 and n_pred == 0:
+        return 1.0
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_true if n_true else 0.0
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def task_metrics(spec: TaskSpec, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """All metrics of one task from model outputs (logits or values) and targets."""
+    out = output.detach().float().cpu()
+    y = target.detach().cpu()
+    if spec.kind == "regression":
+        keep = ~torch.isnan(y)
+        yt, yp = y[keep].numpy(), out[keep].numpy()
+        if len(yt) == 0:
+            return {}
+        r2 = float(skm.r2_score(yt, yp)) if len(yt) > 1 else float("nan")
+        return {
+            "mse": float(skm.mean_squared_error(yt, yp)),
+            "mae": float(skm.mean_absolute_error(yt, yp)),
+            "r2": r2,
+        }
+    pred = out.argmax(-1)
+    if spec.kind == "classification":
+        keep = y != IGNORE_INDEX
+        yt, yp = y[keep].numpy(), pred[keep].numpy()
+        if len(yt) == 0:
+            return {}
+        labels = np.arange(int(spec.num_classes))
+        return {
+            "accuracy": float(skm.accuracy_score(yt, yp)),
+            "macro_f1": float(skm.f1_score(yt, yp, labels=labels, average="macro", zero_division=0)),
+        }
+    # tagging: (N, L) targets, IGNORE on padding
+    keep = y != IGNORE_INDEX
+    if not bool(keep.any()):
+        return {}
+    result = {"token_accuracy": float(skm.accuracy_score(y[keep].numpy(), pred[keep].numpy()))}
+    names = spec.class_names or ()
+    if any(n.startswith("B-") for n in names):
+        true_seqs, pred_seqs = [], []
+        for row_y, row_p, row_k in zip(y.numpy(), pred.numpy(), keep.numpy()):
+            true_seqs.append([names[i] for i in row_y[row_k]])
+            pred_seqs.append([names[i] for i in row_p[row_k]])
+        result["entity_f1"] = entity_f1(true_seqs, pred_seqs)
+    return result
+
+
+def relative_change(stl: float, mtl: float, *, higher_is_better: bool) -> float:
+    """Signed relative change of MTL vs STL in %, positive = MTL better.
+
+    (−1)^{l}·(M_mtl − M_stl)/|M_stl|·100 with l = 1 when lower is better
+    (the per-task term of Δm, Maninis et al., 2019).
+    """
+    if stl == 0 or math.isnan(stl) or math.isnan(mtl):
+        return float("nan")
+    sign = 1.0 if higher_is_better else -1.0
+    return sign * (mtl - stl) / abs(stl) * 100.0
+
+
+def delta_m(rows: list[dict[str, Any]]) -> float:
+    """Δm % (Maninis et al., CVPR 2019): mean over tasks of the signed relative change
+    vs the single-task baseline, Δm = (1/T) Σ_t (−1)^{l_t} (M_mtl,t − M_stl,t)/M_stl,t · 100.
+    Positive Δm: the multi-task model is better on average."""
+    values = [r["delta_pct"] for r in rows if not math.isnan(r["delta_pct"])]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def comparison_table(
+    specs: dict[str, TaskSpec],
+    stl: dict[str, dict[str, float]],
+    mtl: dict[str, dict[str, float]],
+) -> list[dict[str, Any]]:
+    """One row per task: primary metric, direction, STL and MTL values, Δ %, all metrics."""
+    rows = []
+    for name, spec in specs.items():
+        s = stl.get(name, {}).get(spec.metric, float("nan"))
+        m = mtl.get(name, {}).get(spec.metric, float("nan"))
+        rows.append(
+            {
+                "name": name,
+                "kind": spec.kind,
+                "metric": spec.metric,
+                "higher_is_better": bool(spec.higher_is_better),
+                "stl": s,
+                "mtl": m,
+                "delta_pct": relative_change(s, m, higher_is_better=bool(spec.higher_is_better)),
+                "stl_all": stl.get(name, {}),
+                "mtl_all": mtl.get(name, {}),
+            }
+        )
+    return rows

@@ -1,0 +1,164 @@
+"""Sharing modes: how much of the network the tasks share.
+
+Each mode is a `MultiTaskModel` registered with `@register_sharing(name, ...)`. A mode
+states which parameters are shared (`shared_parameters`), which belong to one task
+(`task_parameters`), and may add a regulariser to the loss (soft sharing). Weighting
+strategies and the interference analysis read the shared parameters from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from mtl_core.config import ModelSpec
+from mtl_core.models.encoders import build_encoder
+from mtl_core.models.heads import TaskHead
+from mtl_core.registry import NoOptions, Registry
+from mtl_core.tasks.base import PAD_ID, MTLDataset
+
+
+class MultiTaskModel(nn.Module):
+    """x -> {task: output}. Subclasses define the encoders and what is shared."""
+
+    def __init__(self, dataset: MTLDataset, tasks: list[str], spec: ModelSpec, options: Any) -> None:
+        super().__init__()
+        self.tasks = list(tasks)
+        self.token_input = dataset.input_kind == "tokens"
+        self.options = options
+
+    def mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        return (x != PAD_ID) if self.token_input else None
+
+    def forward(self, x: torch.Tensor, tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError  # abstract: every registered mode overrides it
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Parameters that receive gradient from more than one task."""
+        return []
+
+    def task_parameters(self, task: str) -> list[nn.Parameter]:
+        """Parameters that only `task`'s loss reaches."""
+        return []
+
+    def regularizer(self) -> torch.Tensor | None:
+        """An extra term added to the training loss (None when the mode has none)."""
+        return None
+
+    def parameter_counts(self) -> dict[str, int]:
+        count = lambda ps: sum(p.numel() for p in ps)  # noqa: E731
+        return {
+            "total": count(self.parameters()),
+            "shared": count(self.shared_parameters()),
+            **{f"task:{t}": count(self.task_parameters(t)) for t in self.tasks},
+        }
+
+
+SHARING: Registry[Callable[..., MultiTaskModel]] = Registry("sharing mode")
+
+
+def register_sharing(name: str, **kwargs: Any):
+    """Register a sharing mode (kwargs: description, paper, formula, options, min_tasks, diagram)."""
+    return SHARING.register(name, **kwargs)
+
+
+def build_model(
+    name: str, dataset: MTLDataset, tasks: list[str], spec: ModelSpec, options: dict[str, Any] | None = None
+) -> MultiTaskModel:
+    entry = SHARING.get(name, field_name="sharing.name")
+    opts = entry.parse_options(options, where="sharing")
+    return entry.obj(dataset, tasks, spec, opts)
+
+
+def _heads(dataset: MTLDataset, tasks: list[str], in_dim: int, spec: ModelSpec) -> nn.ModuleDict:
+    return nn.ModuleDict({t: TaskHead(dataset.tasks[t], in_dim, spec.head_hidden) for t in tasks})
+
+
+@register_sharing(
+    "single_task",
+    description="No sharing: an independent encoder and head per task (the single-task baseline).",
+    paper="Caruana, 1997 (the reference point multi-task learning is measured against)",
+    formula=r"\min_{\theta_t}\; L_t\big(f_t(g(x;\theta_t))\big)\quad\text{for each task } t",
+    options=NoOptions,
+    diagram="separate",
+)
+class SingleTask(MultiTaskModel):
+    def __init__(self, dataset, tasks, spec, options):
+        super().__init__(dataset, tasks, spec, options)
+        self.encoders = nn.ModuleDict({t: build_encoder(dataset, spec) for t in tasks})
+        self.heads = _heads(dataset, tasks, self.encoders[tasks[0]].out_dim, spec)
+
+    def forward(self, x, tasks=None):
+        mask = self.mask(x)
+        return {t: self.heads[t](self.encoders[t](x), mask) for t in (tasks or self.tasks)}
+
+    def task_parameters(self, task):
+        return [*self.encoders[task].parameters(), *self.heads[task].parameters()]
+
+
+@register_sharing(
+    "hard",
+    description="Hard parameter sharing: one shared encoder, one small head per task.",
+    paper="Caruana, 1997 (Multitask Learning, Machine Learning 28)",
+    formula=r"\hat y_t = f_t\big(g(x;\theta_s);\theta_t\big),\quad L=\sum_t w_t L_t",
+    options=NoOptions,
+    diagram="shared",
+)
+class HardSharing(MultiTaskModel):
+    def __init__(self, dataset, tasks, spec, options):
+        super().__init__(dataset, tasks, spec, options)
+        self.encoder = build_encoder(dataset, spec)
+        self.heads = _heads(dataset, tasks, self.encoder.out_dim, spec)
+
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def forward(self, x, tasks=None):
+        z = self.encoder(x)
+        mask = self.mask(x)
+        return {t: self.heads[t](z, mask) for t in (tasks or self.tasks)}
+
+    def shared_parameters(self):
+        return list(self.encoder.parameters()) if len(self.tasks) > 1 else []
+
+    def task_parameters(self, task):
+        own = list(self.heads[task].parameters())
+        return own + (list(self.encoder.parameters()) if len(self.tasks) == 1 else [])
+
+
+class SoftOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lam: float = Field(
+        1e-3, ge=0, allow_inf_nan=False,
+        description="λ, strength of the L2 pull of each task's encoder towards their mean",
+    )
+
+
+@register_sharing(
+    "soft",
+    description="Soft parameter sharing: one encoder per task, an L2 penalty keeps them close.",
+    paper="Duong et al., ACL 2015 (L2 distance between task parameters); survey: Ruder, 2017",
+    formula=r"L=\sum_t w_t L_t+\lambda\sum_t\lVert\theta_t-\bar\theta\rVert_2^2,\quad \bar\theta=\tfrac1T\sum_t\theta_t",
+    options=SoftOptions,
+    diagram="soft",
+)
+class SoftSharing(SingleTask):
+    """Task encoders θ_t tied by λ·Σ_t ‖θ_t − θ̄‖² (θ̄ the mean encoder).
+
+    No parameter is shared outright: each task's gradient reaches only its own encoder,
+    and the penalty is what transfers knowledge between them. d/dθ_t of the penalty is
+    2λ(θ_t − θ̄) because Σ_t (θ_t − θ̄) = 0, so θ̄ need not be detached.
+    """
+
+    def regularizer(self):
+        if len(self.tasks) < 2:
+            return None
+        per_task = [list(self.encoders[t].parameters()) for t in self.tasks]
+        total = per_task[0][0].new_zeros(())
+        for group in zip(*per_task):  # the same tensor position in every task's encoder
+            stacked = torch.stack(group)
+            total = total + ((stacked - stacked.mean(0, keepdim=True)) ** 2).sum()
+        return self.options.lam * total

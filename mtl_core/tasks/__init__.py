@@ -1,0 +1,28 @@
+"""The dataset catalogue: every built-in dataset registers itself on import."""
+
+from mtl_core.tasks.base import (
+    DATASETS,
+    IGNORE_INDEX,
+    PAD_ID,
+    UNK_ID,
+    MTLDataset,
+    Split,
+    TaskSpec,
+    dataset_task_names,
+    load_dataset,
+    register_dataset,
+)
+from mtl_core.tasks import digits, mmoe_synthetic, penguins, toy_language  # noqa: F401  (registers)
+
+__all__ = [
+    "DATASETS",
+    "IGNORE_INDEX",
+    "PAD_ID",
+    "UNK_ID",
+    "MTLDataset",
+    "Split",
+    "TaskSpec",
+    "dataset_task_names",
+    "load_dataset",
+    "register_dataset",
+]

@@ -1,0 +1,219 @@
+"""What a dataset is to the engine: inputs, one target per task, three splits.
+
+Conventions every dataset follows (the engine, metrics and importers rely on them):
+- vector inputs are float32 `(N, D)`; token inputs are int64 `(N, L)` padded with
+  `PAD_ID` (0), `UNK_ID` (1) for unknown words;
+- classification targets are int64 `(N,)`, tagging targets int64 `(N, L)`, regression
+  targets float32 `(N,)`;
+- a missing label is `IGNORE_INDEX` (-100) in an integer target and NaN in a float one:
+  its loss is masked, the row is kept for the other tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+
+from mtl_core.errors import ConfigError
+from mtl_core.registry import Registry
+
+TaskKind = Literal["classification", "regression", "tagging"]
+InputKind = Literal["vector", "tokens"]
+
+PAD_ID = 0
+UNK_ID = 1
+IGNORE_INDEX = -100
+
+# Primary metric and direction per task kind unless a dataset says otherwise.
+DEFAULT_METRIC: dict[str, tuple[str, bool]] = {
+    "classification": ("accuracy", True),
+    "regression": ("mse", False),
+    "tagging": ("token_accuracy", True),
+}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a dataset: what it predicts and how it is scored."""
+
+    name: str
+    kind: TaskKind
+    num_classes: int | None = None  # classification / tagging
+    class_names: tuple[str, ...] | None = None
+    metric: str = ""  # primary metric; "" = the kind's default
+    higher_is_better: bool | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        default_metric, default_hib = DEFAULT_METRIC[self.kind]
+        if not self.metric:
+            object.__setattr__(self, "metric", default_metric)
+        if self.higher_is_better is None:
+            object.__setattr__(self, "higher_is_better", default_hib)
+        if self.kind != "regression":
+            assert self.num_classes and self.num_classes >= 2, f"{self.name}: num_classes"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names) if self.class_names else None,
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "description": self.description,
+        }
+
+
+@dataclass
+class Split:
+    """Inputs and per-task targets of one split (train, val or test)."""
+
+    x: torch.Tensor
+    y: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.x.to(device), {t: v.to(device) for t, v in self.y.items()})
+
+    def subset(self, index: torch.Tensor | np.ndarray | Sequence[int]) -> "Split":
+        index = torch.as_tensor(np.asarray(index), dtype=torch.long, device=self.x.device)
+        return Split(self.x[index], {t: v[index] for t, v in self.y.items()})
+
+    def labelled_count(self, task: str) -> int:
+        y = self.y[task]
+        if y.is_floating_point():
+            return int((~torch.isnan(y)).sum())
+        if y.dim() > 1:  # tagging: a row counts when any token is labelled
+            return int((y != IGNORE_INDEX).any(dim=1).sum())
+        return int((y != IGNORE_INDEX).sum())
+
+
+@dataclass
+class MTLDataset:
+    """A multi-task dataset: one input per row, one target per task, three splits."""
+
+    name: str
+    input_kind: InputKind
+    tasks: dict[str, TaskSpec]
+    train: Split
+    val: Split
+    test: Split
+    input_dim: int = 0  # vector inputs: number of features
+    vocab: list[str] | None = None  # token inputs: id -> word
+    feature_names: list[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # provenance, counts, notes
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab) if self.vocab else 0
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.tasks)
+
+    def select_tasks(self, names: Sequence[str]) -> "MTLDataset":
+        """The same data restricted to `names` (in that order)."""
+        unknown = [n for n in names if n not in self.tasks]
+        if unknown:
+            raise ConfigError(
+                f"tasks: unknown task {unknown[0]!r} for dataset {self.name!r}; "
+                f"choose from: {', '.join(self.tasks)}"
+            )
+
+        def pick(split: Split) -> Split:
+            return Split(split.x, {n: split.y[n] for n in names})
+
+        return MTLDataset(
+            name=self.name,
+            input_kind=self.input_kind,
+            tasks={n: self.tasks[n] for n in names},
+            train=pick(self.train),
+            val=pick(self.val),
+            test=pick(self.test),
+            input_dim=self.input_dim,
+            vocab=self.vocab,
+            feature_names=self.feature_names,
+            info=self.info,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "input_kind": self.input_kind,
+            "input_dim": self.input_dim,
+            "vocab_size": self.vocab_size,
+            "tasks": [t.as_dict() for t in self.tasks.values()],
+            "splits": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+            "info": self.info,
+        }
+
+
+def split_indices(
+    n: int,
+    *,
+    seed: int,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    stratify: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deterministic train/val/test row indices (stratified when `stratify` is given)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(n)
+    holdout = val_fraction + test_fraction
+    train, rest = train_test_split(
+        idx, test_size=holdout, random_state=seed, stratify=stratify
+    )
+    strat_rest = stratify[rest] if stratify is not None else None
+    val, test = train_test_split(
+        rest, test_size=test_fraction / holdout, random_state=seed + 1, stratify=strat_rest
+    )
+    return np.sort(train), np.sort(val), np.sort(test)
+
+
+# A dataset builder: (validated options, seed) -> MTLDataset.
+Builder = Callable[[Any, int], MTLDataset]
+# Task names without building the data (config validation): options -> names.
+TaskLister = Callable[[Any], list[str]]
+
+DATASETS: Registry[Builder] = Registry("dataset")
+
+
+def register_dataset(
+    name: str,
+    *,
+    description: str,
+    options: type[BaseModel],
+    task_names: TaskLister,
+    paper: str = "",
+    input_kind: InputKind = "vector",
+) -> Callable[[Builder], Builder]:
+    """Register a dataset builder under `name` (see the module docstring for its contract)."""
+    return DATASETS.register(
+        name,
+        description=description,
+        paper=paper,
+        options=options,
+        task_names=task_names,
+        input_kind=input_kind,
+    )
+
+
+def dataset_task_names(name: str, options: dict[str, Any] | None = None) -> list[str]:
+    entry = DATASETS.get(name, field_name="dataset.name")
+    opts = entry.parse_options(options, where="dataset")
+    return list(entry.extra["task_names"](opts))
+
+
+def load_dataset(name: str, options: dict[str, Any] | None = None, *, seed: int = 0) -> MTLDataset:
+    """Build dataset `name` with `options`; deterministic for a given seed."""
+    entry = DATASETS.get(name, field_name="dataset.name")
+    opts = entry.parse_options(options, where="dataset")
+    return entry.obj(opts, seed)
