@@ -121,6 +121,9 @@ class ExperimentConfig(_Strict):
             self.steps = 500
 
         entry = DATASETS.get(self.dataset.name, field_name="dataset.name")
+        if "min_rows" in entry.options.model_fields and "min_rows" not in self.dataset.options:
+            # A file dataset must hold at least one batch; the importer says so by name.
+            self.dataset.options = {**self.dataset.options, "min_rows": self.batch_size}
         ds_opts = entry.parse_options(self.dataset.options, where="dataset")
         self.dataset.options = ds_opts.model_dump(mode="json")
         available = list(entry.extra["task_names"](ds_opts))

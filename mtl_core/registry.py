@@ -55,6 +55,10 @@ class Entry(Generic[T]):
 
 
 def _jsonable(value: Any) -> Any:
+    from pydantic_core import PydanticUndefined
+
+    if value is PydanticUndefined:
+        return "(required)"
     if isinstance(value, (str, int, float, bool, type(None))):
         return value
     if isinstance(value, (list, tuple)):

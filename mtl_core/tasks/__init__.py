@@ -12,7 +12,8 @@ from mtl_core.tasks.base import (
     load_dataset,
     register_dataset,
 )
-from mtl_core.tasks import digits, mmoe_synthetic, penguins, toy_language  # noqa: F401  (registers)
+from mtl_core.tasks import csv_import, digits, mmoe_synthetic, penguins, toy_language  # noqa: F401  (registers)
+from mtl_core.tasks.csv_import import from_csv
 
 __all__ = [
     "DATASETS",
@@ -23,6 +24,7 @@ __all__ = [
     "Split",
     "TaskSpec",
     "dataset_task_names",
+    "from_csv",
     "load_dataset",
     "register_dataset",
 ]
