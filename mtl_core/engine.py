@@ -187,57 +187,64 @@ def train(
     train_seconds, tick = 0.0, time.perf_counter()
     model.train()
 
-    for step in range(1, steps + 1):
-        if sink.should_stop():
-            raise RunCancelled(f"run cancelled at step {step - 1} of {steps}")
-        idx = batches.next()
-        xb = train_data.x[idx]
-        if probs is None:
-            out = model(xb)
-            losses = torch.stack(
-                [task_loss(specs[i].kind, out[t], train_data.y[t][idx], masked=masked[i]) for i, t in enumerate(tasks)]
-            )
-            active_row = all_active
-        else:  # one task this step; the others get a zero loss and no gradient
-            j = int(torch.multinomial(probs, 1, generator=gen))
-            active_row = one_active[j]
-            out = model(xb, [tasks[j]])
-            loss_j = task_loss(specs[j].kind, out[tasks[j]], train_data.y[tasks[j]][idx], masked=masked[j])
-            losses = torch.stack([loss_j if i == j else loss_j.new_zeros(()) for i in range(T)])
-        reg = model.regularizer()
-        optimizer.zero_grad(set_to_none=True)
-        applied = strategy.backward(losses, step=step, model=model, extra_loss=reg)
-        optimizer.step()
+    try:
+        for step in range(1, steps + 1):
+            if sink.should_stop():
+                raise RunCancelled(f"run cancelled at step {step - 1} of {steps}")
+            idx = batches.next()
+            xb = train_data.x[idx]
+            if probs is None:
+                out = model(xb)
+                losses = torch.stack(
+                    [task_loss(specs[i].kind, out[t], train_data.y[t][idx], masked=masked[i]) for i, t in enumerate(tasks)]
+                )
+                active_row = all_active
+            else:  # one task this step; the others get a zero loss and no gradient
+                j = int(torch.multinomial(probs, 1, generator=gen))
+                active_row = one_active[j]
+                out = model(xb, [tasks[j]])
+                loss_j = task_loss(specs[j].kind, out[tasks[j]], train_data.y[tasks[j]][idx], masked=masked[j])
+                losses = torch.stack([loss_j if i == j else loss_j.new_zeros(()) for i in range(T)])
+            reg = model.regularizer()
+            optimizer.zero_grad(set_to_none=True)
+            applied = strategy.backward(losses, step=step, model=model, extra_loss=reg)
+            optimizer.step()
 
-        loss_buf[k] = losses.detach()
-        weight_buf[k] = applied
-        active_buf[k] = active_row
-        if reg is not None:
-            extra_buf[k] = reg.detach()
-            has_reg = True
-        k += 1
+            loss_buf[k] = losses.detach()
+            weight_buf[k] = applied
+            active_buf[k] = active_row
+            if reg is not None:
+                extra_buf[k] = reg.detach()
+                has_reg = True
+            k += 1
 
-        evaluate_now = step % config.eval_every == 0 or step == steps
-        if k == config.log_every or evaluate_now:
-            _check_finite(loss_buf[:k], active_buf[:k], tasks, step - k + 1)
-            train_seconds += time.perf_counter() - tick  # evaluation time is not training time
-            _log_train(sink, phase, step, tasks, loss_buf[:k], weight_buf[:k], active_buf[:k],
-                       extra_buf[:k] if has_reg else None)
-            sink.on_progress(phase, step, steps, step * batches.batch_size / max(train_seconds, 1e-9))
-            k = 0
-            if evaluate_now:
-                val_metrics = evaluate(model, val_data, dataset)
-                sink.on_eval(phase, step, "val", val_metrics)
-                if config.interference:
-                    last_snapshot = interference_snapshot(
-                        model, dataset, train_data.x[snap_idx], {t: train_data.y[t][snap_idx] for t in tasks}
-                    )
-                    if last_snapshot is not None:
-                        sink.on_interference(phase, step, last_snapshot)
-            tick = time.perf_counter()
+            evaluate_now = step % config.eval_every == 0 or step == steps
+            if k == config.log_every or evaluate_now:
+                _check_finite(loss_buf[:k], active_buf[:k], tasks, step - k + 1)
+                train_seconds += time.perf_counter() - tick  # evaluation time is not training time
+                _log_train(sink, phase, step, tasks, loss_buf[:k], weight_buf[:k], active_buf[:k],
+                           extra_buf[:k] if has_reg else None)
+                sink.on_progress(phase, step, steps, step * batches.batch_size / max(train_seconds, 1e-9))
+                k = 0
+                if evaluate_now:
+                    val_metrics = evaluate(model, val_data, dataset)
+                    sink.on_eval(phase, step, "val", val_metrics)
+                    if config.interference:
+                        last_snapshot = interference_snapshot(
+                            model, dataset, train_data.x[snap_idx], {t: train_data.y[t][snap_idx] for t in tasks}
+                        )
+                        if last_snapshot is not None:
+                            sink.on_interference(phase, step, last_snapshot)
+                tick = time.perf_counter()
 
-    test_metrics = evaluate(model, dataset.test.to(device), dataset)
-    sink.on_eval(phase, steps, "test", test_metrics)
+        test_metrics = evaluate(model, dataset.test.to(device), dataset)
+        sink.on_eval(phase, steps, "test", test_metrics)
+    except RunCancelled as exc:
+        sink.on_end(phase, "cancelled", str(exc))
+        raise
+    except Exception as exc:
+        sink.on_end(phase, "failed", str(exc))
+        raise
     sink.on_end(phase, "finished")
     return TrainResult(
         phase=phase, tasks=tasks, steps=steps, test=test_metrics, val=val_metrics,
@@ -249,8 +256,8 @@ def train(
 
 def _task_probabilities(config: ExperimentConfig, data: Split, tasks: list[str]) -> torch.Tensor | None:
     """None = every task every step; else the probability of sampling each task."""
-    if config.sampling.mode == "all":
-        return None
+    if config.sampling.mode == "all" or len(tasks) == 1:
+        return None  # one task: nothing to draw (and no draw from the batch generator)
     if config.sampling.proportional:
         counts = torch.tensor([float(data.labelled_count(t)) for t in tasks])
     else:

@@ -74,7 +74,7 @@ def format_validation_error(exc: ValidationError, *, prefix: str = "") -> str:
         loc = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown option; remove it or check its spelling"
+            msg = "unknown field; remove it or check its spelling"
         lines.append(f"{loc}: {msg}" if loc else msg)
     return "\n".join(lines)
 
