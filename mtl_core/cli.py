@@ -1,0 +1,266 @@
+"""`mtl-lab` / `python -m mtl_core`: the engine from a terminal.
+
+    mtl-lab list datasets|sharing|weighting [--json]
+    mtl-lab run --config FILE [--set key=value ...] [--json OUT] [--background]
+    mtl-lab runs [--json]            mtl-lab show RUN_ID [--json]
+    mtl-lab export RUN_ID --format csv|json [--out PATH]
+    mtl-lab delete RUN_ID            mtl-lab cancel RUN_ID
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from mtl_core.errors import MTLLabError
+
+log = logging.getLogger("mtl_core")
+
+
+def _registries() -> dict[str, Any]:
+    from mtl_core.models import SHARING
+    from mtl_core.tasks import DATASETS
+    from mtl_core.weighting import WEIGHTING
+
+    return {"datasets": DATASETS, "sharing": SHARING, "weighting": WEIGHTING}
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registry = _registries()[args.what]
+    entries = [e.describe() for e in registry.entries()]
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    for e in entries:
+        print(f"{e['name']:<16} {e['description']}")
+        if e.get("paper"):
+            print(f"{'':<16} paper: {e['paper']}")
+        for opt, info in e["options"].items():
+            print(f"{'':<16}   {opt} = {info['default']!r}  {info['description']}")
+    return 0
+
+
+def load_config(args: argparse.Namespace):
+    from mtl_core.config import ExperimentConfig, apply_overrides
+
+    if args.config:
+        return ExperimentConfig.from_file(args.config, args.set)
+    return ExperimentConfig.parse(apply_overrides({}, args.set))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mtl_core import jobs
+    from mtl_core.progress import TqdmSink
+    from mtl_core.store import RunStore, request_stop
+    from mtl_core.worker import execute
+
+    config = load_config(args)
+    if args.background:
+        run_id = jobs.start(config, name=args.name)
+        print(run_id)
+        return 0
+    # `mtl-lab cancel` (SIGTERM) stops this foreground run cleanly between two steps.
+    signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
+    with RunStore() as store:
+        run_id = store.create_run(config.to_dict(), name=args.name)
+        print(f"run {run_id}", file=sys.stderr)
+        status = execute(store, run_id, extra_sink=TqdmSink(disable=args.quiet))
+        run = store.get_run(run_id)
+        result = store.result(run_id)
+    if result is not None and args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    if status != "finished":
+        print(f"run {run_id} {status}: {run.get('error') or ''}", file=sys.stderr)
+        return 1 if status == "failed" else 130
+    print(format_result(result))
+    if args.json:
+        print(f"results written to {args.json}", file=sys.stderr)
+    return 0
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """The single-task vs multi-task table, Δm and the gradient cosine, as text."""
+    import pandas as pd
+
+    rows = [
+        {
+            "task": r["name"],
+            "metric": r["metric"] + (" ↑" if r["higher_is_better"] else " ↓"),
+            "single-task": _fmt(r["stl"]),
+            "multi-task": _fmt(r["mtl"]),
+            "Δ %": _fmt(r["delta_pct"]),
+        }
+        for r in result["tasks"]
+    ]
+    lines = [pd.DataFrame(rows).to_string(index=False), ""]
+    dm = result.get("delta_m")
+    lines.append(
+        f"Δm = {_fmt(dm)} %  (mean signed change vs single-task; > 0: multi-task helps)"
+        if dm is not None else "Δm: no baselines"
+    )
+    inter = result.get("interference") or {}
+    if inter.get("grad_cosine"):
+        cos = pd.DataFrame(inter["grad_cosine"], index=inter["tasks"], columns=inter["tasks"])
+        lines += ["", "gradient cosine between tasks (shared parameters, last evaluation):",
+                  cos.round(3).to_string()]
+    thr = result.get("throughput") or {}
+    if thr.get("samples_per_s"):
+        lines.append(f"\nthroughput: {thr['samples_per_s']:,.0f} samples/s on {result.get('device')}")
+    return "\n".join(lines)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from mtl_core.store import RunStore
+
+    with RunStore() as store:
+        df = store.runs()
+    if args.json:
+        print(json.dumps(json.loads(df.to_json(orient="records", date_format="iso")), indent=2))
+    elif df.empty:
+        print("no runs yet: start one with `mtl-lab run --config examples/quickstart.yaml`")
+    else:
+        cols = [c for c in ("id", "name", "status", "dataset", "sharing", "weighting", "tasks", "delta_m",
+                            "created_at") if c in df.columns]
+        print(df[cols].to_string(index=False))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from mtl_core.store import RunStore
+
+    with RunStore() as store:
+        run = store.get_run(args.run_id)
+        result = store.result(args.run_id)
+    if args.json:
+        print(json.dumps({"run": run, "result": result}, indent=2, default=str))
+        return 0
+    print(f"run {run['id']}  status: {run['status']}  device: {run.get('device') or '—'}")
+    if run.get("error"):
+        print(f"error: {run['error']}")
+    if result:
+        print(format_result(result))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mtl_core.store import RunStore
+
+    with RunStore() as store:
+        run = store.get_run(args.run_id)
+        result = store.result(args.run_id)
+        curves = store.metrics(args.run_id)
+    if args.format == "json":
+        text = json.dumps(
+            {"run": run, "result": result, "curves": curves.to_dict(orient="records")}, indent=2, default=str
+        )
+        out = Path(args.out or f"{args.run_id}.json")
+        out.write_text(text)
+    else:
+        out = Path(args.out or f"{args.run_id}.csv")
+        curves.to_csv(out, index=False)
+        if result:
+            out.with_name(out.stem + "_results.csv").write_text(_results_csv(result))
+    print(out)
+    return 0
+
+
+def _results_csv(result: dict[str, Any]) -> str:
+    import pandas as pd
+
+    df = pd.DataFrame(
+        [{k: r[k] for k in ("name", "kind", "metric", "higher_is_better", "stl", "mtl", "delta_pct")}
+         for r in result["tasks"]]
+    )
+    return df.to_csv(index=False)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from mtl_core.store import RunStore
+
+    with RunStore() as store:
+        store.get_run(args.run_id)
+        store.delete_run(args.run_id)
+    print(f"deleted {args.run_id}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from mtl_core import jobs
+
+    if jobs.cancel(args.run_id):
+        print(f"cancel requested for {args.run_id}")
+    else:
+        print(f"{args.run_id} is not running; nothing to cancel")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mtl-lab", description="MTL Lab: multi-task learning experiments.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list datasets, sharing modes or weighting strategies")
+    s.add_argument("what", choices=["datasets", "sharing", "weighting"])
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("run", help="train a multi-task model and its single-task baselines")
+    s.add_argument("--config", "-c", help="YAML or JSON experiment config")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field, e.g. --set sharing=soft --set weights.y1=2.0")
+    s.add_argument("--json", metavar="OUT", help="write the results JSON here")
+    s.add_argument("--name", help="a name for the run")
+    s.add_argument("--background", action="store_true", help="start in a background process, print the run id")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("runs", help="table of stored runs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("show", help="one stored run and its results")
+    s.add_argument("run_id")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("export", help="write a run's curves and results to CSV or JSON")
+    s.add_argument("run_id")
+    s.add_argument("--format", choices=["csv", "json"], default="csv")
+    s.add_argument("--out", help="output file (default: RUN_ID.csv / RUN_ID.json)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("delete", help="delete a stored run")
+    s.add_argument("run_id")
+    s.set_defaults(func=cmd_delete)
+
+    s = sub.add_parser("cancel", help="cancel a running run")
+    s.add_argument("run_id")
+    s.set_defaults(func=cmd_cancel)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except MTLLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Background runs: start a training process, cancel it, ask how it is doing.
+
+Each run trains in its own process, `python -m mtl_core.worker RUN_ID`, started with
+`subprocess.Popen` in a new session. Not `multiprocessing`: its spawn start method
+re-imports the parent's main script in the child, which under Streamlit means
+re-running the dashboard page; and a fork of a process holding torch threads or an
+open SQLite connection is unsafe. The worker and its watchers talk only through the
+run store, so a browser refresh or a dashboard restart re-attaches by reading it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import mtl_core
+from mtl_core.config import ExperimentConfig
+from mtl_core.errors import StoreError
+from mtl_core.store import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStore, default_store_path, pid_alive
+
+# Popen objects of the workers this process started, by run id. Polling them reaps
+# children that ended, so they do not linger as zombies of a long-lived dashboard.
+_CHILDREN: dict[str, subprocess.Popen] = {}
+
+
+def _reap() -> None:
+    for run_id, proc in list(_CHILDREN.items()):
+        if proc.poll() is not None:
+            del _CHILDREN[run_id]
+
+
+def log_path(run_id: str, *, store_path: str | Path | None = None) -> Path:
+    """The worker's log file: `<store folder>/logs/<run_id>.log` (stdout, stderr, tracebacks)."""
+    db = Path(store_path).expanduser().resolve() if store_path is not None else default_store_path()
+    return db.parent / "logs" / f"{run_id}.log"
+
+
+def start(
+    config: ExperimentConfig | dict[str, Any],
+    *,
+    name: str | None = None,
+    store_path: str | Path | None = None,
+) -> str:
+    """Validate `config` (an ExperimentConfig or a plain dict), queue it and start its process.
+
+    Returns the run id at once; the run trains in the background. Raises ConfigError for
+    an invalid config (nothing is stored then) and StoreError if the process cannot start.
+    """
+    if not isinstance(config, ExperimentConfig):
+        config = ExperimentConfig.parse(dict(config))
+    _reap()
+    with RunStore(store_path) as store:
+        run_id = store.create_run(config.model_dump(mode="json"), name=name)
+        log_file_path = log_path(run_id, store_path=store.path)
+        log_file_path.parent.mkdir(parents=True, exist_ok=True)
+        env = os.environ.copy()
+        env["MTL_LAB_DB"] = str(store.path)
+        env["PYTHONUNBUFFERED"] = "1"  # log lines appear as they are written
+        # The worker must import this very mtl_core, installed or not.
+        package_root = str(Path(mtl_core.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        try:
+            with open(log_file_path, "ab") as log_file:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "mtl_core.worker", run_id],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,  # survives Ctrl-C and the end of the dashboard
+                )
+        except OSError as exc:
+            store.set_status(run_id, "failed", error=f"could not start the training process: {exc}")
+            raise StoreError(
+                f"could not start the training process for run {run_id}: {exc}; "
+                f"check that {sys.executable} can run `python -m mtl_core.worker`"
+            ) from None
+        _CHILDREN[run_id] = proc
+        store.set_pid(run_id, proc.pid)
+    return run_id
+
+
+def cancel(run_id: str, *, store_path: str | Path | None = None) -> bool:
+    """Ask run `run_id` to stop: it ends as `cancelled` at its next step, curves kept.
+
+    Returns True if the run was still queued or running, False if it had already
+    ended (cancelling twice, or a finished run, is harmless).
+    """
+    _reap()
+    with RunStore(store_path) as store:
+        run = store.get_run(run_id)
+        if run["status"] in TERMINAL_STATUSES:
+            return False
+        store.request_cancel(run_id)
+        pid = run["pid"]
+        if pid is not None and pid_alive(pid):
+            try:
+                # To the worker only, not its process group: data-loader children should
+                # be ended by the worker, not killed under it.
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        elif pid is None and run["status"] == "queued":
+            # No process was ever started for it: nothing will end it but us.
+            store.set_status(run_id, "cancelled")
+        store.mark_interrupted()  # a process that died meanwhile ends as cancelled
+    return True
+
+
+def status(run_id: str, *, store_path: str | Path | None = None) -> str:
+    """The run's status: queued, running, finished, failed, cancelled or interrupted."""
+    _reap()
+    with RunStore(store_path) as store:  # opening marks dead processes' runs interrupted
+        return store.get_run(run_id)["status"]
+
+
+def active(*, store_path: str | Path | None = None) -> pd.DataFrame:
+    """Runs that are queued or running (as `RunStore.runs`), after marking dead ones interrupted."""
+    _reap()
+    with RunStore(store_path) as store:
+        store.mark_interrupted()
+        return store.runs(status=ACTIVE_STATUSES)
+
+
+def wait(
+    run_id: str,
+    timeout: float = 60.0,
+    *,
+    store_path: str | Path | None = None,
+    poll_s: float = 0.2,
+) -> str:
+    """Poll until the run has ended or `timeout` seconds passed; return its status then."""
+    deadline = time.monotonic() + timeout
+    with RunStore(store_path) as store:
+        while True:
+            _reap()
+            store.mark_interrupted()
+            current = store.get_run(run_id)["status"]
+            if current in TERMINAL_STATUSES or time.monotonic() >= deadline:
+                return current
+            time.sleep(poll_s)

@@ -1,0 +1,781 @@
+"""The run store: every run's config, status, curves, interference and results in SQLite.
+
+The store is the only channel between a training process and whoever watches it (the
+dashboard, the CLI, a notebook). One process writes a run; any number read it. SQLite
+in WAL mode gives exactly that: readers never block the writer and see only committed
+transactions, and a writer killed mid-step loses at most its uncommitted transaction.
+
+Timestamps in `runs` and `baselines` are ISO-8601 UTC strings (`2026-11-24T23:59:59.123+00:00`);
+`metrics.wall_time` is unix seconds (float), cheap to subtract for curves against time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import pandas as pd
+
+from mtl_core.errors import StoreError
+from mtl_core.sink import Sink
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
+ACTIVE_STATUSES = ("queued", "running")
+TERMINAL_STATUSES = ("finished", "failed", "cancelled", "interrupted")
+
+METRIC_COLUMNS = ["phase", "step", "task", "split", "metric", "value", "wall_time"]
+MetricRow = tuple[str, int, str, str, str, float, float]
+
+BUSY_TIMEOUT_S = 10.0
+DB_FILENAME = "mtl_lab.db"
+
+
+def default_store_path() -> Path:
+    """`$MTL_LAB_HOME/mtl_lab.db` if MTL_LAB_HOME is set, else `./runs/mtl_lab.db`.
+
+    The folder is created if needed: nothing a user makes is written inside the package.
+    """
+    home = os.environ.get("MTL_LAB_HOME")
+    folder = Path(home).expanduser() if home else Path.cwd() / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / DB_FILENAME
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _new_run_id() -> str:
+    # Readable and sortable by creation time; 24 random bits keep two runs started in the
+    # same second apart.
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _to_jsonable(obj: Any) -> Any:
+    """json.dumps fallback for numpy scalars/arrays, torch tensors and paths."""
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_to_jsonable)
+
+
+# ---- process liveness -----------------------------------------------------------------
+def pid_alive(pid: int) -> bool:
+    """True if process `pid` exists and is not a zombie (exited, waiting to be reaped)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    # A child that exited but was not reaped yet still answers kill(pid, 0).
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS) or it vanished just now: trust kill()
+    # The state letter follows the command name, which is in parentheses and may hold spaces.
+    state = stat[stat.rfind(")") + 2 : stat.rfind(")") + 3]
+    return state not in ("Z", "X")
+
+
+# ---- schema and migrations ------------------------------------------------------------
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run `;`-separated statements inside the caller's transaction.
+
+    (`Connection.executescript` would COMMIT first and break the migration's atomicity.)
+    """
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _migrate_to_1(conn: sqlite3.Connection) -> None:
+    """Version 1: runs, metric curves, interference snapshots, results, baseline cache."""
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE IF NOT EXISTS runs (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            config TEXT NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            device TEXT,
+            pid INTEGER,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            code_version TEXT,
+            step INTEGER NOT NULL DEFAULT 0,
+            total_steps INTEGER,
+            samples_per_s REAL,
+            phase TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+        CREATE TABLE IF NOT EXISTS metrics (
+            run_id TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            task TEXT NOT NULL,
+            split TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            value REAL,
+            wall_time REAL NOT NULL
+        );
+        -- (run_id, step): every read is one run's curves ordered by step, served from
+        -- the index without a sort.
+        CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, step);
+        CREATE TABLE IF NOT EXISTS interference (
+            run_id TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            payload TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS interference_run ON interference(run_id, step);
+        -- delta_m is copied out of the payload so that listing runs needs no JSON parse
+        -- (and a NaN somewhere in a result, which Python's json writes but SQLite's
+        -- json_extract rejects, cannot break the listing).
+        CREATE TABLE IF NOT EXISTS results (
+            run_id TEXT PRIMARY KEY,
+            payload TEXT NOT NULL,
+            delta_m REAL
+        );
+        CREATE TABLE IF NOT EXISTS baselines (
+            key TEXT PRIMARY KEY,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        """
+    )
+
+
+# MIGRATIONS[v] upgrades a store from version v-1 to v. A schema change is one new
+# function and one new entry here; never edit a migration that has shipped.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_to_1,
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+# ---- the store ------------------------------------------------------------------------
+class RunStore:
+    """SQLite store of runs. One connection per object; safe across processes.
+
+    Writes go through `_transaction()` (BEGIN IMMEDIATE: the write lock is taken up front,
+    so two writers queue on the busy timeout instead of failing on a lock upgrade).
+    Reads are single statements, each seeing one committed snapshot.
+
+    Opening a store marks runs whose process died as `interrupted` (`mark_interrupted`).
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path).expanduser().resolve() if path is not None else default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves (see _transaction).
+            self._conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open the run store {self.path}: {exc}; check that the folder is writable "
+                "or set MTL_LAB_HOME to another folder"
+            ) from None
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._set_wal()
+            # NORMAL in WAL mode: a commit survives a process crash; only a power cut can
+            # lose the last commits, never corrupt the file.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+            self.mark_interrupted()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreError(
+                f"{self.path} cannot be used as a run store ({exc}); move it away or set "
+                "MTL_LAB_HOME to another folder"
+            ) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _set_wal(self) -> None:
+        # Switching a fresh file to WAL needs an exclusive lock, which SQLite may refuse
+        # without waiting when several processes create the store at the same moment.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise StoreError(f"cannot open the run store {self.path}: {exc}") from None
+                time.sleep(0.05)
+        if str(mode).lower() != "wal":
+            log.warning("run store %s is in %s mode, not WAL (network file system?)", self.path, mode)
+
+    # ---- connection plumbing -----------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r})"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; nested uses join the outermost one."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"the run store {self.path} is closed; open a new RunStore")
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._conn
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise StoreError(
+                        f"the run store {self.path} stayed locked by another process for "
+                        f"{BUSY_TIMEOUT_S:.0f} s; try again, or look for a stuck process using it"
+                    ) from None
+                raise
+            self._depth = 1
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._depth = 0
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"the run store {self.path} is closed; open a new RunStore")
+            return self._conn.execute(sql, params).fetchall()
+
+    # ---- schema ------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The schema version recorded in the file (0 for an empty file)."""
+        has_meta = self._read("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")
+        if not has_meta:
+            return 0
+        row = self._read("SELECT value FROM meta WHERE key='schema_version'")
+        return int(row[0][0]) if row else 0
+
+    def _migrate(self) -> None:
+        """Bring the file up to SCHEMA_VERSION, one migration step at a time."""
+        current = self.schema_version()
+        if current == SCHEMA_VERSION:
+            return  # the common case: no write lock taken just to open the store
+        self._refuse_newer(current)
+        with self._transaction() as conn:
+            current = self.schema_version()  # another process may have migrated meanwhile
+            self._refuse_newer(current)
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                log.info("migrating run store %s to schema version %d", self.path, version)
+                MIGRATIONS[version](conn)
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (str(version),),
+                )
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the run store {self.path} has schema version {version}, but this MTL Lab "
+                f"knows versions up to {SCHEMA_VERSION}; upgrade MTL Lab (pip install -U mtl-lab) "
+                "to open it, or set MTL_LAB_HOME to another folder"
+            )
+
+    # ---- runs --------------------------------------------------------------------------
+    def create_run(self, config: dict[str, Any], *, name: str | None = None) -> str:
+        """Record a new run (status `queued`) and return its id, e.g. `20261124-235959-ab12cd`."""
+        try:
+            from mtl_core import __version__ as code_version  # type: ignore[attr-defined]
+        except ImportError:
+            code_version = "0"
+        if name is None and isinstance(config.get("name"), str):
+            name = config["name"]
+        payload = _dumps(config)
+        for _ in range(5):
+            run_id = _new_run_id()
+            try:
+                with self._transaction() as conn:
+                    conn.execute(
+                        "INSERT INTO runs(id, name, config, status, created_at, code_version) "
+                        "VALUES(?, ?, ?, 'queued', ?, ?)",
+                        (run_id, name, payload, _now_iso(), str(code_version)),
+                    )
+                return run_id
+            except sqlite3.IntegrityError:
+                continue  # same second and same 24 random bits: draw again
+        raise StoreError("could not draw a free run id after 5 tries; try again")
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run's row as a dict; `config` parsed back to a dict, `cancel_requested` a bool."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"the run store {self.path} is closed; open a new RunStore")
+            cur = self._conn.execute("SELECT * FROM runs WHERE id=?", (run_id,))
+            row = cur.fetchone()
+            names = [d[0] for d in cur.description]
+        if row is None:
+            raise StoreError(f"no run {run_id!r}; `mtl-lab runs` lists the stored runs")
+        run = dict(zip(names, row))
+        run["config"] = json.loads(run["config"])
+        run["cancel_requested"] = bool(run["cancel_requested"])
+        return run
+
+    def _require(self, conn: sqlite3.Connection, run_id: str) -> tuple[str, int | None]:
+        row = conn.execute("SELECT status, pid FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id!r}; `mtl-lab runs` lists the stored runs")
+        return row[0], row[1]
+
+    def runs(self, *, status: str | Iterable[str] | None = None) -> pd.DataFrame:
+        """One row per run, newest first.
+
+        Columns: id, name, status, created_at, started_at, finished_at (pandas UTC
+        timestamps), dataset, sharing, weighting, tasks (comma-joined; "all" when the config
+        takes every task of the dataset), phase, step, total_steps, samples_per_s, device,
+        pid, error, code_version, cancel_requested, delta_m (from the result; NaN if none).
+        """
+        where, params = "", []
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            for s in wanted:
+                _check_status(s)
+            where = f"WHERE r.status IN ({','.join('?' * len(wanted))})"
+            params = wanted
+        rows = self._read(
+            f"""
+            SELECT r.id, r.name, r.status, r.created_at, r.started_at, r.finished_at,
+                   json_extract(r.config, '$.dataset.name'),
+                   json_extract(r.config, '$.sharing.name'),
+                   json_extract(r.config, '$.weighting.name'),
+                   json_extract(r.config, '$.tasks'),
+                   r.phase, r.step, r.total_steps, r.samples_per_s, r.device, r.pid, r.error,
+                   r.code_version, r.cancel_requested,
+                   res.delta_m
+            FROM runs r LEFT JOIN results res ON res.run_id = r.id
+            {where}
+            ORDER BY r.created_at DESC, r.rowid DESC
+            """,
+            params,
+        )
+        columns = [
+            "id", "name", "status", "created_at", "started_at", "finished_at",
+            "dataset", "sharing", "weighting", "tasks",
+            "phase", "step", "total_steps", "samples_per_s", "device", "pid", "error",
+            "code_version", "cancel_requested", "delta_m",
+        ]
+        tasks_at = columns.index("tasks")
+        rows = [
+            (*r[:tasks_at], ", ".join(json.loads(r[tasks_at])) if r[tasks_at] else "all", *r[tasks_at + 1 :])
+            for r in rows
+        ]
+        df = pd.DataFrame(rows, columns=columns)
+        for col in ("created_at", "started_at", "finished_at"):
+            df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601").astype("datetime64[ms, UTC]")
+        df["step"] = df["step"].astype("int64")
+        df["total_steps"] = df["total_steps"].astype("Int64")
+        df["pid"] = df["pid"].astype("Int64")
+        df["samples_per_s"] = df["samples_per_s"].astype("float64")
+        df["delta_m"] = pd.to_numeric(df["delta_m"], errors="coerce").astype("float64")
+        df["cancel_requested"] = df["cancel_requested"].astype(bool)
+        return df
+
+    def set_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        device: str | None = None,
+        pid: int | None = None,
+    ) -> None:
+        """Move a run to `status`; stamps started_at on `running`, finished_at on an end state.
+
+        `error` replaces the stored error (None clears it); `device` and `pid` are kept
+        when not given.
+        """
+        _check_status(status)
+        now = _now_iso()
+        with self._transaction() as conn:
+            self._require(conn, run_id)
+            conn.execute(
+                """
+                UPDATE runs SET status=?, error=?, device=COALESCE(?, device), pid=COALESCE(?, pid),
+                       started_at=CASE WHEN ?='running' THEN ? ELSE started_at END,
+                       finished_at=CASE WHEN ? IN ('finished','failed','cancelled','interrupted')
+                                        THEN ? ELSE finished_at END
+                WHERE id=?
+                """,
+                (status, error, device, pid, status, now, status, now, run_id),
+            )
+
+    def set_pid(self, run_id: str, pid: int) -> None:
+        """Record the pid of the process that will run `run_id` (only if none is recorded yet:
+        the worker may already have written its own)."""
+        with self._transaction() as conn:
+            self._require(conn, run_id)
+            conn.execute("UPDATE runs SET pid=? WHERE id=? AND pid IS NULL", (pid, run_id))
+
+    def update_progress(
+        self,
+        run_id: str,
+        *,
+        phase: str,
+        step: int,
+        total_steps: int | None,
+        samples_per_s: float | None,
+        device: str | None = None,
+    ) -> None:
+        """What is training now (`phase`), how far it is, and how fast."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET phase=?, step=?, total_steps=?, samples_per_s=?, "
+                "device=COALESCE(?, device) WHERE id=?",
+                (phase, int(step), total_steps, samples_per_s, device, run_id),
+            )
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run and all its rows. A running run must be cancelled first."""
+        self.mark_interrupted()  # a run whose process died is no longer running
+        with self._transaction() as conn:
+            status, pid = self._require(conn, run_id)
+            if status == "running" or (status == "queued" and pid is not None and pid_alive(pid)):
+                raise StoreError(
+                    f"run {run_id!r} is {status}; cancel it first (`mtl-lab cancel {run_id}` or the "
+                    "Cancel button), then delete it"
+                )
+            for table, column in (
+                ("metrics", "run_id"), ("interference", "run_id"), ("results", "run_id"), ("runs", "id"),
+            ):
+                conn.execute(f"DELETE FROM {table} WHERE {column}=?", (run_id,))
+
+    def request_cancel(self, run_id: str) -> None:
+        """Ask the run's process to stop at its next step (it polls `cancel_requested`)."""
+        with self._transaction() as conn:
+            self._require(conn, run_id)
+            conn.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """True once someone asked this run to stop."""
+        row = self._read("SELECT cancel_requested FROM runs WHERE id=?", (run_id,))
+        return bool(row and row[0][0])
+
+    def mark_interrupted(self) -> list[str]:
+        """Mark queued/running runs whose recorded process is gone as `interrupted`.
+
+        A process killed by SIGKILL, an OOM kill or a power cut cannot write its own end;
+        whoever opens the store next does. A run whose cancel had been requested is marked
+        `cancelled` instead: the user's wish was fulfilled, if abruptly. Returns the ids.
+        """
+        candidates = self._read(
+            "SELECT id, pid, step, cancel_requested FROM runs "
+            "WHERE status IN ('queued','running') AND pid IS NOT NULL"
+        )
+        dead = [(rid, pid, step, cancel) for rid, pid, step, cancel in candidates if not pid_alive(pid)]
+        if not dead:
+            return []
+        now = _now_iso()
+        marked = []
+        with self._transaction() as conn:
+            for rid, pid, step, cancel in dead:
+                if cancel:
+                    status, error = "cancelled", None
+                else:
+                    status = "interrupted"
+                    error = (
+                        f"the training process (pid {pid}) ended without finishing; "
+                        f"its curves up to step {step} are kept"
+                    )
+                # Re-check the status inside the transaction: the run may have ended cleanly
+                # between our read and now.
+                cur = conn.execute(
+                    "UPDATE runs SET status=?, error=?, finished_at=? "
+                    "WHERE id=? AND status IN ('queued','running') AND pid=?",
+                    (status, error, now, rid, pid),
+                )
+                if cur.rowcount:
+                    marked.append(rid)
+        return marked
+
+    # ---- curves --------------------------------------------------------------------------
+    def log_metrics(self, run_id: str, rows: Sequence[MetricRow]) -> None:
+        """Append metric rows (phase, step, task, split, metric, value, wall_time) in one transaction."""
+        if not rows:
+            return
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO metrics(run_id, phase, step, task, split, metric, value, wall_time) "
+                "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *row) for row in rows],
+            )
+
+    def metrics(
+        self,
+        run_id: str,
+        *,
+        phase: str | None = None,
+        split: str | None = None,
+        metric: str | None = None,
+        after_step: int | None = None,
+    ) -> pd.DataFrame:
+        """A run's curves in long form: phase, step, task, split, metric, value, wall_time,
+        sorted by step (rows of one step in the order they were logged).
+
+        `after_step` keeps only rows with step > after_step: a live view polls just what
+        is new instead of re-reading the whole run.
+        """
+        sql = "SELECT phase, step, task, split, metric, value, wall_time FROM metrics WHERE run_id=?"
+        params: list[Any] = [run_id]
+        if after_step is not None:
+            sql += " AND step > ?"
+            params.append(int(after_step))
+        for column, value in (("phase", phase), ("split", split), ("metric", metric)):
+            if value is not None:
+                sql += f" AND {column}=?"
+                params.append(value)
+        rows = self._read(sql + " ORDER BY step, rowid", params)
+        df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+        # SQLite stores NaN as NULL; fixed dtypes keep an empty or all-NaN frame usable.
+        return df.astype(
+            {"phase": str, "step": "int64", "task": str, "split": str, "metric": str,
+             "value": "float64", "wall_time": "float64"}
+        )
+
+    def log_interference(self, run_id: str, phase: str, step: int, snapshot: dict[str, Any]) -> None:
+        """Store one interference snapshot ({"tasks", "grad_cosine", "grad_norm", ...})."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO interference(run_id, phase, step, payload) VALUES(?, ?, ?, ?)",
+                (run_id, phase, int(step), _dumps(snapshot)),
+            )
+
+    def interference(self, run_id: str) -> list[dict[str, Any]]:
+        """All snapshots of a run by step, each {"phase", "step", **snapshot}."""
+        rows = self._read(
+            "SELECT phase, step, payload FROM interference WHERE run_id=? ORDER BY step, rowid", (run_id,)
+        )
+        return [{"phase": phase, "step": step, **json.loads(payload)} for phase, step, payload in rows]
+
+    # ---- results and baselines ---------------------------------------------------------------
+    def save_result(self, run_id: str, result: dict[str, Any]) -> None:
+        """Store (or replace) the run's result dict."""
+        with self._transaction() as conn:
+            self._require(conn, run_id)
+            conn.execute(
+                "INSERT INTO results(run_id, payload, delta_m) VALUES(?, ?, ?) "
+                "ON CONFLICT(run_id) DO UPDATE SET payload=excluded.payload, delta_m=excluded.delta_m",
+                (run_id, _dumps(result), _delta_m_of(result)),
+            )
+
+    def result(self, run_id: str) -> dict[str, Any] | None:
+        """The run's result dict, or None while it has none."""
+        row = self._read("SELECT payload FROM results WHERE run_id=?", (run_id,))
+        return json.loads(row[0][0]) if row else None
+
+    def get_baseline(self, key: str) -> dict[str, Any] | None:
+        """A cached single-task baseline by key, or None."""
+        row = self._read("SELECT payload FROM baselines WHERE key=?", (key,))
+        return json.loads(row[0][0]) if row else None
+
+    def put_baseline(self, key: str, value: dict[str, Any]) -> None:
+        """Cache a single-task baseline under `key` (replaces an older one)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO baselines(key, payload, created_at) VALUES(?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET payload=excluded.payload, created_at=excluded.created_at",
+                (key, _dumps(value), _now_iso()),
+            )
+
+
+def _delta_m_of(result: dict[str, Any]) -> float | None:
+    """The run's Δm% (Maninis et al., 2019) if its result has one."""
+    value = result.get("delta_m")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise StoreError(f"unknown run status {status!r}; use one of: {', '.join(STATUSES)}")
+
+
+# ---- the sink that writes a run into the store ------------------------------------------
+# Set by the worker's SIGTERM handler (`request_stop`). A plain module flag: a signal
+# handler may run between any two bytecodes, so it must not take locks.
+_STOP_REQUESTED = False
+
+
+def request_stop() -> None:
+    """Ask every StoreSink in this process to stop the run (called from a signal handler)."""
+    global _STOP_REQUESTED
+    _STOP_REQUESTED = True
+
+
+def stop_requested() -> bool:
+    return _STOP_REQUESTED
+
+
+def reset_stop() -> None:
+    """Clear the stop flag (tests, or a process that runs several runs in turn)."""
+    global _STOP_REQUESTED
+    _STOP_REQUESTED = False
+
+
+class StoreSink(Sink):
+    """Writes a run's events into a RunStore, one transaction per logging step.
+
+    Rows are buffered and committed together with the run's progress, so a reader sees
+    a logging step either whole or not at all, and the writer pays one commit per step
+    it logs rather than one per number.
+    """
+
+    def __init__(self, store: RunStore, run_id: str, *, poll_interval_s: float = 0.5) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.poll_interval_s = poll_interval_s
+        self._rows: list[MetricRow] = []
+        self._total_steps: int | None = None
+        self._samples_per_s: float | None = None
+        self._progress: tuple[str, int] | None = None
+        self._progress_dirty = False
+        self._device: str | None = None
+        self._last_poll = float("-inf")
+        self._cancelled = False
+
+    def on_start(self, phase: str, info: dict[str, Any]) -> None:
+        total = info.get("total_steps")
+        self._total_steps = int(total) if total is not None else None
+        self._samples_per_s = None
+        if info.get("device") is not None:
+            self._device = str(info["device"])
+        self._set_progress(phase, 0)
+        self.flush()  # the UI learns at once which model is training now
+
+    def on_train(
+        self,
+        phase: str,
+        step: int,
+        losses: dict[str, float],
+        total: float,
+        weights: dict[str, float],
+        extra: dict[str, float],
+    ) -> None:
+        now = time.time()
+        rows = self._rows
+        for task, loss in losses.items():
+            rows.append((phase, step, task, "train", "loss", float(loss), now))
+        for task, weight in weights.items():
+            rows.append((phase, step, task, "train", "weight", float(weight), now))
+        rows.append((phase, step, "total", "train", "loss", float(total), now))
+        for key, value in extra.items():
+            rows.append((phase, step, "total", "train", key, float(value), now))
+        self._set_progress(phase, step)
+        self.flush()
+
+    def on_eval(self, phase: str, step: int, split: str, metrics: dict[str, dict[str, float]]) -> None:
+        now = time.time()
+        for task, values in metrics.items():
+            for metric, value in values.items():
+                self._rows.append((phase, step, task, split, metric, float(value), now))
+        self.flush()
+
+    def on_interference(self, phase: str, step: int, snapshot: dict[str, Any]) -> None:
+        self.store.log_interference(self.run_id, phase, step, snapshot)
+
+    def on_progress(self, phase: str, step: int, total_steps: int, samples_per_s: float) -> None:
+        # Written with the next flush: a progress bar need not cost a commit of its own.
+        self._total_steps = int(total_steps) if total_steps is not None else None
+        self._samples_per_s = float(samples_per_s) if samples_per_s is not None else None
+        self._set_progress(phase, step)
+
+    def on_end(self, phase: str, status: str, error: str | None = None) -> None:
+        self.flush()
+
+    def _set_progress(self, phase: str, step: int) -> None:
+        if self._progress is None or self._progress[0] != phase or step >= self._progress[1]:
+            self._progress = (phase, int(step))
+        self._progress_dirty = True
+
+    def flush(self) -> None:
+        """Commit buffered rows and the latest progress in one transaction."""
+        if not self._rows and not self._progress_dirty:
+            return
+        rows, self._rows = self._rows, []
+        try:
+            with self.store._transaction():
+                self.store.log_metrics(self.run_id, rows)
+                if self._progress_dirty and self._progress is not None:
+                    phase, step = self._progress
+                    self.store.update_progress(
+                        self.run_id, phase=phase, step=step, total_steps=self._total_steps,
+                        samples_per_s=self._samples_per_s, device=self._device,
+                    )
+        except BaseException:
+            self._rows = rows + self._rows  # rolled back: keep them for the next flush
+            raise
+        self._progress_dirty = False
+
+    def should_stop(self) -> bool:
+        """True after SIGTERM or once a cancel was requested in the store.
+
+        The store is polled at most every `poll_interval_s`, so the training loop does not
+        query SQLite at every step.
+        """
+        if _STOP_REQUESTED or self._cancelled:
+            return True
+        now = time.monotonic()
+        if now - self._last_poll >= self.poll_interval_s:
+            self._last_poll = now
+            self._cancelled = self.store.cancel_requested(self.run_id)
+        return self._cancelled

@@ -1,0 +1,145 @@
+"""The training process of one run: `python -m mtl_core.worker RUN_ID`.
+
+Started by `mtl_core.jobs.start` in its own session, so that it outlives a dashboard
+restart and a Ctrl-C in the dashboard's terminal. It reads the run's config from the
+store (path in `$MTL_LAB_DB`, else the default store), trains, and writes everything
+back through a `StoreSink`. Its stdout/stderr go to the run's log file.
+
+Exit code 0 when the run finished or was cancelled, 1 when it failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from mtl_core import store as store_module
+from mtl_core.errors import MTLLabError, RunCancelled
+from mtl_core.sink import MultiSink, Sink
+
+log = logging.getLogger("mtl_core.worker")  # not __main__ under `python -m`
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # Only set a flag: the engine checks `sink.should_stop()` before every step and raises
+    # RunCancelled there, between two optimiser steps, where stopping is clean.
+    store_module.request_stop()
+
+
+def describe_exception(exc: BaseException) -> str:
+    """`Type: message (at file.py:line in function)`: one line for the run's error field."""
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        where = f" (at {Path(last.filename).name}:{last.lineno} in {last.name})"
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _configured_device(config: dict[str, Any]) -> str:
+    """The device the config asks for; `auto` is resolved by the engine (see StoreSink.on_start)."""
+    return str(config.get("device") or "auto")
+
+
+def execute(store: store_module.RunStore, run_id: str, *, extra_sink: Sink | None = None) -> str:
+    """Train run `run_id` in this process, writing it to `store`; return how it ended.
+
+    Used by the worker process and by `mtl-lab run` in the foreground (`extra_sink` is its
+    progress bar). The run's status ends as finished, cancelled or failed; the curves
+    logged so far are kept in every case.
+    """
+    run_row = store.get_run(run_id)
+    store.set_status(run_id, "running", pid=os.getpid(), device=_configured_device(run_row["config"]))
+    store_sink = store_module.StoreSink(store, run_id)
+    sink: Sink = store_sink if extra_sink is None else MultiSink(store_sink, extra_sink)
+    try:
+        if store_module.stop_requested() or store.cancel_requested(run_id):
+            raise RunCancelled("run cancelled before it started")
+        from mtl_core.config import ExperimentConfig
+        from mtl_core.experiment import run_experiment
+
+        config = ExperimentConfig.parse(run_row["config"])
+        result = run_experiment(config, sink=sink, baseline_cache=store, run_id=run_id)
+    except (RunCancelled, KeyboardInterrupt) as exc:
+        _ignore_sigterm()
+        _flush(store_sink)
+        partial = getattr(exc, "result", None)
+        with store._transaction():
+            if isinstance(partial, dict):
+                store.save_result(run_id, partial)
+            store.set_status(run_id, "cancelled", error=None)
+        log.info("run %s cancelled: %s", run_id, str(exc) or "interrupted")
+        return "cancelled"
+    except MTLLabError as exc:
+        _ignore_sigterm()
+        _flush(store_sink)
+        store.set_status(run_id, "failed", error=str(exc))
+        log.error("run %s failed: %s", run_id, exc)
+        return "failed"
+    except Exception as exc:
+        _ignore_sigterm()
+        # The full traceback goes to the log (the worker's log file); the store keeps one line.
+        log.exception("run %s failed", run_id)
+        _flush(store_sink)
+        store.set_status(run_id, "failed", error=describe_exception(exc))
+        return "failed"
+    _ignore_sigterm()
+    _flush(store_sink)
+    # One transaction: a reader never sees `finished` without its result.
+    with store._transaction():
+        store.save_result(run_id, result)
+        store.set_status(run_id, "finished", error=None)
+    log.info("run %s finished", run_id)
+    return "finished"
+
+
+def run(run_id: str, *, store_path: str | Path | None = None) -> int:
+    """The worker process's body: train run `run_id`; return the exit code (0 finished or
+    cancelled, 1 failed)."""
+    # Installed before anything slow (importing torch), so that a cancel arriving while
+    # we start up is a cancel, not a kill.
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    path = store_path if store_path is not None else os.environ.get("MTL_LAB_DB") or None
+    with store_module.RunStore(path) as store:
+        log.info("run %s starts in pid %d, store %s", run_id, os.getpid(), store.path)
+        status = execute(store, run_id)
+    return exit_code(status)
+
+
+def exit_code(status: str) -> int:
+    """The worker's exit code for a run that ended as `status`: 1 if it failed, else 0."""
+    return 1 if status == "failed" else 0
+
+
+def _ignore_sigterm() -> None:
+    # The run has ended; a late cancel must not interrupt writing how it ended. Only the
+    # worker installs our handler; in the foreground CLI the default action is kept.
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _flush(sink: store_module.StoreSink) -> None:
+    try:
+        sink.flush()
+    except Exception:  # the run's end is still worth recording
+        log.exception("could not write the run's last logged rows")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m mtl_core.worker RUN_ID", file=sys.stderr)
+        return 2
+    return run(args[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
