@@ -17,6 +17,8 @@ from mtl_core.errors import ConfigError
 from mtl_core.registry import format_validation_error
 
 SHORTHANDS = ("dataset", "sharing", "weighting", "optimizer")
+# `dataset.path=x` is short for `dataset.options.path=x` (likewise sharing, weighting).
+OPTION_SECTIONS = ("dataset", "sharing", "weighting")
 
 
 class _Strict(BaseModel):
@@ -221,7 +223,8 @@ class ExperimentConfig(_Strict):
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `dotted.key=value` overrides (values parsed as YAML) to a config dict.
 
-    `sharing=soft` is short for `sharing.name=soft` (likewise dataset, weighting, optimizer).
+    `sharing=soft` is short for `sharing.name=soft` (likewise dataset, weighting, optimizer),
+    and `dataset.path=x` for `dataset.options.path=x` (likewise sharing, weighting).
     """
     import copy
 
@@ -240,6 +243,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         parts = key.split(".")
         if len(parts) == 1 and parts[0] in SHORTHANDS and not isinstance(value, dict):
             parts = [parts[0], "name"]
+        elif len(parts) >= 2 and parts[0] in OPTION_SECTIONS and parts[1] not in ("name", "options"):
+            parts = [parts[0], "options", *parts[1:]]
         node = out
         for part in parts[:-1]:
             nxt = node.get(part)

@@ -74,7 +74,8 @@ def format_validation_error(exc: ValidationError, *, prefix: str = "") -> str:
         loc = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown field; remove it or check its spelling"
+            what = "option" if ".options" in f".{loc}" else "field"
+            msg = f"unknown {what}; remove it or check its spelling"
         lines.append(f"{loc}: {msg}" if loc else msg)
     return "\n".join(lines)
 

@@ -22,7 +22,15 @@ from mtl_core.tasks.base import PAD_ID, MTLDataset
 
 
 class MultiTaskModel(nn.Module):
-    """x -> {task: output}. Subclasses define the encoders and what is shared."""
+    """x -> {task: output}. Subclasses define the encoders and what is shared.
+
+    `shared_rep` is the representation every task head reads, as computed by the last
+    forward pass (with its graph), for methods that balance gradients with respect to
+    the shared representation instead of the shared parameters (e.g. MGDA-UB, Sener &
+    Koltun, 2018); None for modes without one common representation.
+    """
+
+    shared_rep: torch.Tensor | None = None
 
     def __init__(self, dataset: MTLDataset, tasks: list[str], spec: ModelSpec, options: Any) -> None:
         super().__init__()
@@ -113,11 +121,9 @@ class HardSharing(MultiTaskModel):
         self.encoder = build_encoder(dataset, spec)
         self.heads = _heads(dataset, tasks, self.encoder.out_dim, spec)
 
-    def representation(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
     def forward(self, x, tasks=None):
         z = self.encoder(x)
+        self.shared_rep = z
         mask = self.mask(x)
         return {t: self.heads[t](z, mask) for t in (tasks or self.tasks)}
 

@@ -50,6 +50,8 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         default_metric, default_hib = DEFAULT_METRIC[self.kind]
+        if self.kind == "tagging" and any(c.startswith("B-") for c in self.class_names or ()):
+            default_metric = "entity_f1"  # BIO tags are scored by entities, not tokens
         if not self.metric:
             object.__setattr__(self, "metric", default_metric)
         if self.higher_is_better is None:
