@@ -12,11 +12,11 @@ Conventions every dataset follows (the engine, metrics and importers rely on the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mtl_core.errors import ConfigError
 from mtl_core.registry import Registry
@@ -155,6 +155,26 @@ class MTLDataset:
             "splits": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
             "info": self.info,
         }
+
+
+class SplitOptions(BaseModel):
+    """Options shared by datasets that split their rows: the held-out fractions."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_holdout: ClassVar[float] = 0.6  # val + test must stay below this
+
+    val_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="share of rows in the validation split")
+    test_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="share of rows in the test split")
+
+    @model_validator(mode="after")
+    def _check_fractions(self) -> "SplitOptions":
+        total = self.val_fraction + self.test_fraction
+        if total >= self.max_holdout:
+            raise ValueError(
+                f"val_fraction + test_fraction is {total:g}; keep it below {self.max_holdout:g} "
+                "so that the training split holds enough rows"
+            )
+        return self
 
 
 def split_indices(

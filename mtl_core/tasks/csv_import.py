@@ -44,12 +44,12 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence, get_args
+from typing import ClassVar, Iterable, Iterator, Mapping, Sequence, get_args
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 from mtl_core.errors import ConfigError, DataError
 from mtl_core.tasks.base import (
@@ -58,6 +58,7 @@ from mtl_core.tasks.base import (
     UNK_ID,
     MTLDataset,
     Split,
+    SplitOptions,
     TaskKind,
     TaskSpec,
     register_dataset,
@@ -78,10 +79,10 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _MANY_CATEGORIES = 50  # a categorical input wider than this is probably an identifier
 
 
-class CSVOptions(BaseModel):
+class CSVOptions(SplitOptions):
     """Options of the `csv` dataset (see `from_csv`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    max_holdout: ClassVar[float] = 1.0  # a user's file may hold out what it likes
 
     path: str = Field(..., description="path of the CSV file (UTF-8, comma-separated, header on line 1)")
     targets: list[str] | dict[str, TaskKind] | None = Field(
@@ -95,8 +96,6 @@ class CSVOptions(BaseModel):
     text_column: str | None = Field(
         None, description="one free-text column as token input instead of tabular inputs"
     )
-    val_fraction: float = Field(0.15, gt=0, lt=1, description="share of rows in the validation split")
-    test_fraction: float = Field(0.15, gt=0, lt=1, description="share of rows in the test split")
     max_bytes: int = Field(
         DEFAULT_MAX_BYTES, ge=1, description="largest file accepted, in bytes (default 50 MiB)"
     )
@@ -106,15 +105,6 @@ class CSVOptions(BaseModel):
     min_rows: int = Field(
         1, ge=1, description="fewest data rows accepted (the engine passes its batch size)"
     )
-
-    @model_validator(mode="after")
-    def _check_fractions(self) -> "CSVOptions":
-        if self.val_fraction + self.test_fraction >= 1:
-            raise ValueError(
-                f"val_fraction + test_fraction is {self.val_fraction + self.test_fraction:g}; "
-                "it must be below 1 to leave rows for training"
-            )
-        return self
 
 
 # --------------------------------------------------------------------------- reading

@@ -23,17 +23,16 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
-from mtl_core.tasks.base import MTLDataset, Split, TaskSpec, register_dataset, split_indices
+from mtl_core.tasks.base import MTLDataset, Split, SplitOptions, TaskSpec, register_dataset, split_indices
 
 DIGITS = tuple(str(d) for d in range(10))
 PAIR_TASKS = ("left", "right")
 ATTRIBUTE_TASKS = ("digit", "parity", "ge5")
 
 
-class DigitsOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DigitsOptions(SplitOptions):
 
     variant: Literal["pair", "attributes"] = Field(
         "pair",
@@ -47,21 +46,6 @@ class DigitsOptions(BaseModel):
         description="number of image pairs in all splits (variant 'pair'; 'attributes' uses each "
         "of the 1,797 images once and ignores it)",
     )
-    val_fraction: float = Field(
-        0.15, gt=0.0, lt=0.6, description="share of source images in the validation split"
-    )
-    test_fraction: float = Field(
-        0.15, gt=0.0, lt=0.6, description="share of source images in the test split"
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> "DigitsOptions":
-        if self.val_fraction + self.test_fraction >= 0.6:
-            raise ValueError(
-                f"val_fraction + test_fraction is {self.val_fraction + self.test_fraction:g}; keep it "
-                "below 0.6 so that the training split holds most images"
-            )
-        return self
 
 
 def _task_names(opts: DigitsOptions) -> list[str]:

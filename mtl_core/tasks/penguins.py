@@ -23,10 +23,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mtl_core.errors import DataError
-from mtl_core.tasks.base import IGNORE_INDEX, MTLDataset, Split, TaskSpec, register_dataset, split_indices
+from mtl_core.tasks.base import (
+    IGNORE_INDEX, MTLDataset, Split, SplitOptions, TaskSpec, register_dataset, split_indices,
+)
 
 FEATURES = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "year")
 CLASS_TASKS = {"species": "species", "sex": "sex", "island": "island"}  # task -> column
@@ -34,20 +35,8 @@ REGRESSION_TASK, REGRESSION_COLUMN = "body_mass", "body_mass_g"
 TASKS = ("species", "sex", "island", "body_mass")
 
 
-class PenguinsOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    val_fraction: float = Field(0.15, gt=0.0, lt=0.6, description="share of rows in the validation split")
-    test_fraction: float = Field(0.15, gt=0.0, lt=0.6, description="share of rows in the test split")
-
-    @model_validator(mode="after")
-    def _check(self) -> "PenguinsOptions":
-        if self.val_fraction + self.test_fraction >= 0.6:
-            raise ValueError(
-                f"val_fraction + test_fraction is {self.val_fraction + self.test_fraction:g}; keep it "
-                "below 0.6 so that the training split holds most rows"
-            )
-        return self
+class PenguinsOptions(SplitOptions):
+    """Only the split fractions."""
 
 
 def _task_names(opts: PenguinsOptions) -> list[str]:
