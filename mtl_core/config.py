@@ -98,6 +98,12 @@ class ExperimentConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     baselines: bool = Field(True, description="also train single-task baselines (cached)")
     interference: bool = Field(True, description="gradient-cosine snapshot at each evaluation")
+    affinity_every: int = Field(
+        1, ge=0, description="look-ahead task affinity (Fifty et al., 2021) every N-th evaluation; 0 = off"
+    )
+    affinity_lr: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="step size of the affinity look-ahead; None = optimizer.lr"
+    )
 
     @field_validator("weights")
     @classmethod

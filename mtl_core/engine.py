@@ -18,7 +18,7 @@ import torch
 
 from mtl_core.config import ExperimentConfig
 from mtl_core.errors import ConfigError, RunCancelled, TrainingError
-from mtl_core.interference import snapshot, task_gradients
+from mtl_core.interference import lookahead_affinity, snapshot, task_gradients
 from mtl_core.metrics import task_metrics
 from mtl_core.models import MultiTaskModel, build_model
 from mtl_core.models.heads import has_missing, task_loss
@@ -111,19 +111,29 @@ def evaluate(model: MultiTaskModel, data: Split, dataset: MTLDataset) -> dict[st
 
 
 def interference_snapshot(
-    model: MultiTaskModel, dataset: MTLDataset, xb: torch.Tensor, yb: dict[str, torch.Tensor]
+    model: MultiTaskModel,
+    dataset: MTLDataset,
+    xb: torch.Tensor,
+    yb: dict[str, torch.Tensor],
+    *,
+    affinity_lr: float | None = None,
 ) -> dict[str, Any] | None:
-    """Pairwise cosine of task gradients on the shared parameters at one batch."""
+    """Gradient interference on the shared parameters at one batch: pairwise cosine,
+    magnitude similarity, norms and, when `affinity_lr` is given, look-ahead affinity."""
     shared = [p for p in model.shared_parameters() if p.requires_grad]
     if not shared or len(model.tasks) < 2:
         return None
     was_training = model.training
     model.eval()  # no dropout noise in the measurement
-    out = model(xb)
-    losses = torch.stack([task_loss(dataset.tasks[t].kind, out[t], yb[t]) for t in model.tasks])
-    G = task_gradients(losses, shared)
+
+    def losses_now() -> torch.Tensor:
+        out = model(xb)
+        return torch.stack([task_loss(dataset.tasks[t].kind, out[t], yb[t]) for t in model.tasks])
+
+    G = task_gradients(losses_now(), shared)
+    affinity = lookahead_affinity(shared, G, affinity_lr, losses_now) if affinity_lr else None
     model.train(was_training)
-    return snapshot(G, model.tasks)
+    return snapshot(G, model.tasks, affinity)
 
 
 def train(
@@ -184,6 +194,8 @@ def train(
     k = 0
     val_metrics: dict[str, dict[str, float]] = {}
     last_snapshot = None
+    n_evals = 0
+    affinity_lr = config.affinity_lr or config.optimizer.lr
     train_seconds, tick = 0.0, time.perf_counter()
     model.train()
 
@@ -230,8 +242,11 @@ def train(
                     val_metrics = evaluate(model, val_data, dataset)
                     sink.on_eval(phase, step, "val", val_metrics)
                     if config.interference:
+                        n_evals += 1
+                        measure_affinity = config.affinity_every and n_evals % config.affinity_every == 0
                         last_snapshot = interference_snapshot(
-                            model, dataset, train_data.x[snap_idx], {t: train_data.y[t][snap_idx] for t in tasks}
+                            model, dataset, train_data.x[snap_idx], {t: train_data.y[t][snap_idx] for t in tasks},
+                            affinity_lr=affinity_lr if measure_affinity else None,
                         )
                         if last_snapshot is not None:
                             sink.on_interference(phase, step, last_snapshot)

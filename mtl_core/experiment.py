@@ -19,7 +19,8 @@ import torch
 import mtl_core
 from mtl_core.config import ExperimentConfig
 from mtl_core.engine import TrainResult, train
-from mtl_core.interference import conflict_rate
+from mtl_core.grouping import all_groupings
+from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
 from mtl_core.metrics import comparison_table, delta_m
 from mtl_core.sink import MultiSink, RecordingSink, Sink
 from mtl_core.tasks import MTLDataset, load_dataset
@@ -172,13 +173,7 @@ def build_results(
         "dataset": {k: v for k, v in dataset.summary().items() if k != "info"},
         "tasks": rows,
         "delta_m": delta_m(rows) if baselines else float("nan"),
-        "interference": {
-            "tasks": mtl.tasks,
-            "grad_cosine": mtl.interference["grad_cosine"] if mtl.interference else None,
-            "grad_norm": mtl.interference["grad_norm"] if mtl.interference else None,
-            "conflict_rate": conflict_rate(snapshots),
-            "history": [{k: v for k, v in s.items() if k != "phase"} for s in snapshots],
-        },
+        "interference": interference_results(mtl, snapshots),
         "throughput": {
             "samples_per_s": mtl.samples_per_s,
             "train_seconds": mtl.train_seconds,
@@ -197,6 +192,23 @@ def build_results(
         },
     }
     return _finite(result)
+
+
+def interference_results(mtl: TrainResult, snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last snapshot, per-pair summaries, mean affinity over training and the grouping."""
+    last = mtl.interference or {}
+    affinity = mean_matrix(snapshots, "affinity")
+    return {
+        "tasks": mtl.tasks,
+        "grad_cosine": last.get("grad_cosine"),
+        "grad_magnitude_similarity": last.get("grad_magnitude_similarity"),
+        "grad_norm": last.get("grad_norm"),
+        "conflict_rate": conflict_rate(snapshots),
+        "pairs": pair_summary(snapshots),
+        "affinity": affinity,
+        "grouping": all_groupings(affinity, mtl.tasks) if affinity is not None else [],
+        "history": [{k: v for k, v in s.items() if k != "phase"} for s in snapshots],
+    }
 
 
 def _finite(obj: Any) -> Any:

@@ -7,7 +7,8 @@ that helps one task hurts the other (the "conflicting gradients" of Yu et al., 2
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -33,15 +34,87 @@ def grad_cosine(G: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return unit @ unit.T
 
 
-def snapshot(G: torch.Tensor, tasks: list[str]) -> dict[str, Any]:
-    """JSON-ready interference snapshot: task names, cosine matrix and gradient norms."""
-    cos = grad_cosine(G).cpu()
-    norms = G.norm(dim=1).cpu()
-    return {
+def magnitude_similarity(G: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Gradient-magnitude similarity (T, T) (Yu et al., NeurIPS 2020, PCGrad §3):
+    GMS(g_i, g_j) = 2‖g_i‖‖g_j‖ / (‖g_i‖² + ‖g_j‖²); 1 for equal norms, → 0 when one dominates."""
+    n = G.norm(dim=1)
+    return 2 * torch.outer(n, n) / (n[:, None] ** 2 + n[None, :] ** 2).clamp_min(eps)
+
+
+@torch.no_grad()
+def lookahead_affinity(
+    params: list[nn.Parameter], G: torch.Tensor, lr: float, task_losses: Callable[[], torch.Tensor]
+) -> torch.Tensor:
+    """Inter-task affinity by look-ahead (Fifty et al., NeurIPS 2021, "Which Tasks Should Be
+    Learned Together?", Eq. 1): Z_{i→j} = 1 − L_j(θ_s − η·g_i, θ_j) / L_j(θ_s, θ_j).
+
+    Row i, column j: how much a step on the shared parameters with task i's gradient g_i
+    (row i of G, a plain SGD step of size η) lowers task j's loss on the same batch; > 0
+    means i helps j. `task_losses()` evaluates every task's loss at the current
+    parameters. The parameters are restored exactly afterwards: it is a measurement.
+    """
+    before = task_losses()
+    saved = [p.detach().clone() for p in params]
+    sizes = [p.numel() for p in params]
+    T = G.shape[0]
+    Z = torch.zeros(T, T, device=G.device)
+    try:
+        for i in range(T):
+            for p, g in zip(params, torch.split(G[i], sizes)):
+                p.sub_(lr * g.view_as(p))
+            Z[i] = 1 - task_losses() / before.clamp_min(1e-12)
+            for p, old in zip(params, saved):
+                p.copy_(old)
+    finally:
+        for p, old in zip(params, saved):
+            p.copy_(old)
+    return Z
+
+
+def snapshot(G: torch.Tensor, tasks: list[str], affinity: torch.Tensor | None = None) -> dict[str, Any]:
+    """JSON-ready interference snapshot: task names, gradient cosine and magnitude
+    similarity matrices, gradient norms and (when measured) the look-ahead affinity."""
+    def rows(m: torch.Tensor) -> list[list[float]]:
+        return [[round(float(v), 6) for v in row] for row in m.cpu()]
+
+    out = {
         "tasks": list(tasks),
-        "grad_cosine": [[round(float(v), 6) for v in row] for row in cos],
-        "grad_norm": [float(v) for v in norms],
+        "grad_cosine": rows(grad_cosine(G)),
+        "grad_magnitude_similarity": rows(magnitude_similarity(G)),
+        "grad_norm": [float(v) for v in G.norm(dim=1).cpu()],
     }
+    if affinity is not None:
+        out["affinity"] = [[float(v) for v in row] for row in affinity.cpu()]
+    return out
+
+
+def mean_matrix(snapshots: list[dict[str, Any]], key: str) -> list[list[float]] | None:
+    """Element-wise mean of one matrix over the snapshots that have it (e.g. affinity over training)."""
+    mats = [s[key] for s in snapshots if s.get(key) is not None]
+    if not mats:
+        return None
+    return torch.tensor(mats, dtype=torch.float64).mean(0).tolist()
+
+
+def pair_summary(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per task pair: mean gradient cosine, share of conflicting evaluations (cos < 0) and
+    trend (mean cosine over the last half of training minus the first half)."""
+    if not snapshots:
+        return []
+    tasks = snapshots[0]["tasks"]
+    out = []
+    for i, j in itertools.combinations(range(len(tasks)), 2):
+        cos = [s["grad_cosine"][i][j] for s in snapshots]
+        half = len(cos) // 2
+        trend = (sum(cos[half:]) / len(cos[half:]) - sum(cos[:half]) / half) if half else 0.0
+        out.append({
+            "pair": [tasks[i], tasks[j]],
+            "mean_cosine": sum(cos) / len(cos),
+            "conflict_rate": sum(c < 0 for c in cos) / len(cos),
+            "trend": trend,
+            "evaluations": len(cos),
+        })
+    return out
 
 
 def conflict_rate(snapshots: list[dict[str, Any]]) -> dict[str, float]:
