@@ -95,6 +95,9 @@ class ExperimentConfig(_Strict):
     eval_every: int = Field(50, ge=1, description="evaluate on validation every N steps")
     log_every: int = Field(10, ge=1, description="log training losses every N steps")
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    n_seeds: int = Field(
+        1, ge=1, le=20, description="train baselines and MTL with seeds seed … seed+n−1; report mean ± std"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     baselines: bool = Field(True, description="also train single-task baselines (cached)")
     interference: bool = Field(True, description="gradient-cosine snapshot at each evaluation")

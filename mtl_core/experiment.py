@@ -21,7 +21,7 @@ from mtl_core.config import ExperimentConfig
 from mtl_core.engine import TrainResult, train
 from mtl_core.grouping import all_groupings
 from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
-from mtl_core.metrics import comparison_table, delta_m
+from mtl_core.metrics import comparison_table, delta_m, transfer_verdict
 from mtl_core.sink import MultiSink, RecordingSink, Sink
 from mtl_core.tasks import MTLDataset, load_dataset
 
@@ -77,28 +77,53 @@ def run_experiment(
     run_id: str | None = None,
     dataset: MTLDataset | None = None,
 ) -> dict[str, Any]:
-    """Train the baselines (or read them from the cache) and the multi-task model."""
+    """Train the baselines (or read them from the cache) and the multi-task model, for
+    each of the config's `n_seeds` seeds (seed, seed + 1, ...)."""
     sink = sink or Sink()
     cache = baseline_cache if baseline_cache is not None else MemoryBaselineCache()
-    if dataset is None:
-        dataset = load_dataset(config.dataset.name, config.dataset.options, seed=config.seed)
-    tasks = config.task_list(dataset.task_names)
-    dataset = dataset.select_tasks(tasks)
+    runs = []
+    for k in range(config.n_seeds):
+        cfg = config if k == 0 else config.model_copy(update={"seed": config.seed + k})
+        suffix = "" if k == 0 else f"@{cfg.seed}"  # phases of extra seeds: "mtl@1", "stl:y1@1"
+        ds = dataset if (dataset is not None and k == 0) else load_dataset(
+            cfg.dataset.name, cfg.dataset.options, seed=cfg.seed
+        )
+        ds = ds.select_tasks(cfg.task_list(ds.task_names))
+        baselines = {t: _baseline(cfg, ds, t, sink, cache, suffix) for t in ds.task_names} if cfg.baselines else {}
+        recorder = RecordingSink()
+        mtl = train(cfg, ds, MultiSink(sink, recorder), phase="mtl" + suffix)
+        runs.append((ds, mtl, baselines, recorder))
+    ds, mtl, baselines, recorder = runs[0]
+    result = build_results(config, ds, mtl, baselines, recorder, run_id=run_id)
+    return _finite(_aggregate_seeds(result, runs)) if baselines else result
 
-    baselines: dict[str, dict[str, Any]] = {}
-    if config.baselines:
-        for task in tasks:
-            baselines[task] = _baseline(config, dataset, task, sink, cache)
 
-    recorder = RecordingSink()
-    mtl = train(config, dataset, MultiSink(sink, recorder), phase="mtl")
-    return build_results(config, dataset, mtl, baselines, recorder, run_id=run_id)
+def _aggregate_seeds(result: dict[str, Any], runs: list) -> dict[str, Any]:
+    """Per task: mean ± std over seeds of STL and MTL, with a verdict that names a
+    difference only when it exceeds the seed-to-seed noise."""
+    rows = []
+    for row in result["tasks"]:
+        t, metric = row["name"], row["metric"]
+        stl = [b[t]["test"][metric] for _, _, b, _ in runs if t in b]
+        mtl = [m.test[t][metric] for _, m, _, _ in runs]
+        v = transfer_verdict(stl, mtl, higher_is_better=row["higher_is_better"]) if stl else {}
+        rows.append({
+            **row,
+            "stl": v.get("stl_mean"), "mtl": v.get("mtl_mean", sum(mtl) / len(mtl)),
+            "delta_pct": v.get("delta_pct"), **v,
+        })
+    result["tasks"] = rows
+    result["delta_m"] = delta_m([{"delta_pct": float("nan") if r["delta_pct"] is None else r["delta_pct"]}
+                                 for r in rows]) if rows and rows[0].get("stl") is not None else None
+    result["seeds"] = [result["seed"] + k for k in range(len(runs))]
+    return result
 
 
 def _baseline(
-    config: ExperimentConfig, dataset: MTLDataset, task: str, sink: Sink, cache: BaselineCache
+    config: ExperimentConfig, dataset: MTLDataset, task: str, sink: Sink, cache: BaselineCache,
+    suffix: str = "",
 ) -> dict[str, Any]:
-    phase = f"stl:{task}"
+    phase = f"stl:{task}{suffix}"
     key = baseline_key(config, task)
     cached = cache.get_baseline(key)
     if cached is not None:

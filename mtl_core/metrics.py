@@ -148,3 +148,41 @@ def comparison_table(
             }
         )
     return rows
+
+
+def transfer_verdict(stl: list[float], mtl: list[float], *, higher_is_better: bool) -> dict[str, Any]:
+    """MTL vs STL over seeds: means, standard deviations and a verdict in plain words.
+
+    Seed k trains both models on the same data split, so the comparison is paired: with
+    d_k the improvement of MTL over STL at seed k (sign-adjusted so that > 0 is better),
+    a difference is called transfer only when |mean(d)| > 2·sd(d)/√n — about a 95 %
+    interval of the mean paired difference. With one seed there is no noise estimate and
+    the verdict says so.
+    """
+    assert len(stl) == len(mtl) and stl, "one STL and one MTL value per seed"
+    n = len(stl)
+    s, m = np.asarray(stl, dtype=float), np.asarray(mtl, dtype=float)
+    d = (m - s) if higher_is_better else (s - m)  # > 0: MTL better
+    out: dict[str, Any] = {
+        "stl_mean": float(s.mean()), "stl_std": float(s.std(ddof=1)) if n > 1 else float("nan"),
+        "mtl_mean": float(m.mean()), "mtl_std": float(m.std(ddof=1)) if n > 1 else float("nan"),
+        "n_seeds": n,
+        "delta_pct": relative_change(float(s.mean()), float(m.mean()), higher_is_better=higher_is_better),
+    }
+    summary = f"MTL {out['mtl_mean']:.4g} vs STL {out['stl_mean']:.4g}"
+    if n < 2:
+        out["verdict"] = "positive transfer" if d[0] > 0 else "negative transfer" if d[0] < 0 else "no difference"
+        out["verdict_text"] = f"{out['verdict']} on one seed ({summary}); no noise estimate — run more seeds"
+        return out
+    noise = 2 * float(d.std(ddof=1)) / math.sqrt(n)
+    out["noise"] = noise
+    summary = (f"MTL {out['mtl_mean']:.4g} ± {out['mtl_std']:.2g} vs STL {out['stl_mean']:.4g} ± "
+               f"{out['stl_std']:.2g} over {n} seeds")
+    if abs(float(d.mean())) <= noise:
+        out["verdict"] = "no clear difference"
+        out["verdict_text"] = f"no clear difference: {summary}; the gap is within the seed-to-seed noise"
+    else:
+        out["verdict"] = "positive transfer" if d.mean() > 0 else "negative transfer"
+        how = "helps" if d.mean() > 0 else "hurts"
+        out["verdict_text"] = f"{out['verdict']}: multi-task training {how} ({summary})"
+    return out

@@ -123,3 +123,28 @@ def test_results_carry_affinity_conflicts_and_grouping():
     assert all(math.isfinite(v) for row in inter["affinity"] for v in row)
     off = run_experiment(ExperimentConfig.parse({**CLEAN, "steps": 100, "affinity_every": 0}))
     assert off["interference"]["affinity"] is None and off["interference"]["grouping"] == []
+
+
+def test_verdicts_compare_mtl_and_stl_paired_over_seeds():
+    from mtl_core.metrics import transfer_verdict
+
+    clear = transfer_verdict([2.0, 2.2, 1.8], [1.5, 1.7, 1.3], higher_is_better=False)
+    assert clear["verdict"] == "positive transfer" and "helps" in clear["verdict_text"]
+    noisy = transfer_verdict([2.0, 2.2, 1.8], [1.5, 2.6, 1.9], higher_is_better=False)
+    assert noisy["verdict"] == "no clear difference" and "noise" in noisy["verdict_text"]
+    worse = transfer_verdict([0.9, 0.92, 0.88], [0.8, 0.83, 0.78], higher_is_better=True)
+    assert worse["verdict"] == "negative transfer" and worse["mtl_std"] == pytest.approx(0.025166, rel=1e-3)
+    one = transfer_verdict([0.9], [0.95], higher_is_better=True)
+    assert one["verdict"] == "positive transfer" and "one seed" in one["verdict_text"]
+
+
+def test_a_run_with_several_seeds_reports_mean_std_and_verdicts():
+    cfg = {**CLEAN, "steps": 60, "eval_every": 30, "n_seeds": 3, "affinity_every": 0,
+           "dataset": {"name": "mmoe_synthetic", "options": {"n_samples": 400, "input_dim": 8}},
+           "model": {"hidden": [16]}, "baselines": True}
+    result = run_experiment(ExperimentConfig.parse(cfg))
+    assert result["seeds"] == [0, 1, 2]
+    for row in result["tasks"]:
+        assert row["n_seeds"] == 3 and row["stl_std"] > 0 and row["mtl_std"] > 0
+        assert row["verdict"] in ("positive transfer", "negative transfer", "no clear difference")
+        assert row["mtl"] == pytest.approx(row["mtl_mean"])
