@@ -146,11 +146,14 @@ def train(
     sharing: str | None = None,
     weights: dict[str, float] | None = None,
     keep_model: bool = False,
+    model: MultiTaskModel | None = None,
 ) -> TrainResult:
     """Train one model on `dataset` as `config` says; return its test metrics.
 
     `tasks`, `sharing` and `weights` override the config (the single-task baselines
-    reuse the multi-task config with one task and hard sharing).
+    reuse the multi-task config with one task and hard sharing). `model` trains a
+    prepared model instead of a fresh one (transfer learning: a pre-trained encoder,
+    possibly frozen — parameters with requires_grad=False are left out of the optimiser).
     """
     sink = sink or Sink()
     tasks = list(tasks or config.task_list(dataset.task_names))
@@ -162,12 +165,17 @@ def train(
     gen = torch.Generator().manual_seed(config.seed)
 
     train_data, val_data = dataset.train.to(device), dataset.val.to(device)
-    model = build_model(sharing_name, dataset, tasks, config.model, sharing_opts).to(device)
+    if model is None:
+        model = build_model(sharing_name, dataset, tasks, config.model, sharing_opts)
+    else:
+        tasks = list(model.tasks)
+    model = model.to(device)
     w0 = torch.tensor([weights.get(t, 1.0) for t in tasks], dtype=torch.float32, device=device)
     weighting_name = config.weighting.name if sharing is None else "manual"
     weighting_opts = config.weighting.options if sharing is None else {}
     strategy: WeightingStrategy = build_weighting(weighting_name, tasks, weighting_opts, base_weights=w0).to(device)
-    optimizer = make_optimizer(config, [*model.parameters(), *strategy.parameters()])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(config, [*trainable, *strategy.parameters()])
     specs = [dataset.tasks[t] for t in tasks]
     masked = [has_missing(train_data.y[t]) for t in tasks]  # fast loss where no label is missing
     T, steps = len(tasks), total_steps(config, len(train_data))
