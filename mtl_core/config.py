@@ -171,6 +171,9 @@ class ExperimentConfig(_Strict):
                 f"sharing: {self.sharing.name!r} needs at least {min_tasks} tasks; "
                 f"this run has {len(tasks)}. Tick more tasks or choose another sharing mode"
             )
+        check = sh.extra.get("check")  # a mode's own fit test (e.g. hierarchical depths)
+        if check is not None:
+            check(sh.parse_options(self.sharing.options, where="sharing"), tasks=tasks, model=self.model)
         wt = WEIGHTING.get(self.weighting.name, field_name="weighting.name")
         self.weighting.options = wt.parse_options(self.weighting.options, where="weighting").model_dump(mode="json")
         return self

@@ -46,6 +46,7 @@ class TrainResult:
     device: str
     parameter_counts: dict[str, int]
     interference: dict[str, Any] | None = None
+    gates: dict[str, dict[str, float]] | None = None  # expert gate weights per task (MMoE-style)
     model: MultiTaskModel | None = field(default=None, repr=False)
 
 
@@ -201,6 +202,7 @@ def train(
     has_reg = False
     k = 0
     val_metrics: dict[str, dict[str, float]] = {}
+    gates: dict[str, dict[str, float]] | None = None
     last_snapshot = None
     n_evals = 0
     affinity_lr = config.affinity_lr or config.optimizer.lr
@@ -249,6 +251,9 @@ def train(
                 if evaluate_now:
                     val_metrics = evaluate(model, val_data, dataset)
                     sink.on_eval(phase, step, "val", val_metrics)
+                    if hasattr(model, "gate_weights"):  # MMoE-style modes: which experts each task uses
+                        gates = model.gate_weights()
+                        sink.on_eval(phase, step, "gates", gates)
                     if config.interference:
                         n_evals += 1
                         measure_affinity = config.affinity_every and n_evals % config.affinity_every == 0
@@ -273,7 +278,7 @@ def train(
         phase=phase, tasks=tasks, steps=steps, test=test_metrics, val=val_metrics,
         samples_per_s=steps * batches.batch_size / max(train_seconds, 1e-9),
         train_seconds=train_seconds, device=str(device), parameter_counts=model.parameter_counts(),
-        interference=last_snapshot, model=model if keep_model else None,
+        interference=last_snapshot, gates=gates, model=model if keep_model else None,
     )
 
 

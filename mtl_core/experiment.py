@@ -199,6 +199,7 @@ def build_results(
         "tasks": rows,
         "delta_m": delta_m(rows) if baselines else float("nan"),
         "interference": interference_results(mtl, snapshots),
+        "gates": mtl.gates,
         "throughput": {
             "samples_per_s": mtl.samples_per_s,
             "train_seconds": mtl.train_seconds,
@@ -213,6 +214,9 @@ def build_results(
             "train": [{k: v for k, v in r.items() if k != "phase"} for r in recorder.train],
             "val": [
                 {"step": e["step"], "metrics": e["metrics"]} for e in recorder.evals if e["split"] == "val"
+            ],
+            "gates": [
+                {"step": e["step"], "gates": e["metrics"]} for e in recorder.evals if e["split"] == "gates"
             ],
         },
     }

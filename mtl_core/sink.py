@@ -31,7 +31,10 @@ class Sink:
         """
 
     def on_eval(self, phase: str, step: int, split: str, metrics: dict[str, dict[str, float]]) -> None:
-        """Evaluation of every task on `split` ("val" or "test"): metrics[task][metric] (incl. "loss")."""
+        """Evaluation of every task on `split` ("val" or "test"): metrics[task][metric] (incl. "loss").
+
+        Split "gates" carries expert gate weights instead: metrics[task][expert] (MMoE-style modes).
+        """
 
     def on_interference(self, phase: str, step: int, snapshot: dict[str, Any]) -> None:
         """Gradient interference: {"tasks", "grad_cosine" (T×T lists), "grad_norm" (T)}."""

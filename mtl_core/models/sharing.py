@@ -8,13 +8,15 @@ strategies and the interference analysis read the shared parameters from here.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from mtl_core.config import ModelSpec
+from mtl_core.errors import ConfigError
 from mtl_core.models.encoders import build_encoder
 from mtl_core.models.heads import TaskHead
 from mtl_core.registry import NoOptions, Registry
@@ -63,6 +65,59 @@ class MultiTaskModel(nn.Module):
             "shared": count(self.shared_parameters()),
             **{f"task:{t}": count(self.task_parameters(t)) for t in self.tasks},
         }
+
+
+@dataclass(frozen=True)
+class Block:
+    """A named piece of a network and the tasks whose loss reaches it.
+
+    `tasks` is what the mode's wiring implies (which outputs depend on the block), not
+    a measurement: a block with two or more tasks is shared, one with one task belongs
+    to that task.
+    """
+
+    name: str
+    module: nn.Module | nn.Parameter
+    tasks: tuple[str, ...]
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [self.module] if isinstance(self.module, nn.Parameter) else list(self.module.parameters())
+
+
+class BlockModel(MultiTaskModel):
+    """A mode that lists its blocks (`blocks()`); what is shared follows from them.
+
+    shared = the blocks more than one task's loss reaches; task_parameters(t) = the
+    blocks only t's loss reaches. `describe_blocks()` is the same list for the
+    dashboard's diagram and parameter table.
+    """
+
+    def blocks(self) -> list[Block]:
+        raise NotImplementedError  # abstract: every block-listing mode overrides it
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [p for b in self.blocks() if len(b.tasks) > 1 for p in b.parameters()]
+
+    def task_parameters(self, task: str) -> list[nn.Parameter]:
+        return [p for b in self.blocks() if b.tasks == (task,) for p in b.parameters()]
+
+    def describe_blocks(self) -> list[dict[str, Any]]:
+        """[{name, tasks, shared, params}] in forward order."""
+        return [
+            {"name": b.name, "tasks": list(b.tasks), "shared": len(b.tasks) > 1,
+             "params": sum(p.numel() for p in b.parameters())}
+            for b in self.blocks()
+            if any(True for _ in b.parameters())  # e.g. the stem of vector inputs has none
+        ]
+
+
+def require_tasks(name: str, tasks: list[str], minimum: int) -> None:
+    """Refuse to build mode `name` with fewer than `minimum` tasks (the config checks first)."""
+    if len(tasks) < minimum:
+        raise ConfigError(
+            f"sharing: {name!r} needs at least {minimum} tasks; this run has {len(tasks)}. "
+            "Tick more tasks or choose another sharing mode"
+        )
 
 
 SHARING: Registry[Callable[..., MultiTaskModel]] = Registry("sharing mode")
@@ -139,7 +194,12 @@ class SoftOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lam: float = Field(
         1e-3, ge=0, allow_inf_nan=False,
-        description="λ, strength of the L2 pull of each task's encoder towards their mean",
+        description="λ, strength of the L2 pull between the task encoders",
+    )
+    penalty: Literal["mean", "pairwise"] = Field(
+        "mean",
+        description="mean: λ·Σ_t‖θ_t − θ̄‖² (pull towards the mean encoder); "
+        "pairwise: λ·Σ_{i≠j}‖θ_i − θ_j‖² (every pair, Duong et al., 2015)",
     )
 
 
@@ -147,15 +207,25 @@ class SoftOptions(BaseModel):
     "soft",
     description="Soft parameter sharing: one encoder per task, an L2 penalty keeps them close.",
     paper="Duong et al., ACL 2015 (L2 distance between task parameters); survey: Ruder, 2017",
-    formula=r"L=\sum_t w_t L_t+\lambda\sum_t\lVert\theta_t-\bar\theta\rVert_2^2,\quad \bar\theta=\tfrac1T\sum_t\theta_t",
+    formula=(
+        r"L=\sum_t w_t L_t+\lambda\,\Omega,\quad"
+        r"\Omega_{\text{mean}}=\sum_t\lVert\theta_t-\bar\theta\rVert_2^2,\;"
+        r"\Omega_{\text{pairwise}}=\sum_{i\neq j}\lVert\theta_i-\theta_j\rVert_2^2"
+    ),
     options=SoftOptions,
     diagram="soft",
 )
 class SoftSharing(SingleTask):
-    """Task encoders θ_t tied by λ·Σ_t ‖θ_t − θ̄‖² (θ̄ the mean encoder).
+    """Task encoders θ_t tied by an L2 penalty (Duong et al., ACL 2015).
+
+    penalty="mean": λ·Σ_t ‖θ_t − θ̄‖² (θ̄ the mean encoder); penalty="pairwise":
+    λ·Σ_{i≠j} ‖θ_i − θ_j‖² over ordered pairs, Duong et al.'s distance between every two
+    task models. The two differ by a constant factor, Σ_{i≠j}‖θ_i − θ_j‖² =
+    2T·Σ_t‖θ_t − θ̄‖², so "pairwise" is computed from the mean form (O(T) memory, not
+    O(T²)); the same λ pulls 2T times harder with it.
 
     No parameter is shared outright: each task's gradient reaches only its own encoder,
-    and the penalty is what transfers knowledge between them. d/dθ_t of the penalty is
+    and the penalty is what transfers knowledge between them. d/dθ_t of the mean form is
     2λ(θ_t − θ̄) because Σ_t (θ_t − θ̄) = 0, so θ̄ need not be detached.
     """
 
@@ -167,4 +237,6 @@ class SoftSharing(SingleTask):
         for group in zip(*per_task):  # the same tensor position in every task's encoder
             stacked = torch.stack(group)
             total = total + ((stacked - stacked.mean(0, keepdim=True)) ** 2).sum()
+        if self.options.penalty == "pairwise":
+            total = 2 * len(self.tasks) * total
         return self.options.lam * total
