@@ -1,0 +1,215 @@
+"""Runs: every experiment of this lab; compare curves and results, export, delete, reopen."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, state
+from mtl_core.errors import MTLLabError, StoreError
+
+ss = st.session_state
+SELECTED = "runs_selected"
+TABLE_IDS = "_runs_table_ids"
+CURVES = {
+    "validation loss": ("val", "loss"),
+    "training loss": ("train", "loss"),
+    "validation primary metric": ("val", None),
+}
+
+
+def _on_table_select() -> None:
+    """Rows ticked in the table become the compared runs."""
+    rows = ss["runs_table"].selection.rows
+    ids = ss.get(TABLE_IDS, [])
+    ss[SELECTED] = [ids[i] for i in rows if i < len(ids)]
+
+
+def _delete_selected() -> None:
+    store = state.get_store()
+    deleted, errors = [], []
+    for run_id in list(ss.get(SELECTED, [])):
+        try:
+            store.delete_run(run_id)
+            deleted.append(run_id)
+        except StoreError as exc:
+            errors.append(str(exc))
+    ss[SELECTED] = [r for r in ss.get(SELECTED, []) if r not in deleted]
+    ss["runs_confirm_delete"] = False
+    if state.current_run_id() in deleted:
+        state.set_run_id(None)
+    ss["_runs_messages"] = ([f"Deleted {len(deleted)} run(s): {', '.join(deleted)}."] if deleted else []), errors
+
+
+def _runs_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    def cfg(run_id: str, *path: str, default: Any = None) -> Any:
+        node: Any = configs.get(run_id, {})
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        return default if node is None else node
+
+    table = pd.DataFrame({
+        "id": runs["id"],
+        "name": runs["name"].fillna(""),
+        "status": runs["status"],
+        "Δm %": runs["delta_m"],
+        "dataset": runs["dataset"],
+        "tasks": runs["tasks"],
+        "sharing": runs["sharing"],
+        "weighting": runs["weighting"],
+        "weights": [", ".join(f"{t}={w:g}" for t, w in (cfg(r, "weights") or {}).items()) or "all 1"
+                    for r in runs["id"]],
+        "steps": [cfg(r, "steps") for r in runs["id"]],
+        "batch": [cfg(r, "batch_size") for r in runs["id"]],
+        "lr": [cfg(r, "optimizer", "lr") for r in runs["id"]],
+        "seed": [cfg(r, "seed") for r in runs["id"]],
+        "created": runs["created_at"].dt.tz_convert(None),
+    })
+    return table
+
+
+def _curve(store: Any, run_id: str, task: str, split: str, metric: str) -> pd.DataFrame:
+    m = store.metrics(run_id, phase="mtl", split=split, metric=metric)
+    return m.loc[m["task"] == task, ["step", "value"]]
+
+
+st.title("Runs")
+st.caption("Every run of this lab, newest first. Tick rows to compare them.")
+messages = ss.pop("_runs_messages", None)
+if messages:
+    for text in messages[0]:
+        st.success(text)
+    for text in messages[1]:
+        st.error(text)
+
+store = state.get_store()
+try:
+    runs = store.runs()
+except MTLLabError as exc:
+    st.error(state.error_text(exc))
+    st.stop()
+if runs.empty:
+    st.info("No runs yet. Start one on the Train page.", icon=":material/info:")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+configs: dict[str, dict[str, Any]] = {}
+for run_id in runs["id"]:
+    try:
+        configs[run_id] = store.get_run(run_id)["config"]
+    except StoreError:
+        configs[run_id] = {}  # deleted meanwhile
+table = _runs_table(runs, configs)
+
+f_status, f_dataset, f_sharing, f_text = st.columns([1, 1, 1, 1.4])
+status_filter = f_status.multiselect("status", sorted(table["status"].unique()), key="runs_f_status")
+dataset_filter = f_dataset.multiselect("dataset", sorted(table["dataset"].dropna().unique()), key="runs_f_dataset")
+sharing_filter = f_sharing.multiselect("sharing", sorted(table["sharing"].dropna().unique()), key="runs_f_sharing")
+text_filter = f_text.text_input("search (id, name, tasks)", key="runs_f_text")
+shown = table
+if status_filter:
+    shown = shown[shown["status"].isin(status_filter)]
+if dataset_filter:
+    shown = shown[shown["dataset"].isin(dataset_filter)]
+if sharing_filter:
+    shown = shown[shown["sharing"].isin(sharing_filter)]
+if text_filter:
+    needle = text_filter.lower()
+    shown = shown[shown[["id", "name", "tasks"]].apply(lambda r: needle in " ".join(map(str, r)).lower(), axis=1)]
+ss[TABLE_IDS] = list(shown["id"])
+
+st.dataframe(
+    shown, key="runs_table", on_select=_on_table_select, selection_mode="multi-row", hide_index=True,
+    column_config={
+        "Δm %": st.column_config.NumberColumn("Δm %", format="%+.2f",
+                                             help="Mean signed change vs the single-task baselines"),
+        "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+        "lr": st.column_config.NumberColumn("lr", format="%g"),
+    },
+)
+
+ids = list(table["id"])
+labels = {r["id"]: state.run_label(r) for r in runs.to_dict("records")}
+ss[SELECTED] = [r for r in ss.get(SELECTED, []) if r in ids]
+selected = st.multiselect("Compare runs", ids, key=SELECTED, format_func=labels.get,
+                          help="Ticking rows in the table fills this in.")
+
+c_csv, c_json, c_open, c_delete = st.columns(4, vertical_alignment="bottom")
+c_csv.download_button("Export table (CSV)", shown.to_csv(index=False), file_name="mtl_lab_runs.csv",
+                      mime="text/csv", icon=":material/table:", key="runs_export_csv", width="stretch")
+exported = [{"run": {k: (str(v) if isinstance(v, pd.Timestamp) else v)
+                     for k, v in runs.loc[runs["id"] == r].iloc[0].to_dict().items()},
+             "config": configs.get(r), "result": store.result(r)} for r in selected]
+c_json.download_button("Export selected (JSON)", json.dumps(exported, indent=1, default=str),
+                       file_name="mtl_lab_runs.json", mime="application/json", icon=":material/data_object:",
+                       key="runs_export_json", disabled=not selected, width="stretch")
+if c_open.button("Open in Train", key="runs_open", icon=":material/open_in_new:", disabled=len(selected) != 1,
+                 help="Load this run's config into the Train page (tick exactly one run).",
+                 width="stretch"):
+    config = configs.get(selected[0]) or {}
+    params = state.config_to_params(config)
+    state.set_run_id(selected[0])
+    st.switch_page("app_pages/train.py", query_params={**params, state.RUN_PARAM: selected[0]})
+with c_delete.popover("Delete selected", icon=":material/delete:", disabled=not selected,
+                      width="stretch"):
+    st.checkbox(f"Yes, delete {len(selected)} run(s) with their curves and results", key="runs_confirm_delete")
+    st.button("Delete", key="runs_delete", type="primary", on_click=_delete_selected,
+              disabled=not ss.get("runs_confirm_delete"))
+
+if selected:
+    st.subheader("Curves")
+    v1, v2, v3 = st.columns([1.2, 2, 1])
+    which = v1.radio("curve", list(CURVES), key="runs_curve", horizontal=False)
+    smoothing = v2.slider("smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing",
+                          help="Exponential moving average of each curve, for display only.")
+    log_y = v3.toggle("log scale", key="runs_log")
+    results = {r: store.result(r) for r in selected}
+    task_order: list[str] = []
+    for r in selected:
+        for t in state.run_tasks(configs.get(r) or {}):
+            if t not in task_order:
+                task_order.append(t)
+    # Each task keeps the colour it has in its own dataset (first run wins on a name clash).
+    colors: dict[str, str] = {}
+    for r in selected:
+        own = state.run_tasks(configs.get(r) or {})
+        for t, c in charts.task_colors(state.color_tasks(configs.get(r), own)).items():
+            colors.setdefault(t, c)
+    chart_cols = st.columns(min(len(task_order), 2) or 1)
+    for i, task in enumerate(task_order):
+        split, metric = CURVES[which]
+        curves = {}
+        for r in selected:
+            m = metric
+            if m is None:
+                rows = (results[r] or {}).get("tasks") or []
+                m = next((row["metric"] for row in rows if row["name"] == task), "loss")
+            curves[labels[r]] = _curve(store, r, task, split, m)
+        y_title = metric or "primary metric"
+        with chart_cols[i % len(chart_cols)]:
+            st.plotly_chart(charts.overlay_chart(curves, title=f"{task} · {which}", y_title=y_title,
+                                                 smoothing=smoothing, title_color=colors.get(task),
+                                                 log_y=log_y))
+
+    st.subheader("Results side by side")
+    per_row = min(len(selected), 3)
+    for start in range(0, len(selected), per_row):
+        cols = st.columns(per_row)
+        for col, r in zip(cols, selected[start:start + per_row]):
+            with col:
+                st.markdown(f"**{labels[r]}**")
+                result = results[r]
+                if not result:
+                    st.caption(f"No results ({table.loc[table['id'] == r, 'status'].iloc[0]}).")
+                    continue
+                dm = result.get("delta_m")
+                st.metric("Δm", f"{dm:+.2f} %" if dm is not None else "—")
+                rows = result.get("tasks") or []
+                own = state.run_tasks(configs.get(r) or {})
+                st.table(charts.style_comparison(
+                    charts.comparison_frame(rows),
+                    colors=charts.task_colors(state.color_tasks(configs.get(r), own)),
+                ))

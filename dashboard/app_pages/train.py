@@ -1,0 +1,472 @@
+"""Train: set up an experiment, start it, and watch the tasks learn side by side."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import streamlit as st
+import yaml
+
+from dashboard import charts, state
+from mtl_core import jobs
+from mtl_core.config import ExperimentConfig
+from mtl_core.errors import ConfigError, DataError, MTLLabError, StoreError
+from mtl_core.models import SHARING
+from mtl_core.store import ACTIVE_STATUSES
+from mtl_core.tasks import DATASETS
+from mtl_core.weighting import WEIGHTING
+
+POLL_S = 1.0
+DEFAULTS = ExperimentConfig.parse({})
+ss = st.session_state
+
+
+def _int(value: Any, default: int, lo: int, hi: int) -> int:
+    try:
+        return min(max(int(value), lo), hi)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value: Any, default: float, lo: float, hi: float) -> float:
+    try:
+        v = float(value)
+        return min(max(v, lo), hi) if v == v else default
+    except (TypeError, ValueError):
+        return default
+
+
+# ---- where the form starts from -----------------------------------------------------------
+def _starting_params() -> tuple[dict[str, str], bool]:
+    """The config params to fill the form with, and whether they replace what it holds.
+
+    A loaded YAML file or a link that differs from what this tab last wrote (e.g. "open
+    in Train" from the Runs page) replaces the form; a bare URL (page switch) keeps it.
+    """
+    pending = ss.pop(state.SS_PENDING, None)
+    if pending is not None:
+        return pending, True
+    incoming = state.config_params(st.query_params.to_dict())
+    if incoming:
+        return incoming, incoming != ss.get(state.SS_PARAMS)
+    return ss.get(state.SS_PARAMS, {}), False
+
+
+def _on_yaml_upload() -> None:
+    upload = ss.get("yaml_upload")
+    ss.pop("_load_message", None)
+    if upload is None:
+        return
+    try:
+        data = yaml.safe_load(upload.getvalue().decode("utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ConfigError("a config file must hold a mapping of fields (dataset:, tasks:, ...)")
+        ss[state.SS_PENDING] = state.config_to_params(data)
+        ss["_load_message"] = ("success", f"Loaded {upload.name}.")
+    except UnicodeDecodeError:
+        ss["_load_message"] = ("error", f"{upload.name} is not a UTF-8 text file; save it as UTF-8 YAML.")
+    except yaml.YAMLError as exc:
+        ss["_load_message"] = ("error", f"{upload.name} is not valid YAML: {exc}")
+    except (MTLLabError, KeyError, TypeError, AttributeError) as exc:
+        ss["_load_message"] = ("error", f"{upload.name} cannot be loaded: {state.error_text(exc)}")
+
+
+def _on_csv_upload() -> None:
+    upload = ss.get("csv_upload")
+    if upload is None:
+        return
+    path = state.save_upload(upload.name, upload.getvalue())
+    ss[state.k_ds_opt("csv", "path")] = str(path)
+    ss[state.K_CSV_TARGETS] = []
+
+
+# ---- option widgets -------------------------------------------------------------------------
+def option_widgets(registry: Any, name: str, raw_section: Mapping[str, Any], key_of: Any,
+                   *, skip: tuple[str, ...] = (), columns: int = 2) -> None:
+    """One widget per simple option of a registry entry (bounds from its pydantic model)."""
+    if name not in registry:
+        return
+    specs = [s for s in state.option_fields(registry.get(name).options)
+             if s.kind != "complex" and s.name not in skip]
+    if not specs:
+        return
+    known = dict(raw_section.get("options") or {}) if raw_section.get("name") == name else {}
+    cols = st.columns(min(columns, len(specs)))
+    for i, spec in enumerate(specs):
+        key = key_of(name, spec.name)
+        state.seed(ss, key, state.coerce(spec, known.get(spec.name, spec.default)))
+        label, help_ = spec.name.replace("_", " "), spec.description or None
+        with cols[i % len(cols)]:
+            if spec.kind == "slider":
+                st.slider(label, min_value=float(spec.min), max_value=float(spec.max), step=spec.step,
+                          key=key, help=help_)
+            elif spec.kind == "float":
+                st.number_input(label, min_value=spec.min, max_value=spec.max, step=spec.step, format="%g",
+                                key=key, help=help_)
+            elif spec.kind == "int":
+                st.number_input(label, min_value=spec.min, max_value=spec.max, step=int(spec.step or 1),
+                                key=key, help=help_)
+            elif spec.kind == "bool":
+                st.checkbox(label, key=key, help=help_)
+            elif spec.kind == "choice":
+                st.selectbox(label, list(spec.choices), key=key, help=help_)
+            elif spec.kind == "text":
+                st.text_input(label, key=key, help=help_)
+
+
+def entry_header(registry: Any, name: str) -> None:
+    entry = registry.get(name)
+    st.caption(entry.description)
+    if entry.formula:
+        st.latex(entry.formula)
+    if entry.paper:
+        st.caption(f":material/menu_book: {entry.paper}")
+
+
+def select_entry(label: str, registry: Any, key: str, current: str | None, default: str, *, help_: str) -> str:
+    names = registry.names()
+    if current not in names and key not in ss:
+        st.warning(f"This link asks for {registry.kind} {current!r}, which this MTL Lab does not have; "
+                   f"showing {default!r}. Available: {', '.join(names)}.")
+    state.seed(ss, key, current if current in names else default)
+    if ss[key] not in names:
+        ss[key] = names[0]
+    return st.selectbox(label, names, key=key, help=help_)
+
+
+# ---- the CSV section ------------------------------------------------------------------------
+@st.cache_data(show_spinner="Reading the CSV file…", max_entries=16)
+def _csv_summary(options_json: str, mtime: float) -> dict[str, Any]:
+    """Import the CSV once (the importer's checks), for its summary; cached per file version."""
+    from mtl_core.tasks import load_dataset
+
+    ds = load_dataset("csv", json.loads(options_json))
+    return {"rows": {k: v for k, v in ds.summary()["splits"].items()},
+            "tasks": {t: s.kind for t, s in ds.tasks.items()},
+            "inputs": ds.input_kind, "input_dim": ds.input_dim, "vocab": ds.vocab_size,
+            "warnings": list(ds.info.get("warnings", []))}
+
+
+def csv_section(raw_ds: Mapping[str, Any]) -> None:
+    known = dict(raw_ds.get("options") or {}) if raw_ds.get("name") == "csv" else {}
+    path_key = state.k_ds_opt("csv", "path")
+    state.seed(ss, path_key, str(known.get("path") or ""))
+    st.file_uploader("Upload a CSV file (one row per example, one column per task)", type=["csv"],
+                     key="csv_upload", on_change=_on_csv_upload,
+                     help="Saved under $MTL_LAB_HOME/uploads/ so that the run can read it.")
+    st.text_input("CSV path", key=path_key, help="Filled in by the upload; or the path of a file on this machine.")
+    header: list[str] = []
+    path = ss.get(path_key) or ""
+    if path:
+        from mtl_core.tasks.csv_import import read_header
+
+        try:
+            header = read_header(path)
+        except (DataError, ConfigError) as exc:
+            st.error(str(exc))
+    known_targets = known.get("targets")
+    if isinstance(known_targets, dict):
+        known_targets = list(known_targets)
+    state.seed(ss, state.K_CSV_TARGETS, [t for t in (known_targets or []) if t in header])
+    ss[state.K_CSV_TARGETS] = [t for t in ss[state.K_CSV_TARGETS] if t in header]
+    st.multiselect("Target columns (one task each)", header, key=state.K_CSV_TARGETS,
+                   help="Each column you pick becomes a task; its kind is inferred from its values.")
+    text_choices = [state.NO_TEXT_COLUMN, *header]
+    state.seed(ss, state.K_CSV_TEXT, known.get("text_column") or state.NO_TEXT_COLUMN)
+    if ss[state.K_CSV_TEXT] not in text_choices:
+        ss[state.K_CSV_TEXT] = state.NO_TEXT_COLUMN
+    st.selectbox("Text column (token input instead of tabular columns)", text_choices, key=state.K_CSV_TEXT)
+    with st.expander("More CSV options"):
+        option_widgets(DATASETS, "csv", raw_ds, state.k_ds_opt, skip=state.CSV_SPECIAL)
+
+
+def csv_check(options: Mapping[str, Any]) -> None:
+    """Import the file with the chosen targets and show what it holds, or why it cannot."""
+    if not options.get("path") or not options.get("targets"):
+        st.info("Upload a CSV file and pick at least one target column.")
+        return
+    from pathlib import Path
+
+    try:
+        mtime = Path(options["path"]).stat().st_mtime
+        summary = _csv_summary(json.dumps(dict(options), sort_keys=True), mtime)
+    except FileNotFoundError:
+        st.error(f"CSV file '{options['path']}' not found; upload it again.")
+        return
+    except (DataError, ConfigError) as exc:
+        st.error(str(exc))
+        return
+    tasks = ", ".join(f"{t} ({k})" for t, k in summary["tasks"].items())
+    rows = summary["rows"]
+    st.caption(f"{rows['train']} train / {rows['val']} val / {rows['test']} test rows · tasks: {tasks}")
+    for warning in summary["warnings"]:
+        st.warning(warning)
+
+
+# ---- parameter count -------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=64)
+def _parameter_counts(dataset: str, options_json: str, tasks: tuple[str, ...], sharing: str,
+                      sharing_json: str, model_json: str) -> tuple[int, int, int]:
+    """(multi-task total, of which shared, single-task baselines' total) for this setup."""
+    from mtl_core.config import ModelSpec
+    from mtl_core.models.sharing import build_model
+    from mtl_core.tasks import load_dataset
+
+    ds = load_dataset(dataset, json.loads(options_json)).select_tasks(list(tasks))
+    spec = ModelSpec.model_validate(json.loads(model_json))
+    counts = build_model(sharing, ds, list(tasks), spec, json.loads(sharing_json)).parameter_counts()
+    # Each baseline is the multi-task network cut down to one task (see experiment._baseline).
+    stl = sum(build_model("hard", ds, [t], spec, {}).parameter_counts()["total"] for t in tasks)
+    return counts["total"], counts["shared"], stl
+
+
+def parameter_caption(config: Any) -> None:
+    entry = DATASETS.get(config.dataset.name)
+    if entry.extra.get("input_kind") != "vector" or config.dataset.name == "csv":
+        return
+    try:
+        total, shared, stl = _parameter_counts(
+            config.dataset.name, json.dumps(config.dataset.options, sort_keys=True), tuple(config.task_list()),
+            config.sharing.name, json.dumps(config.sharing.options, sort_keys=True),
+            json.dumps(config.model.model_dump(mode="json"), sort_keys=True),
+        )
+    except Exception:  # a count is a nicety; the config check reports real problems
+        return
+    st.caption(f"Parameters: **{total:,}** multi-task ({shared:,} shared) vs **{stl:,}** for the "
+               f"{len(config.task_list())} single-task models together.")
+
+
+# ---- the watched run --------------------------------------------------------------------------
+def watch(run_id: str) -> None:
+    run, message = state.get_run_safe(run_id)
+    if run is None:
+        st.warning(message, icon=":material/link_off:")
+        state.set_run_id(None)  # stop pointing the URL at it
+        return
+    active = run["status"] in ACTIVE_STATUSES
+    head, cancel_col = st.columns([4, 1])
+    head.subheader(f"Run {run_id}")
+    if active and cancel_col.button("Cancel", key="cancel", icon=":material/stop_circle:",
+                                    help="Stop the run at its next step; its curves are kept."):
+        try:
+            if not jobs.cancel(run_id, store_path=state.store_path()):
+                st.info("This run has already ended; there is nothing to cancel.")
+            else:
+                st.toast(f"Cancelling {run_id}…")
+        except StoreError as exc:
+            st.error(str(exc))
+    st.fragment(run_every=POLL_S if active else None)(live_panel)(run_id, active)
+
+
+def live_panel(run_id: str, was_active: bool) -> None:
+    store = state.get_store()
+    try:
+        store.mark_interrupted()
+        run = store.get_run(run_id)
+    except StoreError as exc:
+        st.warning(f"{exc}. It may have been deleted.")
+        return
+    config = run["config"]
+    status = run["status"]
+    tasks = state.run_tasks(config)
+    colors = charts.task_colors(state.color_tasks(config, tasks))
+
+    progress = state.progress_summary(run, state.run_phases(config), batch_size=config.get("batch_size", 64))
+    text = f"**{status}**" + (f" · {progress['text']}" if progress["text"] != status else "")
+    st.progress(progress["fraction"], text=text)
+    if status == "finished":
+        result = store.result(run_id) or {}
+        dm = result.get("delta_m")
+        if dm is None:
+            verdict = "no single-task baselines to compare with."
+        elif dm >= 0:
+            verdict = "the multi-task model beats its single-task baselines on average."
+        else:
+            verdict = "the multi-task model is worse than its single-task baselines on average."
+        st.success(f"Finished. Δm = {dm:+.2f} %: {verdict}" if dm is not None else f"Finished: {verdict}",
+                   icon=":material/check_circle:")
+        st.page_link("app_pages/results.py", label="See the results", icon=":material/leaderboard:",
+                     query_params={state.RUN_PARAM: run_id})
+    elif status == "failed":
+        st.error(f"The run failed: {run.get('error') or 'no message'}. "
+                 f"The full log is in {state.store_path().parent / 'logs' / (run_id + '.log')}.")
+    elif status in ("cancelled", "interrupted"):
+        st.warning(f"The run was {status}. {run.get('error') or ''} Its curves so far are kept.")
+
+    c1, c2, c3 = st.columns([2, 1, 1])
+    smoothing = c1.slider("smoothing (EMA of the training curves)", 0.0, 0.99, 0.0, 0.01, key="live_smoothing")
+    log_y = c2.toggle("log scale", key="live_log")
+    baselines = c3.toggle("single-task baselines", value=True, key="live_baselines")
+    metrics = store.metrics(run_id, metric="loss")
+    if metrics.empty:
+        st.caption("Waiting for the first logged step…")
+    else:
+        st.plotly_chart(charts.loss_curves(metrics, tasks, colors=colors, smoothing=smoothing, log_y=log_y,
+                                           show_baselines=baselines))
+    if was_active and status not in ACTIVE_STATUSES:
+        st.rerun()  # the run ended: one full rerun stops the polling and drops Cancel
+
+
+# ---- the page -----------------------------------------------------------------------------------
+st.title("Train")
+st.caption("Pick a dataset and its tasks, choose what the tasks share and how their losses are weighted, "
+           "and train the multi-task model beside one single-task model per task.")
+
+params, force = _starting_params()
+try:
+    raw = state.params_to_raw(params)
+except ConfigError as exc:
+    st.error(f"The experiment in this link cannot be read ({exc}); showing the defaults instead.")
+    raw = {}
+if force:
+    state.clear_form(ss)
+# Said for as long as the file stays in the uploader.
+load_message = ss.get("_load_message") if ss.get("yaml_upload") is not None else None
+if load_message:
+    getattr(st, load_message[0])(load_message[1])
+
+raw_ds = state.section(raw, "dataset")
+col_data, col_model, col_train = st.columns([1.1, 1.0, 1.0], gap="large")
+
+with col_data:
+    st.subheader("1 · Data and tasks")
+    ds_name = select_entry("Dataset", DATASETS, state.K_DATASET, raw_ds.get("name", DEFAULTS.dataset.name),
+                           DEFAULTS.dataset.name,
+                           help_="The dataset catalogue of mtl_core.tasks.")
+    entry_header(DATASETS, ds_name)
+    if ds_name == "csv":
+        csv_section(raw_ds)
+    else:
+        option_widgets(DATASETS, ds_name, raw_ds, state.k_ds_opt)
+    ds_options = state.dataset_from_session(ss, raw)["options"]
+    if ds_name == "csv":
+        csv_check(ds_options)
+    task_names, tasks_error = state.safe_task_names(ds_name, ds_options)
+    if tasks_error and ds_name != "csv":
+        st.error(tasks_error)
+    same_dataset = raw_ds.get("name", DEFAULTS.dataset.name) == ds_name
+    raw_tasks = raw.get("tasks") if same_dataset else None
+    raw_weights = dict(raw.get("weights") or {}) if same_dataset else {}
+    colors = charts.task_colors(task_names)
+    if task_names:
+        st.markdown("**Tasks and loss weights** w_t")
+    for task in task_names:
+        state.seed(ss, state.k_task(task), raw_tasks is None or task in raw_tasks)
+        try:
+            w0 = min(max(float(raw_weights.get(task, 1.0)), 0.0), 5.0)
+        except (TypeError, ValueError):
+            w0 = 1.0
+        state.seed(ss, state.k_weight(task), w0)
+        c_box, c_slider = st.columns([1, 2.2], vertical_alignment="center")
+        c_box.checkbox(task, key=state.k_task(task))
+        c_slider.slider(f"weight of {task}", 0.0, 5.0, step=0.1, key=state.k_weight(task),
+                        label_visibility="collapsed", disabled=not ss[state.k_task(task)])
+    ticked = [t for t in task_names if ss.get(state.k_task(t))]
+    if ticked:
+        shares = state.normalised_weights({t: float(ss[state.k_weight(t)]) for t in ticked})
+        st.markdown(
+            "normalised: " + " ".join(
+                f"<span style='color:{colors[t]}; font-weight:600'>● {t} {shares[t]:.2f}</span>" for t in ticked
+            ),
+            unsafe_allow_html=True,
+        )
+
+with col_model:
+    st.subheader("2 · Sharing")
+    sh_name = select_entry("Sharing mode", SHARING, state.K_SHARING,
+                           state.section(raw, "sharing").get("name", DEFAULTS.sharing.name), DEFAULTS.sharing.name,
+                           help_="Which parameters the tasks share (mtl_core.models).")
+    entry_header(SHARING, sh_name)
+    option_widgets(SHARING, sh_name, state.section(raw, "sharing"), state.k_sh_opt)
+    diagram = SHARING.get(sh_name).extra.get("diagram", "shared")
+    st.plotly_chart(charts.architecture_diagram(diagram, ticked or task_names or ["task"], colors=colors),
+                    config={"displayModeBar": False, "staticPlot": True})
+    param_slot = st.empty()
+
+with col_train:
+    st.subheader("3 · Loss weighting")
+    wt_name = select_entry("Weighting strategy", WEIGHTING, state.K_WEIGHTING,
+                           state.section(raw, "weighting").get("name", DEFAULTS.weighting.name),
+                           DEFAULTS.weighting.name,
+                           help_="How the per-task losses become one update (mtl_core.weighting).")
+    entry_header(WEIGHTING, wt_name)
+    option_widgets(WEIGHTING, wt_name, state.section(raw, "weighting"), state.k_wt_opt)
+
+    st.subheader("4 · Training")
+    state.seed(ss, state.K_BUDGET, "epochs" if raw.get("epochs") and not raw.get("steps") else "steps")
+    c_budget, c_amount = st.columns(2)
+    budget = c_budget.radio("budget in", ["steps", "epochs"], key=state.K_BUDGET, horizontal=True)
+    if budget == "steps":
+        state.seed(ss, state.K_STEPS, _int(raw.get("steps"), 500, 1, 10_000_000))
+        c_amount.number_input("steps", min_value=1, max_value=10_000_000, step=50, key=state.K_STEPS,
+                              help="Optimiser steps for the multi-task model and for each single-task baseline.")
+    else:
+        state.seed(ss, state.K_EPOCHS, _float(raw.get("epochs"), 1.0, 0.01, 100_000.0))
+        c_amount.number_input("epochs", min_value=0.01, max_value=100_000.0, step=1.0, format="%g",
+                              key=state.K_EPOCHS)
+    c_batch, c_lr = st.columns(2)
+    state.seed(ss, state.K_BATCH, _int(raw.get("batch_size"), 64, 1, 1_000_000))
+    c_batch.number_input("batch size", min_value=1, max_value=1_000_000, step=16, key=state.K_BATCH)
+    state.seed(ss, state.K_LR, _float(state.section(raw, "optimizer").get("lr"), 1e-3, 1e-7, 10.0))
+    c_lr.number_input("learning rate", min_value=1e-7, max_value=10.0, step=1e-4, format="%g", key=state.K_LR)
+    c_seed, c_device = st.columns(2)
+    state.seed(ss, state.K_SEED, _int(raw.get("seed"), 0, 0, 2**31 - 1))
+    c_seed.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=state.K_SEED)
+    devices = ["auto", "cpu"] + (["cuda"] if state.cuda_available() else [])
+    wanted_device = raw.get("device", "auto")
+    if wanted_device not in devices:
+        st.warning(f"This config asks for device {wanted_device!r}, which this machine does not have; "
+                   "using auto.")
+    state.seed(ss, state.K_DEVICE, wanted_device if wanted_device in devices else "auto")
+    if ss[state.K_DEVICE] not in devices:
+        ss[state.K_DEVICE] = "auto"
+    c_device.radio("device", devices, key=state.K_DEVICE, horizontal=True,
+                   help="auto: the GPU when there is one. cuda is offered only on a machine with a CUDA GPU.")
+
+
+# ---- the experiment the form describes ----------------------------------------------------------
+draft = state.draft_from_session(ss, raw, task_names)
+config, config_error = state.validate(draft)
+written = state.config_to_params(draft)
+ss[state.SS_PARAMS] = written
+run_id = state.current_run_id()
+wanted_query = {**written, **({state.RUN_PARAM: run_id} if run_id else {})}
+if st.query_params.to_dict() != wanted_query:
+    st.query_params.from_dict(wanted_query)
+if config is not None:
+    with param_slot.container():
+        parameter_caption(config)
+
+st.divider()
+if config_error:
+    st.error(config_error, icon=":material/error:")
+c_train, c_download, c_load = st.columns([1, 1, 2], vertical_alignment="top")
+train_clicked = c_train.button("Train", type="primary", key="train", icon=":material/play_arrow:",
+                               disabled=config is None, width="stretch",
+                               help="Start this experiment in the background (single-task baselines first).")
+c_download.download_button(
+    "Download config (YAML)",
+    data=config.to_yaml() if config is not None else yaml.safe_dump(draft, sort_keys=False),
+    file_name=f"{(config.name if config is not None and config.name else 'experiment')}.yaml",
+    mime="application/x-yaml", key="download_yaml", icon=":material/download:", width="stretch",
+)
+with c_load.expander("Load a config (YAML)"):
+    st.file_uploader("config file", type=["yaml", "yml", "json"], key="yaml_upload",
+                     on_change=_on_yaml_upload, label_visibility="collapsed")
+    st.caption("The same file `mtl-lab run CONFIG` takes. Its values fill the form.")
+
+if train_clicked and config is not None:
+    try:
+        new_run = jobs.start(config, store_path=state.store_path())
+    except (ConfigError, DataError, StoreError) as exc:
+        st.error(str(exc))
+    else:
+        state.set_run_id(new_run)
+        st.rerun()  # redraw the frame too: the sidebar starts listing (and polling) the new run
+
+if run_id:
+    watch(run_id)
+else:
+    st.info("Set up an experiment above and press **Train**. The curves appear here while it learns.",
+            icon=":material/info:")

@@ -1,0 +1,638 @@
+"""Query parameters <-> experiment config, widget keys, and helpers the pages share.
+
+The experiment being set up lives in the URL (`st.query_params`) as dotted config keys
+that differ from the defaults, e.g. `?dataset.options.correlation=-0.5&weights.y2=2&steps=300`,
+the same `key=value` overrides `mtl-lab run --set` takes (`mtl_core.config.apply_overrides`).
+A link therefore reproduces an experiment, and `run=<id>` re-attaches to a run after a
+refresh. Widgets hold the draft between reruns (session state, one per browser tab);
+nothing per-user is kept in module globals, so two tabs never see each other's draft.
+
+The functions without `st.` are pure and tested directly; the rest need a Streamlit run.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, MutableMapping, Sequence
+
+import streamlit as st
+import yaml
+from pydantic import BaseModel
+
+from mtl_core.config import ExperimentConfig, apply_overrides
+from mtl_core.errors import ConfigError, DataError, MTLLabError, StoreError
+from mtl_core.models import SHARING
+from mtl_core.store import RunStore, default_store_path
+from mtl_core.tasks import DATASETS, dataset_task_names
+from mtl_core.weighting import WEIGHTING
+
+RUN_PARAM = "run"
+CONFIG_FIELDS = frozenset(ExperimentConfig.model_fields)
+
+# Widget keys. Every key of the experiment form starts with "cfg." so a loaded config
+# can clear the whole form at once; option keys name their registry entry, so switching
+# dataset does not carry one dataset's options over to another.
+K_DATASET = "cfg.dataset"
+K_SHARING = "cfg.sharing"
+K_WEIGHTING = "cfg.weighting"
+K_BUDGET = "cfg.budget"  # "steps" or "epochs"
+K_STEPS = "cfg.steps"
+K_EPOCHS = "cfg.epochs"
+K_BATCH = "cfg.batch_size"
+K_LR = "cfg.lr"
+K_SEED = "cfg.seed"
+K_DEVICE = "cfg.device"
+K_CSV_TARGETS = "cfg.csv.targets"
+K_CSV_TEXT = "cfg.csv.text_column"
+NO_TEXT_COLUMN = "(none: tabular inputs)"
+CSV_SPECIAL = ("path", "targets", "inputs", "text_column")
+
+SS_PARAMS = "_experiment_params"  # the config params this tab last wrote
+SS_PENDING = "_pending_params"  # a config to load into the form on the next run
+SS_RUN = "_watched_run"
+
+
+def k_ds_opt(dataset: str, option: str) -> str:
+    return f"cfg.ds.{dataset}.{option}"
+
+
+def k_sh_opt(sharing: str, option: str) -> str:
+    return f"cfg.sh.{sharing}.{option}"
+
+
+def k_wt_opt(weighting: str, option: str) -> str:
+    return f"cfg.wt.{weighting}.{option}"
+
+
+def k_task(task: str) -> str:
+    return f"cfg.task.{task}"
+
+
+def k_weight(task: str) -> str:
+    return f"cfg.w.{task}"
+
+
+# ---- options models -> widget specs -----------------------------------------------------
+# Slider ranges for options whose model bounds them in a validator rather than a Field.
+UI_RANGES: dict[str, tuple[float, float]] = {"label_noise": (0.0, 1.0)}
+
+WidgetKind = Literal["slider", "float", "int", "bool", "choice", "text", "complex"]
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """How to render one option of a registry entry's options model."""
+
+    name: str
+    kind: WidgetKind
+    default: Any
+    description: str = ""
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    choices: tuple[Any, ...] = field(default_factory=tuple)
+    required: bool = False
+
+
+def _bounds(metadata: Sequence[Any]) -> tuple[float | None, float | None, bool, bool]:
+    lo = hi = None
+    lo_open = hi_open = False
+    for m in metadata:
+        if getattr(m, "ge", None) is not None:
+            lo = float(m.ge)
+        if getattr(m, "gt", None) is not None:
+            lo, lo_open = float(m.gt), True
+        if getattr(m, "le", None) is not None:
+            hi = float(m.le)
+        if getattr(m, "lt", None) is not None:
+            hi, hi_open = float(m.lt), True
+    return lo, hi, lo_open, hi_open
+
+
+# Streamlit number inputs are JavaScript numbers: integer bounds beyond 2^53 - 1 are refused.
+JS_MAX_INT = 2**53 - 1
+
+
+def _nice_step(span: float) -> float:
+    if span <= 2.0:
+        return 0.01
+    return 10.0 ** (math.floor(math.log10(span)) - 2)
+
+
+def _union_args(annotation: Any) -> tuple[Any, ...] | None:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.get_args(annotation)
+    return None
+
+
+def option_fields(model: type[BaseModel]) -> list[OptionField]:
+    """Widget specs from a pydantic options model: bounded floats become sliders (bounds
+    from the Field constraints), ints number inputs, Literals selects, bools checkboxes;
+    lists and dicts are "complex" (kept from the config, not edited)."""
+    out: list[OptionField] = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        required = info.is_required()
+        default = None if required else info.default
+        desc = info.description or ""
+        lo, hi, lo_open, hi_open = _bounds(info.metadata)
+        union = _union_args(ann)
+        if union is not None:
+            non_none = [a for a in union if a is not type(None)]
+            # `float | dict[...]` (e.g. one label-noise level or one per task): edit the number.
+            if float in non_none and isinstance(default, (int, float)) and not isinstance(default, bool):
+                ann = float
+            elif len(non_none) == 1 and non_none[0] in (int, float, str):
+                ann = non_none[0]
+            else:
+                out.append(OptionField(name, "complex", default, desc, required=required))
+                continue
+        if ann is bool:
+            out.append(OptionField(name, "bool", bool(default), desc, required=required))
+        elif typing.get_origin(ann) is Literal:
+            choices = typing.get_args(ann)
+            out.append(OptionField(name, "choice", default if default in choices else choices[0], desc,
+                                   choices=choices, required=required))
+        elif ann is int:
+            step = 1 if default is None or abs(int(default)) < 100 else 10 ** (len(str(abs(int(default)))) - 2)
+            out.append(OptionField(
+                name, "int", default, desc,
+                min=None if lo is None else max(int(math.floor(lo)) + (1 if lo_open else 0), -JS_MAX_INT),
+                max=None if hi is None else min(int(math.ceil(hi)) - (1 if hi_open else 0), JS_MAX_INT),
+                step=step, required=required,
+            ))
+        elif ann is float:
+            if (lo is None or hi is None) and name in UI_RANGES:
+                lo, hi = UI_RANGES[name]
+            step = _nice_step(hi - lo) if lo is not None and hi is not None else 0.0
+            # A slider for a bounded knob on a short range whose default sits on the slider's
+            # grid (correlation, a probability); a number input otherwise, so that a default
+            # such as 0.025 on a 0..10 range is neither rounded nor clamped.
+            on_grid = isinstance(default, (int, float)) and step > 0 and (
+                abs(default / step - round(default / step)) < 1e-6
+            )
+            if lo is not None and hi is not None and hi - lo <= 2.0 and on_grid:
+                out.append(OptionField(
+                    name, "slider", default, desc,
+                    min=lo + step if lo_open else lo, max=hi - step if hi_open else hi, step=step,
+                    required=required,
+                ))
+            else:
+                d = abs(float(default)) if isinstance(default, (int, float)) and default else 1.0
+                step = 10.0 ** (math.floor(math.log10(d)) - 1)
+                # An open lower bound (gt 0) cannot be a number input's minimum; the config
+                # check rejects 0 with a message instead.
+                out.append(OptionField(name, "float", default, desc,
+                                       min=None if lo_open else lo, max=None if hi_open else hi,
+                                       step=step, required=required))
+        elif ann is str:
+            out.append(OptionField(name, "text", default, desc, required=required))
+        else:
+            out.append(OptionField(name, "complex", default, desc, required=required))
+    return out
+
+
+def coerce(spec: OptionField, value: Any) -> Any:
+    """`value` (from a URL or a YAML file) made safe for the widget of `spec`:
+    the right type, inside the widget's range; the default when it cannot be."""
+    if value is None and spec.default is None and spec.kind in ("int", "float"):
+        return None  # an optional number left empty (e.g. a seed that defaults to the run's)
+    try:
+        if spec.kind in ("slider", "float"):
+            v = float(value)
+            if math.isnan(v) or math.isinf(v):
+                raise ValueError
+            if spec.min is not None:
+                v = max(v, float(spec.min))
+            if spec.max is not None:
+                v = min(v, float(spec.max))
+            return v
+        if spec.kind == "int":
+            v = int(value)
+            if spec.min is not None:
+                v = max(v, int(spec.min))
+            if spec.max is not None:
+                v = min(v, int(spec.max))
+            return v
+        if spec.kind == "bool":
+            return bool(value)
+        if spec.kind == "choice":
+            return value if value in spec.choices else spec.default
+        if spec.kind == "text":
+            return "" if value is None else str(value)
+    except (TypeError, ValueError):
+        pass
+    return spec.default if spec.default is not None or spec.kind != "text" else ""
+
+
+# ---- query parameters <-> config ------------------------------------------------------
+def yaml_scalar(value: Any) -> str:
+    """One config value as the YAML text `apply_overrides` parses back to the same value."""
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000).strip()
+    if text.endswith("\n..."):
+        text = text[: -len("\n...")]
+    elif text.endswith("..."):
+        text = text[:-3].strip()
+    return text
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _option_defaults(registry: Any, name: str) -> dict[str, Any]:
+    if name not in registry:
+        return {}
+    model = registry.get(name).options
+    return {
+        k: (f.default.model_dump(mode="json") if isinstance(f.default, BaseModel) else f.default)
+        for k, f in model.model_fields.items()
+        if not f.is_required() and f.default_factory is None
+    }
+
+
+def default_config_dict(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults `raw` is compared with: the default experiment, with the option
+    defaults of the dataset, sharing mode and weighting strategy `raw` names."""
+    base = ExperimentConfig.parse({}).to_dict()
+    for section, registry in (("dataset", DATASETS), ("sharing", SHARING), ("weighting", WEIGHTING)):
+        spec = raw.get(section) if isinstance(raw.get(section), Mapping) else {}
+        name = spec.get("name", base[section]["name"])
+        # The default name stays (a different name must show in the link); the options
+        # are compared with the defaults of the entry the config names.
+        base[section] = {"name": base[section]["name"], "options": _option_defaults(registry, name)}
+    return base
+
+
+def config_to_params(config: ExperimentConfig | Mapping[str, Any]) -> dict[str, str]:
+    """The config as query parameters: one dotted key per value that is not the default."""
+    raw = config.to_dict() if isinstance(config, ExperimentConfig) else dict(config)
+    defaults = _flatten(default_config_dict(raw))
+    params: dict[str, str] = {}
+    for key, value in _flatten(raw).items():
+        if key in defaults and defaults[key] == value:
+            continue
+        if key not in defaults and (value is None or value == {} or value == []) and not key.endswith("tasks"):
+            continue
+        params[key] = yaml_scalar(value)
+    # Defaults go missing in the diff; a section's name must stay with its options.
+    for section in ("dataset", "sharing", "weighting"):
+        if any(k.startswith(f"{section}.options.") for k in params) and f"{section}.name" not in params:
+            params[f"{section}.name"] = yaml_scalar(raw[section]["name"])
+    return dict(sorted(params.items()))
+
+
+def config_params(query: Mapping[str, Any]) -> dict[str, str]:
+    """The experiment's keys among the query parameters (`run` and strangers left out)."""
+    out = {}
+    for key, value in query.items():
+        if key.split(".", 1)[0] in CONFIG_FIELDS:
+            out[key] = value[-1] if isinstance(value, list) else str(value)
+    return dict(sorted(out.items()))
+
+
+def params_to_raw(params: Mapping[str, str]) -> dict[str, Any]:
+    """Query parameters -> a (not yet validated) config dict; ConfigError if malformed."""
+    raw = apply_overrides({}, [f"{k}={v}" for k, v in config_params(params).items()])
+    if isinstance(raw.get("tasks"), str):  # `tasks=y1,y2` is easier to type than `[y1, y2]`
+        raw["tasks"] = [t.strip() for t in raw["tasks"].split(",") if t.strip()]
+    for name in ("dataset", "sharing", "weighting", "optimizer"):
+        if name in raw and not isinstance(raw[name], dict):
+            raise ConfigError(f"{name}: give a name, e.g. {name}.name=...")
+        if name in raw and not isinstance(raw[name].get("options", {}), dict):
+            raise ConfigError(f"{name}.options: give single options, e.g. {name}.options.KEY=VALUE")
+    if "weights" in raw and not isinstance(raw["weights"], dict):
+        raise ConfigError("weights: give one weight per task, e.g. weights.y1=2")
+    # `dataset.options.correlation=-0.5` alone means the default dataset's option.
+    for name in ("dataset", "sharing", "weighting"):
+        if name in raw and "name" not in raw[name]:
+            raw[name]["name"] = default_name(name)
+    return raw
+
+
+def default_name(section_name: str) -> str:
+    """The registry entry a config uses when it names none (dataset, sharing, weighting)."""
+    return ExperimentConfig.model_fields[section_name].default_factory().name
+
+
+def section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name)
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def error_text(exc: BaseException) -> str:
+    """A user-facing message for an error (never a traceback)."""
+    if isinstance(exc, MTLLabError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+# ---- the draft experiment from the form's widgets -------------------------------------
+def seed(ss: MutableMapping[str, Any], key: str, value: Any, *, force: bool = False) -> None:
+    """Give a widget its starting value (from the URL or a loaded config) unless the user
+    has already set it in this tab."""
+    if force or key not in ss:
+        ss[key] = value
+
+
+def clear_form(ss: MutableMapping[str, Any]) -> None:
+    for key in [k for k in list(ss.keys()) if str(k).startswith("cfg.")]:
+        del ss[key]
+
+
+def read_options(
+    ss: Mapping[str, Any], registry: Any, name: str, raw_section: Mapping[str, Any], key_of: Any
+) -> dict[str, Any]:
+    """An entry's options: the widgets' values over what the config already had for it."""
+    opts = dict(raw_section.get("options") or {}) if raw_section.get("name") == name else {}
+    if name not in registry:
+        return opts
+    for spec in option_fields(registry.get(name).options):
+        key = key_of(name, spec.name)
+        if spec.kind != "complex" and key in ss:
+            value = ss[key]
+            if spec.kind == "text" and value == "" and not spec.required:
+                value = spec.default
+            opts[spec.name] = value
+    return opts
+
+
+def dataset_from_session(ss: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """{"name", "options"} of the dataset the form describes (needed before its tasks)."""
+    ds = ss.get(K_DATASET, section(raw, "dataset").get("name", default_name("dataset")))
+    ds_opts = read_options(ss, DATASETS, ds, section(raw, "dataset"), k_ds_opt)
+    if ds == "csv":
+        targets = ss.get(K_CSV_TARGETS)
+        if targets is not None:
+            ds_opts["targets"] = list(targets) or None
+        text = ss.get(K_CSV_TEXT)
+        if text is not None:
+            ds_opts["text_column"] = None if text == NO_TEXT_COLUMN else text
+    return {"name": ds, "options": ds_opts}
+
+
+def draft_from_session(
+    ss: Mapping[str, Any], raw: Mapping[str, Any], task_names: Sequence[str]
+) -> dict[str, Any]:
+    """The config dict the form describes: what the widgets say, over `raw` (the loaded
+    config), so fields without a widget (model sizes, eval interval, ...) are kept."""
+    draft = copy.deepcopy(dict(raw))
+    draft["dataset"] = dataset_from_session(ss, raw)
+
+    ticked = [t for t in task_names if bool(ss.get(k_task(t), True))]
+    draft["tasks"] = None if list(ticked) == list(task_names) else ticked
+    weights = {}
+    for t in ticked:
+        w = float(ss.get(k_weight(t), 1.0))
+        if w != 1.0:
+            weights[t] = w
+    draft["weights"] = weights
+
+    for sec, key, registry, key_of in (
+        ("sharing", K_SHARING, SHARING, k_sh_opt),
+        ("weighting", K_WEIGHTING, WEIGHTING, k_wt_opt),
+    ):
+        name = ss.get(key, section(raw, sec).get("name", default_name(sec)))
+        draft[sec] = {"name": name, "options": read_options(ss, registry, name, section(raw, sec), key_of)}
+
+    # Fields whose widget has not been drawn yet keep the config's value as it is (the
+    # config check then names anything wrong with it).
+    if ss.get(K_BUDGET) == "epochs" and K_EPOCHS in ss:
+        draft["epochs"] = float(ss[K_EPOCHS])
+        draft["steps"] = None
+    elif ss.get(K_BUDGET) == "steps" and K_STEPS in ss:
+        draft["steps"] = int(ss[K_STEPS])
+        draft.pop("epochs", None)
+    for key, name in ((K_BATCH, "batch_size"), (K_SEED, "seed"), (K_DEVICE, "device")):
+        if key in ss:
+            draft[name] = ss[key]
+    if K_LR in ss:
+        draft["optimizer"] = {**section(raw, "optimizer"), "lr": float(ss[K_LR])}
+    return draft
+
+
+def validate(draft: Mapping[str, Any]) -> tuple[ExperimentConfig | None, str | None]:
+    """(config, None) if the draft is a valid experiment, else (None, the message)."""
+    try:
+        return ExperimentConfig.parse(dict(draft)), None
+    except (ConfigError, DataError) as exc:
+        return None, str(exc)
+
+
+def normalised_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """w_t / Σ w: each task's share of the total loss weight (display only)."""
+    total = sum(max(w, 0.0) for w in weights.values())
+    return {t: (max(w, 0.0) / total if total > 0 else 0.0) for t, w in weights.items()}
+
+
+def safe_task_names(dataset: str, options: Mapping[str, Any]) -> tuple[list[str], str | None]:
+    try:
+        return dataset_task_names(dataset, dict(options)), None
+    except (ConfigError, DataError) as exc:
+        return [], str(exc)
+
+
+def color_tasks(config: Mapping[str, Any] | None, fallback: Sequence[str]) -> list[str]:
+    """The task order colours are keyed by: the dataset's full task list when it can be
+    read, so a task keeps its colour in runs that leave other tasks out."""
+    if config:
+        ds = section(config, "dataset")
+        names, err = safe_task_names(ds.get("name", ""), ds.get("options") or {})
+        if not err and set(fallback) <= set(names):
+            return names
+    return list(fallback)
+
+
+# ---- progress -------------------------------------------------------------------------
+def run_phases(config: Mapping[str, Any]) -> list[str]:
+    """The models a run trains, in order: one single-task baseline per task, then "mtl"."""
+    try:
+        cfg = ExperimentConfig.parse(dict(config))
+        tasks = cfg.task_list()
+        baselines = cfg.baselines
+    except MTLLabError:
+        tasks, baselines = list(config.get("tasks") or []), bool(config.get("baselines", True))
+    return [f"stl:{t}" for t in tasks] * bool(baselines) + ["mtl"]
+
+
+def phase_label(phase: str | None) -> str:
+    if not phase:
+        return "starting"
+    if phase == "mtl":
+        return "multi-task model"
+    if phase.startswith("stl:"):
+        return f"single-task baseline {phase[4:]}"
+    return phase
+
+
+def progress_summary(run: Mapping[str, Any], phases: Sequence[str], *, batch_size: int) -> dict[str, Any]:
+    """Overall fraction done, a one-line description and the ETA in seconds (or None).
+
+    Every model of a run has the same step budget, so the work left is the steps left in
+    the current model plus one budget per model still to come, at the current speed
+    (cached baselines take no time, so the ETA errs on the long side).
+    """
+    status = run.get("status")
+    step = int(run.get("step") or 0)
+    total = run.get("total_steps")
+    total = int(total) if total is not None and not _isnan(total) else None
+    sps = run.get("samples_per_s")
+    sps = float(sps) if sps is not None and not _isnan(sps) else None
+    phase = run.get("phase")
+    n = max(len(phases), 1)
+    idx = phases.index(phase) if phase in phases else 0
+    if status == "finished":
+        return {"fraction": 1.0, "text": "finished", "eta_s": 0.0}
+    if status == "queued" or not phase:
+        return {"fraction": 0.0, "text": "starting the training process…", "eta_s": None}
+    within = min(step / total, 1.0) if total else 0.0
+    fraction = min((idx + within) / n, 1.0)
+    batch = max(int(batch_size), 1)
+    eta = None
+    parts = [f"{phase_label(phase)} ({idx + 1}/{n})"]
+    if total:
+        parts.append(f"step {step:,}/{total:,}")
+    if sps and status == "running":  # an ended run has no speed and no ETA
+        parts.append(f"{sps:,.0f} samples/s")
+        if total:
+            steps_left = (total - step) + (n - idx - 1) * total
+            eta = steps_left / (sps / float(batch))
+            parts.append(f"ETA {format_seconds(eta)}")
+    return {"fraction": fraction, "text": " · ".join(parts), "eta_s": eta}
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(float(seconds), 0.0)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def _isnan(value: Any) -> bool:
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+# ---- uploads ----------------------------------------------------------------------------
+def uploads_dir() -> Path:
+    """`$MTL_LAB_HOME/uploads` (next to the run store): uploaded CSV files are kept here."""
+    folder = default_store_path().parent / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_upload(filename: str, data: bytes) -> Path:
+    """Save an uploaded file under a name made of its content hash and a cleaned-up
+    original name (the same file uploaded twice is stored once)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name).strip("._") or "upload.csv"
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    path = uploads_dir() / f"{digest}-{stem}"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+# ---- things that need a Streamlit session -----------------------------------------------
+def store_path() -> Path:
+    return default_store_path()
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(path: str) -> RunStore:
+    return RunStore(path)
+
+
+def get_store() -> RunStore:
+    """The run store of $MTL_LAB_HOME: one shared handle per store file (cache_resource).
+
+    Keyed by path, so a test that points MTL_LAB_HOME elsewhere gets its own store.
+    RunStore serialises its calls with a lock, so sessions may share it.
+    """
+    return _open_store(str(store_path()))
+
+
+def current_run_id() -> str | None:
+    """The watched run: `?run=` in the URL, else the one this tab last watched."""
+    rid = st.query_params.get(RUN_PARAM)
+    if rid:
+        return str(rid)
+    return st.session_state.get(SS_RUN)
+
+
+def set_run_id(run_id: str | None) -> None:
+    if run_id:
+        st.session_state[SS_RUN] = run_id
+        if st.query_params.get(RUN_PARAM) != run_id:
+            st.query_params[RUN_PARAM] = run_id
+    else:
+        st.session_state.pop(SS_RUN, None)
+        if RUN_PARAM in st.query_params:
+            del st.query_params[RUN_PARAM]
+
+
+def get_run_safe(run_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(run row, None) or (None, a readable message) for a run id from a link."""
+    try:
+        return get_store().get_run(run_id), None
+    except StoreError as exc:
+        return None, f"{exc}. It may have been deleted; pick another run."
+
+
+def run_label(row: Mapping[str, Any]) -> str:
+    """`20261124-235959-ab12cd · name · mmoe_synthetic/hard · Δm +3.2 %` for pickers."""
+    parts = [str(row.get("id"))]
+    if isinstance(row.get("name"), str) and row["name"]:
+        parts.append(row["name"])
+    parts.append(f"{row.get('dataset')}/{row.get('sharing')}")
+    dm = row.get("delta_m")
+    if dm is not None and not _isnan(dm):
+        parts.append(f"Δm {float(dm):+.2f} %")
+    if row.get("status") != "finished":
+        parts.append(str(row.get("status")))
+    return " · ".join(parts)
+
+
+@st.cache_resource(show_spinner=False)
+def device_name() -> str:
+    """The accelerator the engine would use: the CUDA device's name, or "CPU"."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return "CPU"
+
+
+def cuda_available() -> bool:
+    return device_name() != "CPU"
+
+
+def run_tasks(config: Mapping[str, Any]) -> list[str]:
+    """A run's tasks in order, from its stored config."""
+    try:
+        return ExperimentConfig.parse(dict(config)).task_list()
+    except MTLLabError:
+        tasks = config.get("tasks")
+        if tasks:
+            return list(tasks)
+        ds = section(config, "dataset")
+        names, _ = safe_task_names(ds.get("name", ""), ds.get("options") or {})
+        return names

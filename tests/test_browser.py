@@ -1,0 +1,202 @@
+"""One real browser: the quickstart experiment trained from the Train page, as a person sees it.
+
+A `streamlit run` server on a free port with its own MTL_LAB_HOME, driven by Chromium
+through Playwright: set a loss weight with the keyboard, press Train, watch the live
+curve grow, then read the Results table. Needs /usr/bin/chromium (Debian's `chromium`
+package) and the playwright Python package; skipped with the reason when either is
+missing. `MTL_LAB_SCREENSHOT=1` also saves the Train page to docs/train.png.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+# The quickstart experiment (all defaults) on a smaller budget, so the test stays fast.
+# Long enough (~15 s on two cores) for the page to poll the run several times.
+QUICKSTART_QUERY = "?steps=400&dataset.options.n_samples=3000"
+TIMEOUT_S = 75
+
+pytestmark = pytest.mark.browser
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the environment
+    sync_playwright = None
+
+
+def wait_for_url_text(page, *parts: str, timeout_s: float = 30.0) -> None:
+    """Wait until the address holds every one of `parts`. Streamlit rewrites the query
+    string with history.replaceState, which is no navigation for `page.wait_for_url`, so
+    the check runs in the page itself."""
+    page.wait_for_function(
+        "parts => parts.every(p => decodeURIComponent(window.location.href).includes(p))",
+        arg=list(parts), timeout=timeout_s * 1000,
+    )
+
+
+def _skip_reason() -> str | None:
+    if sync_playwright is None:
+        return "playwright is not installed (pip install playwright)"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 45.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"streamlit exited with {proc.returncode} before it was healthy")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not healthy after {timeout:.0f} s")
+
+
+def start_server(home: Path, port: int) -> subprocess.Popen:
+    """`streamlit run dashboard/app.py` bound to 127.0.0.1:port, with MTL_LAB_HOME=home."""
+    env = {**os.environ, "MTL_LAB_HOME": str(home), "OMP_NUM_THREADS": "1",
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    log = open(home / "streamlit.log", "wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def stop_server(proc: subprocess.Popen, home: Path) -> None:
+    """Stop the server by its PID, then the training processes it started (they run in
+    their own sessions and would outlive it)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    db = home / "mtl_lab.db"
+    if db.exists():
+        from mtl_core.store import ACTIVE_STATUSES, RunStore
+
+        with RunStore(db) as store:
+            for pid in store.runs(status=ACTIVE_STATUSES)["pid"].dropna():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    port = _free_port()
+    proc = start_server(tmp_path, port)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_server(proc, tmp_path)
+
+
+def plotted_points(page) -> int:
+    """Points in every plotly chart on the page. Plotly keeps the traces it drew on the
+    chart's div; `_length` is a trace's point count (its x may be a base64 typed array)."""
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+                 .flatMap(el => el._fullData || [])
+                 .reduce((n, trace) => n + (trace._length || 0), 0)"""
+    )
+
+
+def test_quickstart_trains_from_the_train_page_and_shows_results(server, tmp_path):
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1800})
+            page.set_default_timeout(30_000)
+            page.goto(server + "/" + QUICKSTART_QUERY)
+            train = page.locator(".st-key-train button:visible")  # Streamlit's class for key="train"
+            train.wait_for()
+
+            # A loss weight, set with the keyboard as a person would: 1.0 -> 1.5.
+            slider = page.get_by_role("slider", name="weight of y2")
+            slider.focus()
+            for _ in range(5):
+                slider.press("ArrowRight")
+            expect(slider).to_have_value("1.5")
+            page.get_by_text("y2 0.60").wait_for()  # the normalised weights follow
+            wait_for_url_text(page, "weights.y2=1.5")
+
+            train.click()
+            wait_for_url_text(page, "run=")
+            run_id = re.search(r"run=([0-9a-f-]+)", page.evaluate("window.location.href")).group(1)
+
+            # The live curve appears and grows while the run trains.
+            deadline = time.monotonic() + TIMEOUT_S
+            first = 0
+            while first == 0 and time.monotonic() < deadline:
+                page.wait_for_timeout(200)
+                first = plotted_points(page)
+            grown = first
+            while grown <= first and time.monotonic() < deadline:
+                page.wait_for_timeout(300)
+                grown = plotted_points(page)
+            assert grown > first > 0, f"the live curve did not grow ({first} -> {grown} points)"
+
+            page.get_by_text("Finished. Δm =").wait_for(timeout=TIMEOUT_S * 1000)
+            # The page reruns once the run has ended: Cancel goes, the final curves stay.
+            page.locator(".st-key-cancel").wait_for(state="detached")
+            page.get_by_role("link", name=re.compile("See the results")).wait_for()
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                ".some(el => (el._fullData || []).length > 0)"
+            )
+            page.mouse.move(0, 0)  # no tooltip in the picture
+            page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
+            page.screenshot(path=str(tmp_path / "train.png"), full_page=True)
+            if os.environ.get("MTL_LAB_SCREENSHOT") == "1":
+                docs = ROOT / "docs"
+                docs.mkdir(exist_ok=True)
+                page.screenshot(path=str(docs / "train.png"), full_page=True)
+
+            page.get_by_role("link", name=re.compile("See the results")).click()
+            wait_for_url_text(page, "/results", run_id)
+            rows = page.locator('[data-testid="stTable"] tbody tr')
+            rows.first.wait_for()
+            assert rows.count() == 2, "one row per task"
+            table_text = page.locator('[data-testid="stTable"]').inner_text()
+            assert "y1" in table_text and "y2" in table_text
+            metric = page.locator('[data-testid="stMetric"]').first.inner_text()
+            assert "Δm" in metric and re.search(r"[+-]\d+\.\d\d %", metric), metric
+            page.screenshot(path=str(tmp_path / "results.png"), full_page=True)
+        finally:
+            browser.close()

@@ -1,0 +1,256 @@
+"""The dashboard's chart builders: pure data -> plotly Figure, tested without Streamlit.
+
+They specify what a learner sees: one colour per task in every chart, the single-task
+baseline as a dashed line of its task's colour, the heat map's values, and the EMA
+smoothing of curves.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dashboard import charts  # noqa: E402
+
+TASKS = ["y1", "y2"]
+
+
+def _metrics() -> pd.DataFrame:
+    """A run's long metric table: two baselines, then the multi-task model."""
+    rows = []
+    for step in (10, 20, 30):
+        for i, task in enumerate(TASKS):
+            rows.append((f"stl:{task}", step, task, "train", "loss", 5.0 - step / 10 + i, 0.0))
+            rows.append((f"stl:{task}", step, task, "val", "loss", 6.0 - step / 10 + i, 0.0))
+            rows.append(("mtl", step, task, "train", "loss", 4.0 - step / 10 + i, 0.0))
+            rows.append(("mtl", step, task, "train", "weight", 1.0 + i, 0.0))
+            rows.append(("mtl", step, task, "val", "loss", 4.5 - step / 10 + i, 0.0))
+        rows.append(("mtl", step, "total", "train", "loss", 9.0 - step / 5, 0.0))
+    return pd.DataFrame(rows, columns=["phase", "step", "task", "split", "metric", "value", "wall_time"])
+
+
+def _trace(fig: go.Figure, name: str):
+    found = [t for t in fig.data if t.name == name]
+    assert found, f"no trace {name!r} among {[t.name for t in fig.data]}"
+    return found[0]
+
+
+# ---- colours ------------------------------------------------------------------------------
+def test_task_colors_are_distinct_and_keyed_by_task_order():
+    colors = charts.task_colors(["a", "b", "c"])
+    assert len(set(colors.values())) == 3
+    assert charts.task_colors(["a", "b", "c"]) == colors  # stable
+    assert charts.task_colors(["a", "x"])["a"] == colors["a"]  # position, not name set
+    assert charts.SHARED_GREY not in colors.values()
+
+
+def test_task_colors_wrap_around_for_many_tasks():
+    tasks = [f"t{i}" for i in range(len(charts.TASK_PALETTE) + 2)]
+    colors = charts.task_colors(tasks)
+    assert colors[tasks[-1]] == charts.TASK_PALETTE[1]
+
+
+# ---- curves -------------------------------------------------------------------------------
+def test_loss_curves_have_train_val_total_and_dashed_baselines_per_task():
+    fig = charts.loss_curves(_metrics(), TASKS)
+    names = {t.name for t in fig.data}
+    for task in TASKS:
+        assert {f"{task} · train", f"{task} · val", f"{task} · single-task val"} <= names
+    assert "weighted total" in names
+    base = _trace(fig, "y1 · single-task val")
+    assert base.line.dash == "dash"
+    assert list(base.y) == [5.0, 4.0, 3.0]  # the stl:y1 validation losses, not the MTL ones
+    assert _trace(fig, "y1 · val").line.dash in (None, "solid")
+
+
+def test_loss_curves_keep_one_colour_per_task_across_traces():
+    colors = charts.task_colors(TASKS)
+    fig = charts.loss_curves(_metrics(), TASKS, colors=colors)
+    for task in TASKS:
+        task_traces = [t for t in fig.data if t.legendgroup == task]
+        assert len(task_traces) == 3
+        assert {t.line.color for t in task_traces} == {colors[task]}
+    assert colors["y1"] != colors["y2"]
+
+
+def test_loss_curves_without_baselines_or_data_still_build():
+    fig = charts.loss_curves(_metrics(), TASKS, show_baselines=False)
+    assert not any("single-task" in t.name for t in fig.data)
+    empty = charts.loss_curves(pd.DataFrame(columns=_metrics().columns), TASKS)
+    assert charts.point_count(empty) == 0
+
+
+def test_point_count_grows_with_logged_steps():
+    m = _metrics()
+    early = charts.loss_curves(m[m["step"] <= 10], TASKS)
+    late = charts.loss_curves(m, TASKS)
+    assert charts.point_count(late) > charts.point_count(early) > 0
+
+
+def test_smoothing_changes_training_curves_only():
+    raw = charts.loss_curves(_metrics(), TASKS)
+    smooth = charts.loss_curves(_metrics(), TASKS, smoothing=0.9)
+    assert list(_trace(smooth, "y1 · val").y) == list(_trace(raw, "y1 · val").y)
+    assert list(_trace(smooth, "y1 · train").y) != list(_trace(raw, "y1 · train").y)
+
+
+def test_weights_chart_has_one_line_per_task_with_its_weights():
+    fig = charts.weights_chart(_metrics(), TASKS)
+    assert [t.name for t in fig.data] == TASKS
+    assert list(_trace(fig, "y2").y) == [2.0, 2.0, 2.0]
+
+
+def test_overlay_chart_draws_one_line_per_run():
+    curves = {
+        "run a": pd.DataFrame({"step": [1, 2, 3], "value": [3.0, 2.0, 1.0]}),
+        "run b": pd.DataFrame({"step": [3, 1, 2], "value": [0.5, 1.5, 1.0]}),
+    }
+    fig = charts.overlay_chart(curves, title="y1 · val loss")
+    assert [t.name for t in fig.data] == ["run a", "run b"]
+    assert list(_trace(fig, "run b").x) == [1, 2, 3]  # sorted by step
+    assert _trace(fig, "run a").line.color != _trace(fig, "run b").line.color
+
+
+# ---- EMA ------------------------------------------------------------------------------------
+def test_ema_with_zero_smoothing_is_the_identity():
+    x = [3.0, 1.0, 4.0, 1.0, 5.0]
+    assert np.allclose(charts.ema(x, 0.0), x)
+
+
+def test_ema_is_debiased_weighted_average():
+    x = np.array([1.0, 2.0, 3.0])
+    s = 0.5
+    # s_t = Σ s^(t-i) x_i / Σ s^(t-i)
+    expected = [1.0, (0.5 * 1 + 2) / 1.5, (0.25 * 1 + 0.5 * 2 + 3) / 1.75]
+    assert np.allclose(charts.ema(x, s), expected)
+
+
+def test_ema_of_a_constant_is_that_constant_from_the_first_point():
+    assert np.allclose(charts.ema([2.0] * 10, 0.95), 2.0)  # no pull towards 0 at the start
+
+
+def test_ema_skips_missing_points_and_keeps_length():
+    out = charts.ema([1.0, np.nan, 3.0], 0.5)
+    assert len(out) == 3 and np.isfinite(out[0]) and np.isfinite(out[2])
+    assert charts.ema([], 0.5).size == 0
+
+
+@pytest.mark.parametrize("smoothing", [0.3, 0.9, 0.99])
+def test_ema_stays_within_the_range_of_the_data(smoothing):
+    x = np.random.default_rng(0).normal(size=50)
+    out = charts.ema(x, smoothing)
+    assert out.min() >= x.min() - 1e-12 and out.max() <= x.max() + 1e-12
+
+
+# ---- results --------------------------------------------------------------------------------
+ROWS = [
+    {"name": "y1", "metric": "mse", "higher_is_better": False, "stl": 6.87, "mtl": 7.26, "delta_pct": -5.56},
+    {"name": "y2", "metric": "mse", "higher_is_better": False, "stl": 6.69, "mtl": 5.42, "delta_pct": 18.99},
+]
+
+
+def test_comparison_bars_one_panel_per_task_in_the_task_colour():
+    colors = charts.task_colors(["y1", "y2"])
+    fig = charts.comparison_bars(ROWS, colors=colors)
+    assert len(fig.data) == 2
+    for trace, row in zip(fig.data, ROWS):
+        assert list(trace.x) == ["single-task", "multi-task"]
+        assert list(trace.y) == [row["stl"], row["mtl"]]
+        assert trace.marker.color[1] == colors[row["name"]]  # multi-task bar: the task's colour
+
+
+def test_comparison_frame_flags_negative_transfer():
+    frame = charts.comparison_frame(ROWS)
+    assert list(frame["task"]) == ["y1", "y2"]
+    assert list(frame["transfer"]) == ["negative transfer", "positive transfer"]
+    assert frame.loc[0, "metric"] == "mse ↓"
+
+
+def test_style_comparison_paints_better_green_and_worse_red():
+    html = charts.style_comparison(charts.comparison_frame(ROWS)).to_html()
+    assert charts.WORSE_BG in html and charts.BETTER_BG in html
+    assert "+18.99" in html and "-5.56" in html
+
+
+# ---- interference ---------------------------------------------------------------------------
+SNAPSHOTS = [
+    {"step": 10, "tasks": ["y1", "y2", "y3"],
+     "grad_cosine": [[1, -0.2, 0.5], [-0.2, 1, 0.1], [0.5, 0.1, 1]], "grad_norm": [1.0, 2.0, 3.0]},
+    {"step": 20, "tasks": ["y1", "y2", "y3"],
+     "grad_cosine": [[1, 0.3, 0.4], [0.3, 1, -0.6], [0.4, -0.6, 1]], "grad_norm": [1.5, 2.5, 0.5]},
+]
+
+
+def test_cosine_heatmap_holds_the_matrix_on_a_fixed_scale():
+    fig = charts.cosine_heatmap(["y1", "y2"], [[1.0, -0.25], [-0.25, 1.0]])
+    heat = fig.data[0]
+    assert isinstance(heat, go.Heatmap)
+    assert np.allclose(np.asarray(heat.z), [[1.0, -0.25], [-0.25, 1.0]])
+    assert (heat.zmin, heat.zmax) == (-1.0, 1.0)  # the same colour means the same cosine in every run
+    assert list(heat.x) == ["y1", "y2"]
+
+
+def test_cosine_history_has_one_line_per_pair_and_a_shaded_conflict_band():
+    fig = charts.cosine_history_chart(SNAPSHOTS)
+    assert [t.name for t in fig.data] == ["y1 · y2", "y1 · y3", "y2 · y3"]
+    assert list(_trace(fig, "y2 · y3").y) == [0.1, -0.6]
+    band = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert band and band[0].y0 == -1.0 and band[0].y1 == 0.0
+
+
+def test_grad_norm_chart_one_line_per_task_in_task_colours():
+    colors = charts.task_colors(["y1", "y2", "y3"])
+    fig = charts.grad_norm_chart(SNAPSHOTS, colors=colors)
+    assert [t.name for t in fig.data] == ["y1", "y2", "y3"]
+    assert list(_trace(fig, "y3").y) == [3.0, 0.5]
+    assert _trace(fig, "y2").line.color == colors["y2"]
+
+
+def test_interference_charts_accept_no_snapshots():
+    assert len(charts.cosine_history_chart([]).data) == 0
+    assert len(charts.grad_norm_chart([]).data) == 0
+
+
+# ---- diagram --------------------------------------------------------------------------------
+def _fills(fig: go.Figure) -> list[str]:
+    return [s.fillcolor for s in fig.layout.shapes if s.type == "rect"]
+
+
+def test_shared_diagram_has_one_grey_encoder_and_a_coloured_head_per_task():
+    colors = charts.task_colors(["a", "b", "c"])
+    fills = _fills(charts.architecture_diagram("shared", ["a", "b", "c"], colors=colors))
+    assert fills.count(charts.SHARED_GREY) == 1
+    for task in "abc":
+        assert fills.count(colors[task]) == 1
+
+
+def test_separate_and_soft_diagrams_give_each_task_its_own_encoder():
+    colors = charts.task_colors(["a", "b"])
+    for kind in ("separate", "soft"):
+        fills = _fills(charts.architecture_diagram(kind, ["a", "b"], colors=colors))
+        assert charts.SHARED_GREY not in fills
+        assert fills.count(colors["a"]) == 2 and fills.count(colors["b"]) == 2  # encoder + head
+    soft = charts.architecture_diagram("soft", ["a", "b"], colors=colors)
+    assert any(s.type == "line" and s.line.color == charts.SHARED_GREY for s in soft.layout.shapes)
+
+
+def test_unknown_diagram_kind_is_drawn_as_shared():
+    fills = _fills(charts.architecture_diagram("no_such_kind", ["a", "b"]))
+    assert fills.count(charts.SHARED_GREY) == 1
+
+
+@pytest.mark.parametrize("kind", charts.DIAGRAM_KINDS)
+def test_every_diagram_kind_colours_each_tasks_head(kind):
+    colors = charts.task_colors(["a", "b", "c"])
+    fills = _fills(charts.architecture_diagram(kind, ["a", "b", "c"], colors=colors))
+    for task in "abc":
+        assert colors[task] in fills
+    shares_blocks = kind in ("shared", "attention", "experts", "hierarchical")
+    assert (charts.SHARED_GREY in fills) == shares_blocks
