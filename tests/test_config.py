@@ -72,7 +72,7 @@ def test_defaults_give_a_valid_config_with_a_step_budget():
     config = ExperimentConfig.parse({})
     assert config.dataset.name == "mmoe_synthetic"
     assert config.sharing.name == "hard" and config.weighting.name == "manual"
-    assert config.steps == 500 and config.epochs is None
+    assert config.steps == 600 and config.epochs is None
     assert config.task_list() == ["y1", "y2"]
     assert config.task_weights() == {"y1": 1.0, "y2": 1.0}
 

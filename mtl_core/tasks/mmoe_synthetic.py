@@ -30,11 +30,13 @@ class MMoESyntheticOptions(BaseModel):
         description="per-task p_t (first entry is task y1 itself and must be 1); overrides correlation",
     )
     n_tasks: int = Field(2, ge=1, le=8, description="number of regression tasks")
-    n_samples: int = Field(6000, ge=30, le=1_000_000, description="rows in all splits together")
+    n_samples: int = Field(1500, ge=30, le=1_000_000, description="rows in all splits together")
     input_dim: int = Field(32, ge=2, le=4096, description="d, the input dimension")
     scale: float = Field(1.0, gt=0, description="c, the norm of the task weight vectors")
     n_sin: int = Field(10, ge=0, le=100, description="m, number of sine terms")
-    noise: float = Field(0.1, ge=0, description="σ, standard deviation of the label noise")
+    noise: float = Field(
+        1.0, ge=0, description="σ, standard deviation of the label noise (little, noisy data: sharing pays)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "MMoESyntheticOptions":
