@@ -32,6 +32,7 @@ PAGES = [
     st.Page("app_pages/results.py", title="Results", icon=":material/leaderboard:", url_path="results"),
     st.Page("app_pages/interference.py", title="Interference", icon=":material/call_split:",
             url_path="interference"),
+    st.Page("app_pages/transfer.py", title="Transfer", icon=":material/move_up:", url_path="transfer"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
 ]
 page = st.navigation(PAGES)
@@ -55,9 +56,14 @@ def _active_runs(polling: bool) -> None:
             config = store.get_run(row["id"])["config"]
         except MTLLabError:
             continue  # deleted between the two reads
-        progress = state.progress_summary(row, state.run_phases(config), batch_size=config.get("batch_size", 64))
-        st.page_link("app_pages/train.py", label=row["id"], icon=":material/play_circle:",
-                     query_params={state.RUN_PARAM: row["id"]}, help="Watch this run on the Train page")
+        progress = state.progress_summary(row, state.run_phases(config), batch_size=state.run_batch_size(config),
+                                          budgets=state.run_budgets(config))
+        if state.is_transfer(config):
+            st.page_link("app_pages/transfer.py", label=row["id"], icon=":material/play_circle:",
+                         query_params={state.TRANSFER_PARAM: row["id"]}, help="Watch this run on the Transfer page")
+        else:
+            st.page_link("app_pages/train.py", label=row["id"], icon=":material/play_circle:",
+                         query_params={state.RUN_PARAM: row["id"]}, help="Watch this run on the Train page")
         st.progress(progress["fraction"], text=f"{row['status']} · {progress['text']}")
 
 

@@ -221,9 +221,13 @@ def comparison_bars(
     for i, row in enumerate(rows, start=1):
         color = _color_of(row["name"], colors)
         stl, mtl = _num(row.get("stl")), _num(row.get("mtl"))
+        spread = [_num(row.get("stl_std")), _num(row.get("mtl_std"))]
+        seeded = int(row.get("n_seeds") or 1) > 1 and not all(math.isnan(v) for v in spread)
         fig.add_trace(
             go.Bar(
                 x=["single-task", "multi-task"], y=[stl, mtl], name=row["name"],
+                # ± one standard deviation over the seeds, when there were several
+                error_y=dict(type="data", array=spread, color="#444444", thickness=1.5) if seeded else None,
                 # the single-task bar faded and hatched, the multi-task bar solid
                 marker=dict(color=[_lighten(color, 0.55), color], pattern=dict(shape=["/", ""])),
                 marker_line=dict(color=color, width=1.5),
@@ -237,41 +241,58 @@ def comparison_bars(
     return fig
 
 
+NO_CLEAR = "no clear difference"
+
+
+def _seeded(rows: Sequence[Mapping[str, Any]]) -> bool:
+    return any(int(r.get("n_seeds") or 1) > 1 for r in rows)
+
+
 def comparison_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The single- vs multi-task table as a DataFrame (values from the result, no maths)."""
+    """The single- vs multi-task table as a DataFrame (values from the result, no maths).
+
+    A run of several seeds (rows with `n_seeds` > 1) shows means, a std column beside
+    each, and the engine's noise-aware verdict in "transfer" (a gap within the
+    seed-to-seed noise reads "no clear difference", not positive or negative transfer).
+    """
+    seeded = _seeded(rows)
     records = []
     for r in rows:
         delta = _num(r.get("delta_pct"))
-        records.append(
-            {
-                "task": r["name"],
-                "metric": f"{r['metric']} {'↑' if r.get('higher_is_better') else '↓'}",
-                "single-task": _num(r.get("stl")),
-                "multi-task": _num(r.get("mtl")),
-                "Δ %": delta,
-                "transfer": (
-                    "—" if math.isnan(delta)
-                    else "negative transfer" if delta < 0
-                    else "positive transfer" if delta > 0
-                    else "no change"
-                ),
-            }
-        )
-    return pd.DataFrame.from_records(
-        records, columns=["task", "metric", "single-task", "multi-task", "Δ %", "transfer"]
-    )
+        record = {
+            "task": r["name"],
+            "metric": f"{r['metric']} {'↑' if r.get('higher_is_better') else '↓'}",
+            "single-task": _num(r.get("stl")),
+            "multi-task": _num(r.get("mtl")),
+            "Δ %": delta,
+            "transfer": (
+                "—" if math.isnan(delta)
+                else "negative transfer" if delta < 0
+                else "positive transfer" if delta > 0
+                else "no change"
+            ),
+        }
+        if seeded:
+            record["single-task std"] = _num(r.get("stl_std"))
+            record["multi-task std"] = _num(r.get("mtl_std"))
+            record["transfer"] = r.get("verdict") or record["transfer"]
+        records.append(record)
+    columns = (["task", "metric", "single-task", "single-task std", "multi-task", "multi-task std", "Δ %",
+                "transfer"] if seeded else ["task", "metric", "single-task", "multi-task", "Δ %", "transfer"])
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def style_comparison(frame: pd.DataFrame, *, colors: Mapping[str, str] | None = None):
     """pandas Styler of `comparison_frame`: multi-task cell and Δ % green where MTL is
-    better, red where worse (the sign of Δ % already accounts for the metric's direction);
-    the task cell carries the task's colour."""
+    better, red where worse (the sign of Δ % already accounts for the metric's direction),
+    uncoloured where the seeds say the gap is noise; the task cell carries the task's colour."""
     colors = dict(colors) if colors is not None else task_colors(list(frame["task"]))
 
     def row_style(row: pd.Series) -> list[str]:
         styles = [""] * len(row)
         delta = row["Δ %"]
-        if isinstance(delta, (int, float)) and not math.isnan(delta) and delta != 0:
+        if (isinstance(delta, (int, float)) and not math.isnan(delta) and delta != 0
+                and row["transfer"] != NO_CLEAR):
             bg = BETTER_BG if delta > 0 else WORSE_BG
             for col in ("multi-task", "Δ %", "transfer"):
                 styles[list(row.index).index(col)] = f"background-color: {bg}"
@@ -280,11 +301,106 @@ def style_comparison(frame: pd.DataFrame, *, colors: Mapping[str, str] | None = 
         )
         return styles
 
+    std = lambda v: "—" if math.isnan(_num(v)) else f"± {_num(v):.2g}"  # noqa: E731
     return (
         frame.style.apply(row_style, axis=1)
-        .format({"single-task": _fmt, "multi-task": _fmt, "Δ %": lambda v: _fmt(v, signed=True)})
+        .format({"single-task": _fmt, "multi-task": _fmt, "Δ %": lambda v: _fmt(v, signed=True),
+                 **{c: std for c in ("single-task std", "multi-task std") if c in frame.columns}})
         .hide(axis="index")
     )
+
+
+# ---- expert gates (MMoE, CGC, PLE) -------------------------------------------------------
+# Experts every task's gate can pick ("expert 2", "shared 1") take these colours, by name
+# order; an expert that belongs to one task ("y1 2" in CGC/PLE) takes that task's colour,
+# lighter for each further expert of it.
+EXPERT_PALETTE: tuple[str, ...] = (
+    "#4D4D4D", "#8C8C8C", "#B8B8B8", "#2F4F6F", "#6F8FAF", "#A6BDD7", "#5C4033", "#A67B5B",
+)
+
+
+def expert_colors(experts: Sequence[str], tasks: Sequence[str], *,
+                  colors: Mapping[str, str] | None = None) -> dict[str, str]:
+    """One colour per expert name: shared experts greys and slate blues (grey means shared
+    in every diagram), a task's own experts shades of the task's colour."""
+    colors = dict(colors) if colors is not None else task_colors(tasks)
+    out: dict[str, str] = {}
+    shared = 0
+    own: dict[str, int] = {}
+    for name in experts:
+        owner = next((t for t in tasks if name.startswith(f"{t} ")), None)
+        if owner is not None:
+            k = own.get(owner, 0)
+            own[owner] = k + 1
+            base = _color_of(owner, colors)
+            out[name] = _lighten(base, min(0.25 * k, 0.7)) if k else base
+        else:
+            out[name] = EXPERT_PALETTE[shared % len(EXPERT_PALETTE)]
+            shared += 1
+    return out
+
+
+def _expert_order(gates: Mapping[str, Mapping[str, float]]) -> list[str]:
+    return list(dict.fromkeys(e for per_task in gates.values() for e in per_task))
+
+
+def gates_bars(
+    gates: Mapping[str, Mapping[str, float]], *, colors: Mapping[str, str] | None = None
+) -> go.Figure:
+    """Each task's mean gate weight per expert as one stacked horizontal bar (sums to 1).
+
+    gates[task][expert] is the softmax gate of MMoE (Ma et al., 2018) or CGC/PLE (Tang et
+    al., 2020) averaged over a batch: which experts each task reads. One trace per expert,
+    so an expert has the same colour in every task's bar.
+    """
+    tasks = list(gates)
+    experts = _expert_order(gates)
+    ecolors = expert_colors(experts, tasks, colors=colors)
+    fig = go.Figure()
+    for expert in experts:
+        values = [float(gates[t].get(expert, 0.0)) for t in tasks]
+        fig.add_trace(go.Bar(
+            y=tasks, x=values, name=expert, orientation="h", marker=dict(color=ecolors[expert]),
+            text=[f"{v:.2f}" if v >= 0.06 else "" for v in values], textposition="inside",
+            hovertemplate="%{y} · " + expert + ": %{x:.3f}<extra></extra>",
+        ))
+    fig.update_layout(**{**_LAYOUT, "hovermode": "closest", "legend": {**_LAYOUT["legend"], "traceorder": "normal"}},
+                      barmode="stack", height=110 + 45 * len(tasks),
+                      xaxis=dict(title="gate weight (each task's bar sums to 1)", range=[0, 1]),
+                      showlegend=True)
+    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=tasks,
+                     ticktext=[f"<span style='color:{_color_of(t, colors or task_colors(tasks))}'><b>{t}</b></span>"
+                               for t in tasks])
+    return fig
+
+
+def gates_history_chart(
+    metrics: pd.DataFrame, tasks: Sequence[str], *, colors: Mapping[str, str] | None = None
+) -> go.Figure:
+    """Gate weights over training, one panel per task, experts stacked (areas sum to 1).
+
+    `metrics` are the run store's rows of split "gates" (task, metric = expert name).
+    """
+    tasks = [t for t in tasks if not _select(metrics, phase="mtl", split="gates", task=t).empty] or list(tasks)
+    experts = list(dict.fromkeys(_select(metrics, phase="mtl", split="gates")["metric"]))
+    ecolors = expert_colors(experts, tasks, colors=colors)
+    n = max(len(tasks), 1)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=list(tasks) or None, shared_yaxes=True,
+                        horizontal_spacing=0.04)
+    for col, task in enumerate(tasks, start=1):
+        for expert in experts:
+            curve = _select(metrics, phase="mtl", split="gates", task=task, metric=expert)
+            if curve.empty:
+                continue
+            fig.add_trace(go.Scatter(
+                x=curve["step"], y=curve["value"], mode="lines", stackgroup=task, name=expert,
+                legendgroup=expert, showlegend=col == 1 or expert.startswith(f"{task} "),
+                line=dict(color=ecolors[expert], width=0.5), fillcolor=ecolors[expert],
+            ), row=1, col=col)
+    fig.update_layout(**_LAYOUT, height=300)
+    fig.update_yaxes(range=[0, 1])
+    fig.update_xaxes(title_text="step")
+    return fig
 
 
 # ---- interference ---------------------------------------------------------------------
@@ -295,7 +411,6 @@ def cosine_heatmap(
     """Task × task cosine of the task gradients on the shared parameters (red: conflict)."""
     colors = dict(colors) if colors is not None else task_colors(tasks)
     z = np.asarray(grad_cosine, dtype=float)
-    labels = [f"<span style='color:{_color_of(t, colors)}'><b>{t}</b></span>" for t in tasks]
     fig = go.Figure(
         go.Heatmap(
             z=z, x=list(tasks), y=list(tasks), zmin=-1.0, zmax=1.0, colorscale="RdBu",
@@ -304,8 +419,7 @@ def cosine_heatmap(
         )
     )
     fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=120 + 60 * len(tasks), title=title)
-    fig.update_xaxes(tickmode="array", tickvals=list(tasks), ticktext=labels, side="bottom")
-    fig.update_yaxes(tickmode="array", tickvals=list(tasks), ticktext=labels, autorange="reversed")
+    _task_ticks(fig, tasks, colors)
     return fig
 
 
@@ -360,6 +474,140 @@ def grad_norm_chart(
                       xaxis_title="step", yaxis_title="gradient norm", showlegend=True)
     if log_y:
         fig.update_yaxes(type="log")
+    return fig
+
+
+def _task_ticks(fig: go.Figure, tasks: Sequence[str], colors: Mapping[str, str]) -> None:
+    labels = [f"<span style='color:{_color_of(t, colors)}'><b>{t}</b></span>" for t in tasks]
+    fig.update_xaxes(tickmode="array", tickvals=list(tasks), ticktext=labels, side="bottom")
+    fig.update_yaxes(tickmode="array", tickvals=list(tasks), ticktext=labels, autorange="reversed")
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def scale_label(exponent: int) -> str:
+    """"×10³" for exponent 3 ("" for 0): how scaled values are labelled."""
+    return f"×10{str(exponent).translate(_SUPERSCRIPT)}" if exponent else ""
+
+
+def affinity_exponent(affinity: Sequence[Sequence[float]] | None) -> int:
+    """k such that the largest |Z|·10^k lies in [1, 10): affinities are relative loss
+    changes after one small SGD step, so they are tiny (~1e-3) by construction and are
+    shown scaled. 3 when the matrix is empty or all zero."""
+    z = np.asarray(affinity if affinity is not None else [], dtype=float)
+    top = float(np.nanmax(np.abs(z))) if z.size and np.isfinite(z).any() else 0.0
+    if top <= 0.0:
+        return 3
+    return int(-math.floor(math.log10(top)))
+
+
+def affinity_heatmap(
+    tasks: Sequence[str], affinity: Sequence[Sequence[float]], *, colors: Mapping[str, str] | None = None,
+    exponent: int | None = None,
+) -> go.Figure:
+    """Look-ahead inter-task affinity (Fifty et al., NeurIPS 2021), row i helps column j.
+
+    Z[i][j] = 1 − L_j(θs − η∇L_i) / L_j(θs): the relative drop of task j's loss after one
+    SGD step on the shared parameters with task i's gradient, averaged over training
+    (> 0: i's updates help j; < 0: they hurt it). Not symmetric. Shown ×10^k (see
+    `affinity_exponent`) on a diverging scale centred on 0, red where a step hurts.
+    """
+    colors = dict(colors) if colors is not None else task_colors(tasks)
+    k = affinity_exponent(affinity) if exponent is None else exponent
+    z = np.asarray(affinity, dtype=float) * 10.0 ** k
+    top = float(np.nanmax(np.abs(z))) if z.size and np.isfinite(z).any() else 1.0
+    scale = scale_label(k)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=list(tasks), y=list(tasks), zmid=0.0, zmin=-top, zmax=top, colorscale="RdBu",
+            text=[[f"{v:+.2f}" for v in row] for row in z], texttemplate="%{text}",
+            colorbar=dict(title=f"Z {scale}".strip()),
+            hovertemplate="a step on %{y} changes the loss of %{x} by %{z:.3g}" + (f" {scale}" if scale else "")
+                          + "<extra></extra>",
+        )
+    )
+    fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=150 + 60 * len(tasks),
+                      title=f"look-ahead affinity{' ' + scale if scale else ''}: row i helps column j",
+                      xaxis_title="column j: the task whose loss changes",
+                      yaxis_title="row i: the task whose gradient steps")
+    _task_ticks(fig, tasks, colors)
+    return fig
+
+
+def magnitude_heatmap(
+    tasks: Sequence[str], similarity: Sequence[Sequence[float]], *, colors: Mapping[str, str] | None = None,
+) -> go.Figure:
+    """Gradient-magnitude similarity 2‖g_i‖‖g_j‖ / (‖g_i‖² + ‖g_j‖²) (Yu et al., 2020):
+    1 when two tasks' gradients are equally long, near 0 when one dwarfs the other."""
+    colors = dict(colors) if colors is not None else task_colors(tasks)
+    z = np.asarray(similarity, dtype=float)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=list(tasks), y=list(tasks), zmin=0.0, zmax=1.0, colorscale="Greys", reversescale=True,
+            text=[[f"{v:.2f}" for v in row] for row in z], texttemplate="%{text}", showscale=False,
+            hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=100 + 45 * len(tasks),
+                      title="gradient magnitude similarity")
+    _task_ticks(fig, tasks, colors)
+    return fig
+
+
+def pairs_frame(pairs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The per-pair interference summary as a table: mean cosine, conflict rate in %,
+    trend (mean cosine of the last half of training minus the first half) and the number
+    of evaluations it rests on (values from the engine, no maths but the percentage)."""
+    records = [
+        {
+            "pair": " · ".join(p["pair"]),
+            "mean cosine": _num(p.get("mean_cosine")),
+            "conflict rate %": 100.0 * _num(p.get("conflict_rate")),
+            "trend": _num(p.get("trend")),
+            "evaluations": int(p.get("evaluations") or 0),
+        }
+        for p in pairs
+    ]
+    return pd.DataFrame.from_records(
+        records, columns=["pair", "mean cosine", "conflict rate %", "trend", "evaluations"]
+    )
+
+
+# ---- transfer ----------------------------------------------------------------------------
+# One colour per arm on every transfer chart and table; the control (scratch) is dark
+# grey and dashed, so the two pre-trained arms stand out against it.
+ARM_COLORS: dict[str, str] = {"frozen": "#7B3294", "finetune": "#1B9E77", "scratch": "#4D4D4D"}
+ARM_LABELS: dict[str, str] = {"frozen": "frozen encoder", "finetune": "fine-tuned encoder",
+                              "scratch": "from scratch"}
+
+
+def data_efficiency_chart(
+    rows: Sequence[Mapping[str, Any]], *, metric: str, higher_is_better: bool | None = None,
+    arms: Sequence[str] | None = None, title: str | None = None,
+) -> go.Figure:
+    """Target-task test metric vs number of labelled target examples (log x), one line per
+    arm: the data-efficiency curve of a transfer experiment (`mtl_core.transfer`)."""
+    arms = list(arms) if arms is not None else list(dict.fromkeys(r["arm"] for r in rows))
+    fig = go.Figure()
+    for arm in arms:
+        points = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["n_labelled"])
+        color = ARM_COLORS.get(arm, RUN_PALETTE[len(fig.data) % len(RUN_PALETTE)])
+        fig.add_trace(go.Scatter(
+            x=[r["n_labelled"] for r in points], y=[_num(r.get("metric_value")) for r in points],
+            mode="lines+markers", name=ARM_LABELS.get(arm, arm),
+            line=dict(color=color, width=2.5, dash="dash" if arm == "scratch" else "solid"),
+            marker=dict(size=8, color=color),
+            customdata=[[100.0 * float(r["fraction"])] for r in points],
+            hovertemplate="%{x:,} labelled (%{customdata[0]:.3g} %): %{y:.4g}<extra>" + arm + "</extra>",
+        ))
+    arrow = "" if higher_is_better is None else (" ↑" if higher_is_better else " ↓")
+    fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=380, showlegend=True,
+                      title=title or "data efficiency on the target task",
+                      xaxis_title="labelled target examples (log scale)", yaxis_title=f"test {metric}{arrow}")
+    sizes = sorted({int(r["n_labelled"]) for r in rows})
+    # Ticks at the data sizes themselves: a log axis's own minor labels (2, 5, 100, 2, …) confuse.
+    fig.update_xaxes(type="log", tickvals=sizes, ticktext=[f"{n:,}" for n in sizes])
     return fig
 
 

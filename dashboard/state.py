@@ -26,6 +26,7 @@ import streamlit as st
 import yaml
 from pydantic import BaseModel
 
+from dashboard.charts import ARM_LABELS
 from mtl_core.config import ExperimentConfig, apply_overrides
 from mtl_core.errors import ConfigError, DataError, MTLLabError, StoreError
 from mtl_core.models import SHARING
@@ -48,6 +49,7 @@ K_EPOCHS = "cfg.epochs"
 K_BATCH = "cfg.batch_size"
 K_LR = "cfg.lr"
 K_SEED = "cfg.seed"
+K_N_SEEDS = "cfg.n_seeds"
 K_DEVICE = "cfg.device"
 K_CSV_TARGETS = "cfg.csv.targets"
 K_CSV_TEXT = "cfg.csv.text_column"
@@ -418,7 +420,7 @@ def draft_from_session(
     elif ss.get(K_BUDGET) == "steps" and K_STEPS in ss:
         draft["steps"] = int(ss[K_STEPS])
         draft.pop("epochs", None)
-    for key, name in ((K_BATCH, "batch_size"), (K_SEED, "seed"), (K_DEVICE, "device")):
+    for key, name in ((K_BATCH, "batch_size"), (K_SEED, "seed"), (K_N_SEEDS, "n_seeds"), (K_DEVICE, "device")):
         if key in ss:
             draft[name] = ss[key]
     if K_LR in ss:
@@ -459,8 +461,43 @@ def color_tasks(config: Mapping[str, Any] | None, fallback: Sequence[str]) -> li
 
 
 # ---- progress -------------------------------------------------------------------------
+def is_transfer(config: Mapping[str, Any] | None) -> bool:
+    """True for a transfer experiment's stored config (`mtl_core.transfer.TransferConfig`)."""
+    return bool(config) and config.get("kind") == "transfer"
+
+
+def transfer_phases(config: Mapping[str, Any]) -> list[str]:
+    """The models a transfer run trains, in order: "pretrain", then every arm at every
+    fraction ("frozen@0.05", ..., the phase names of `mtl_core.transfer.phase_name`)."""
+    arms = list(config.get("arms") or [])
+    fractions = sorted(float(f) for f in config.get("fractions") or [])
+    return ["pretrain"] + [f"{arm}@{f:g}" for f in fractions for arm in arms]
+
+
+def run_budgets(config: Mapping[str, Any]) -> list[int] | None:
+    """Steps per model of `run_phases(config)` when they differ (a transfer run's
+    pre-training vs its target models); None when every model has the same budget."""
+    if not is_transfer(config):
+        return None
+    base = section(config, "base")
+    pre = base.get("steps") or 0
+    target = int(config.get("target_steps") or 0)
+    phases = transfer_phases(config)
+    return [int(pre) if pre else target] + [target] * (len(phases) - 1)
+
+
+def run_batch_size(config: Mapping[str, Any]) -> int:
+    """The batch size a run's speed (samples/s) is counted in."""
+    if is_transfer(config):
+        return int(section(config, "base").get("batch_size") or 64)
+    return int(config.get("batch_size") or 64)
+
+
 def run_phases(config: Mapping[str, Any]) -> list[str]:
-    """The models a run trains, in order: one single-task baseline per task, then "mtl"."""
+    """The models a run trains, in order: one single-task baseline per task, then "mtl"
+    (a transfer run: "pretrain", then each arm at each data fraction)."""
+    if is_transfer(config):
+        return transfer_phases(config)
     try:
         cfg = ExperimentConfig.parse(dict(config))
         tasks = cfg.task_list()
@@ -477,16 +514,29 @@ def phase_label(phase: str | None) -> str:
         return "multi-task model"
     if phase.startswith("stl:"):
         return f"single-task baseline {phase[4:]}"
+    if phase == "pretrain":
+        return "pre-training on the source tasks"
+    arm, at, fraction = phase.partition("@")
+    if at and arm in ARM_LABELS:
+        try:
+            return f"{ARM_LABELS[arm]} on {float(fraction) * 100:g} % of the target's labels"
+        except ValueError:
+            pass
     return phase
 
 
-def progress_summary(run: Mapping[str, Any], phases: Sequence[str], *, batch_size: int) -> dict[str, Any]:
+def progress_summary(
+    run: Mapping[str, Any], phases: Sequence[str], *, batch_size: int, budgets: Sequence[int] | None = None
+) -> dict[str, Any]:
     """Overall fraction done, a one-line description and the ETA in seconds (or None).
 
-    Every model of a run has the same step budget, so the work left is the steps left in
-    the current model plus one budget per model still to come, at the current speed
-    (cached baselines take no time, so the ETA errs on the long side).
+    Every model of an experiment has the same step budget, so the work left is the steps
+    left in the current model plus one budget per model still to come, at the current
+    speed (cached baselines take no time, so the ETA errs on the long side). `budgets`
+    gives each phase's steps when they differ (a transfer run).
     """
+    if budgets is not None and len(budgets) == len(phases) and sum(budgets) > 0:
+        return _progress_by_budget(run, phases, budgets, batch_size=batch_size)
     status = run.get("status")
     step = int(run.get("step") or 0)
     total = run.get("total_steps")
@@ -513,6 +563,30 @@ def progress_summary(run: Mapping[str, Any], phases: Sequence[str], *, batch_siz
             steps_left = (total - step) + (n - idx - 1) * total
             eta = steps_left / (sps / float(batch))
             parts.append(f"ETA {format_seconds(eta)}")
+    return {"fraction": fraction, "text": " · ".join(parts), "eta_s": eta}
+
+
+def _progress_by_budget(
+    run: Mapping[str, Any], phases: Sequence[str], budgets: Sequence[int], *, batch_size: int
+) -> dict[str, Any]:
+    status, phase = run.get("status"), run.get("phase")
+    if status == "finished":
+        return {"fraction": 1.0, "text": "finished", "eta_s": 0.0}
+    if status == "queued" or not phase:
+        return {"fraction": 0.0, "text": "starting the training process…", "eta_s": None}
+    idx = phases.index(phase) if phase in phases else 0
+    step = int(run.get("step") or 0)
+    within = min(step, budgets[idx])
+    done = sum(budgets[:idx]) + within
+    fraction = min(done / sum(budgets), 1.0)
+    sps = run.get("samples_per_s")
+    sps = float(sps) if sps is not None and not _isnan(sps) else None
+    parts = [f"{phase_label(phase)} ({idx + 1}/{len(phases)})", f"step {within:,}/{budgets[idx]:,}"]
+    eta = None
+    if sps and status == "running":
+        parts.append(f"{sps:,.0f} samples/s")
+        eta = (sum(budgets) - done) / (sps / float(max(int(batch_size), 1)))
+        parts.append(f"ETA {format_seconds(eta)}")
     return {"fraction": fraction, "text": " · ".join(parts), "eta_s": eta}
 
 
@@ -602,7 +676,11 @@ def run_label(row: Mapping[str, Any]) -> str:
     parts = [str(row.get("id"))]
     if isinstance(row.get("name"), str) and row["name"]:
         parts.append(row["name"])
-    parts.append(f"{row.get('dataset')}/{row.get('sharing')}")
+    dataset = row.get("dataset")
+    if dataset is None or _isnan(dataset):  # a transfer run nests its dataset under `base`
+        parts.append("transfer")
+    else:
+        parts.append(f"{dataset}/{row.get('sharing')}")
     dm = row.get("delta_m")
     if dm is not None and not _isnan(dm):
         parts.append(f"Δm {float(dm):+.2f} %")
@@ -636,3 +714,90 @@ def run_tasks(config: Mapping[str, Any]) -> list[str]:
         ds = section(config, "dataset")
         names, _ = safe_task_names(ds.get("name", ""), ds.get("options") or {})
         return names
+
+
+# ---- transfer experiments ---------------------------------------------------------------------
+TRANSFER_PARAM = "transfer"  # ?transfer=<run id>: the transfer run the Transfer page shows
+FRACTION_CHOICES = ("1 %", "2 %", "5 %", "10 %", "20 %", "50 %", "100 %")
+
+
+def parse_fractions(labels: Sequence[Any]) -> tuple[list[float], str | None]:
+    """Percentages as typed or picked ("5 %", "5%", "12.5") -> sorted fractions (0.05, ...).
+
+    Every entry is read as a percentage of the target's labelled training rows, so "0.5"
+    is half a percent. Returns (fractions, None) or ([], a message naming the bad entry).
+    """
+    out: list[float] = []
+    for label in labels:
+        text = str(label).strip().removesuffix("%").strip().replace(",", ".")
+        try:
+            pct = float(text)
+        except ValueError:
+            return [], (f"fractions: {label!r} is not a percentage; type a number such as 30 "
+                        "(for 30 % of the target's labelled rows)")
+        if not (math.isfinite(pct) and 0.0 < pct <= 100.0):
+            return [], f"fractions: {label!r} is outside 0 … 100 %; give a share such as 5 or 100"
+        out.append(pct / 100.0)
+    return sorted(set(out)), None
+
+
+def transfer_draft(
+    *,
+    dataset: str,
+    options: Mapping[str, Any],
+    sources: Sequence[str],
+    target: str | None,
+    arms: Sequence[str],
+    fractions: Sequence[float],
+    pretrain_steps: int,
+    target_steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    text_encoder: str | None = None,
+) -> dict[str, Any]:
+    """The transfer config (`mtl_core.transfer.TransferConfig` as a dict) the Transfer
+    page describes. Pre-training records no interference: it would only slow it down."""
+    base: dict[str, Any] = {
+        "dataset": {"name": dataset, "options": dict(options)},
+        "steps": int(pretrain_steps),
+        "eval_every": max(int(pretrain_steps) // 4, 1),
+        "batch_size": int(batch_size),
+        "optimizer": {"lr": float(lr)},
+        "seed": int(seed),
+        "interference": False,
+    }
+    if text_encoder:
+        base["model"] = {"text_encoder": text_encoder}
+    return {
+        "kind": "transfer",
+        "name": f"transfer {', '.join(sources)} → {target}",
+        "base": base,
+        "sources": list(sources),
+        "target": target or "",
+        "arms": list(arms),
+        "fractions": list(fractions),
+        "target_steps": int(target_steps),
+    }
+
+
+def transfer_runs(store: RunStore) -> list[dict[str, Any]]:
+    """The stored transfer runs, newest first (rows of `RunStore.runs`).
+
+    A transfer config nests its dataset under `base`, so its runs have no dataset column;
+    only those are opened to read their kind.
+    """
+    runs = store.runs()
+    out = []
+    for row in runs[runs["dataset"].isna()].to_dict("records"):
+        try:
+            if is_transfer(store.get_run(row["id"])["config"]):
+                out.append(row)
+        except StoreError:
+            continue  # deleted meanwhile
+    return out
+
+
+def transfer_run_label(row: Mapping[str, Any]) -> str:
+    """`20261124-235959-ab12cd · transfer pos, ner → topic · finished` for the picker."""
+    return " · ".join(str(p) for p in (row.get("id"), row.get("name") or "transfer", row.get("status")))

@@ -254,3 +254,130 @@ def test_every_diagram_kind_colours_each_tasks_head(kind):
         assert colors[task] in fills
     shares_blocks = kind in ("shared", "attention", "experts", "hierarchical")
     assert (charts.SHARED_GREY in fills) == shares_blocks
+
+
+# ---- interference: affinity, magnitudes, pairs ------------------------------------------------
+AFFINITY = [[0.0032, 0.0016, -0.0015], [0.0014, 0.0033, 0.0017], [-0.0009, 0.0018, 0.0037]]
+
+
+def test_affinity_heatmap_shows_scaled_values_with_row_helps_column_labels():
+    fig = charts.affinity_heatmap(["y1", "y2", "y3"], AFFINITY)
+    heat = fig.data[0]
+    assert charts.affinity_exponent(AFFINITY) == 3  # 3.7e-3 -> 3.7 ×10³
+    assert np.allclose(np.asarray(heat.z), np.asarray(AFFINITY) * 1e3)
+    assert heat.text[0][2] == "-1.50"  # y1's step hurts y3: a signed, readable cell
+    assert heat.zmid == 0.0 and heat.zmin == -heat.zmax  # diverging around 0: red hurts, blue helps
+    assert "×10³" in fig.layout.title.text and "row i helps column j" in fig.layout.title.text
+    assert "row i" in fig.layout.yaxis.title.text and "column j" in fig.layout.xaxis.title.text
+    assert list(heat.y) == ["y1", "y2", "y3"] and fig.layout.yaxis.autorange == "reversed"  # row 0 on top
+
+
+def test_affinity_exponent_brings_the_largest_value_into_one_to_ten():
+    assert charts.affinity_exponent([[2e-5, -1e-6]]) == 5
+    assert charts.affinity_exponent([[0.25]]) == 1
+    assert charts.affinity_exponent([[0.0, 0.0]]) == 3  # nothing measured: the usual scale
+    assert charts.scale_label(3) == "×10³" and charts.scale_label(0) == ""
+
+
+def test_magnitude_heatmap_is_on_a_fixed_zero_to_one_scale():
+    fig = charts.magnitude_heatmap(["y1", "y2"], [[1.0, 0.4], [0.4, 1.0]])
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (0.0, 1.0)
+    assert np.allclose(np.asarray(fig.data[0].z), [[1.0, 0.4], [0.4, 1.0]])
+
+
+def test_pairs_frame_gives_the_conflict_rate_in_percent():
+    pairs = [{"pair": ["y1", "y2"], "mean_cosine": 0.38, "conflict_rate": 0.25, "trend": -0.05, "evaluations": 4}]
+    frame = charts.pairs_frame(pairs)
+    assert list(frame.columns) == ["pair", "mean cosine", "conflict rate %", "trend", "evaluations"]
+    assert frame.loc[0, "pair"] == "y1 · y2"
+    assert frame.loc[0, "conflict rate %"] == pytest.approx(25.0)
+    assert frame.loc[0, "trend"] == pytest.approx(-0.05) and frame.loc[0, "evaluations"] == 4
+    assert charts.pairs_frame([]).empty
+
+
+# ---- results over several seeds ----------------------------------------------------------------
+SEEDED = [
+    {**ROWS[0], "n_seeds": 3, "stl_std": 0.5, "mtl_std": 0.6, "verdict": "no clear difference"},
+    {**ROWS[1], "n_seeds": 3, "stl_std": 0.1, "mtl_std": 0.2, "verdict": "positive transfer"},
+]
+
+
+def test_comparison_frame_over_seeds_has_std_columns_and_the_noise_aware_verdict():
+    frame = charts.comparison_frame(SEEDED)
+    assert {"single-task std", "multi-task std"} <= set(frame.columns)
+    assert list(frame["multi-task std"]) == [0.6, 0.2]
+    # Δ % is negative for y1, but the seeds say the gap is noise: not called negative transfer
+    assert list(frame["transfer"]) == ["no clear difference", "positive transfer"]
+    html = charts.style_comparison(frame).to_html()
+    assert charts.WORSE_BG not in html and charts.BETTER_BG in html
+    assert "± 0.6" in html
+    assert "single-task std" not in charts.comparison_frame(ROWS).columns  # one seed: as before
+
+
+def test_comparison_bars_show_the_seed_spread_as_error_bars():
+    fig = charts.comparison_bars(SEEDED)
+    assert list(fig.data[0].error_y.array) == [0.5, 0.6]
+    assert charts.comparison_bars(ROWS).data[0].error_y.array is None
+
+
+# ---- expert gates ------------------------------------------------------------------------------
+GATES = {
+    "y1": {"expert 1": 0.7, "expert 2": 0.2, "expert 3": 0.1},
+    "y2": {"expert 1": 0.1, "expert 2": 0.3, "expert 3": 0.6},
+}
+
+
+def test_gates_bars_stack_each_tasks_gate_to_one_with_one_colour_per_expert():
+    fig = charts.gates_bars(GATES)
+    assert fig.layout.barmode == "stack"
+    assert [t.name for t in fig.data] == ["expert 1", "expert 2", "expert 3"]
+    totals = np.sum([np.asarray(t.x, dtype=float) for t in fig.data], axis=0)
+    assert np.allclose(totals, 1.0)  # each task's bar sums to 1
+    assert list(fig.data[0].y) == ["y1", "y2"] and list(fig.data[0].x) == [0.7, 0.1]
+    colors = [t.marker.color for t in fig.data]
+    assert len(set(colors)) == 3  # an expert keeps one colour in every task's bar
+
+
+def test_expert_colours_are_grey_for_shared_experts_and_the_tasks_for_its_own():
+    task_colors = charts.task_colors(["y1", "y2"])
+    colors = charts.expert_colors(["y1 1", "y1 2", "shared 1", "y2 1"], ["y1", "y2"], colors=task_colors)
+    assert colors["y1 1"] == task_colors["y1"] and colors["y2 1"] == task_colors["y2"]
+    assert colors["y1 2"] not in (colors["y1 1"], colors["y2 1"])  # a lighter shade of y1's colour
+    assert colors["shared 1"] in charts.EXPERT_PALETTE
+
+
+def test_gates_history_chart_stacks_the_experts_of_each_task_over_the_steps():
+    rows = [("mtl", step, task, "gates", expert, w, 0.0)
+            for step in (10, 20) for task, gate in GATES.items() for expert, w in gate.items()]
+    metrics = pd.DataFrame(rows, columns=["phase", "step", "task", "split", "metric", "value", "wall_time"])
+    fig = charts.gates_history_chart(metrics, ["y1", "y2"])
+    assert len(fig.data) == 6  # 2 tasks × 3 experts
+    assert {t.stackgroup for t in fig.data} == {"y1", "y2"}
+    assert list(fig.data[0].x) == [10, 20] and list(fig.data[0].y) == [0.7, 0.7]
+
+
+# ---- transfer ----------------------------------------------------------------------------------
+TRANSFER_ROWS = [
+    {"arm": arm, "fraction": f, "n_labelled": n, "metric_value": v}
+    for (f, n) in ((0.05, 40), (0.2, 160), (1.0, 800))
+    for arm, v in (("frozen", 0.6 + f / 10), ("finetune", 0.7 + f / 10), ("scratch", 0.4 + f / 2))
+]
+
+
+def test_data_efficiency_chart_has_one_line_per_arm_over_a_log_axis():
+    fig = charts.data_efficiency_chart(TRANSFER_ROWS, metric="accuracy", higher_is_better=True)
+    assert [t.name for t in fig.data] == [charts.ARM_LABELS[a] for a in ("frozen", "finetune", "scratch")]
+    assert fig.layout.xaxis.type == "log"
+    assert list(fig.layout.xaxis.tickvals) == [40, 160, 800]  # ticks at the data sizes
+    scratch = _trace(fig, "from scratch")
+    assert list(scratch.x) == [40, 160, 800] and scratch.y[-1] == pytest.approx(0.9)
+    assert scratch.line.dash == "dash"  # the control
+    assert {t.line.color for t in fig.data} == {charts.ARM_COLORS[a] for a in ("frozen", "finetune", "scratch")}
+    assert "accuracy ↑" in fig.layout.yaxis.title.text
+
+
+def test_data_efficiency_chart_keeps_arm_colours_when_an_arm_is_left_out():
+    rows = [r for r in TRANSFER_ROWS if r["arm"] != "frozen"]
+    fig = charts.data_efficiency_chart(rows, metric="mse", arms=["finetune", "scratch"])
+    assert _trace(fig, "fine-tuned encoder").line.color == charts.ARM_COLORS["finetune"]
+    assert len(fig.data) == 2

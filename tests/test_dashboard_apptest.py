@@ -323,3 +323,167 @@ def test_cancelling_twice_is_harmless(lab):
     assert wait_until_ended(at, run_id, lab) == "cancelled"
     assert jobs.cancel(run_id) is False  # once ended, cancel says so instead of failing
     assert "cancelled" in texts(at.warning)
+
+
+# ---- interference, seeds and gates of a stored run -----------------------------------------------
+def _store_finished_run(home: Path, config: dict) -> str:
+    """Train `config` in this process and store it as a finished run (curves, snapshots, result)."""
+    from mtl_core.experiment import run_experiment
+    from mtl_core.store import StoreSink
+
+    cfg = ExperimentConfig.parse(config)
+    with RunStore(home / "mtl_lab.db") as store:
+        run_id = store.create_run(cfg.to_dict())
+        store.set_status(run_id, "running")
+        sink = StoreSink(store, run_id)
+        result = run_experiment(cfg, sink=sink, run_id=run_id)
+        sink.flush()
+        store.save_result(run_id, result)
+        store.set_status(run_id, "finished")
+    return run_id
+
+
+def _chart_specs(at: AppTest) -> str:
+    """Every plotly figure on the page as JSON text (unicode unescaped)."""
+    import json
+
+    return "\n".join(json.dumps(json.loads(c.proto.spec), ensure_ascii=False) for c in at.get("plotly_chart"))
+
+
+THREE_TASKS_MMOE = {
+    "dataset": {"name": "mmoe_synthetic", "options": {"n_tasks": 3, "n_samples": 300, "input_dim": 8}},
+    "sharing": {"name": "mmoe"}, "steps": 30, "batch_size": 32, "eval_every": 10, "log_every": 5, "n_seeds": 2,
+}
+
+
+def test_interference_and_results_pages_explain_a_finished_three_task_run(lab):
+    run_id = _store_finished_run(lab, THREE_TASKS_MMOE)
+    with RunStore(lab / "mtl_lab.db") as store:
+        result = store.result(run_id)
+    at = app({"run": run_id})
+    at.switch_page("app_pages/interference.py").run()
+    assert not at.exception
+    assert {"Task pairs", "Which task helps which", "Did sharing help each task?"} <= {s.value for s in at.subheader}
+    specs = _chart_specs(at)
+    assert "look-ahead affinity ×10" in specs and "row i helps column j" in specs
+    assert "gradient magnitude similarity" in specs
+    pairs = at.dataframe[0].value
+    assert list(pairs["pair"]) == ["y1 · y2", "y1 · y3", "y2 · y3"]
+    assert {"mean cosine", "conflict rate %", "trend", "evaluations"} <= set(pairs.columns)
+    grouping = {g["n_groups"]: g["text"] for g in result["interference"]["grouping"]}
+    assert f"Suggestion: **{grouping[2]}**." in texts(at.markdown)  # 3 tasks: two models by default
+    at.selectbox(key="interference_groups").set_value(3).run()
+    assert "train y1 alone, y2 alone and y3 alone" in texts(at.markdown)
+    for row in result["tasks"]:  # the plain-words verdict of every task
+        assert row["verdict_text"] in texts(at.markdown)
+    assert "Raise **seeds**" not in texts(at.info)  # two seeds were run
+
+    at.switch_page("app_pages/results.py").run()
+    assert not at.exception
+    table = at.table[0].value
+    assert {"single-task std", "multi-task std"} <= set(table.columns)
+    assert set(table["transfer"]) <= {"positive transfer", "negative transfer", "no clear difference"}
+    assert "Which experts each task uses" in texts(at.subheader)
+    assert "expert 4" in _chart_specs(at)  # the MMoE gate weights, four experts by default
+
+
+def test_a_one_seed_run_suggests_more_seeds(lab):
+    run_id = _store_finished_run(lab, {**THREE_TASKS_MMOE, "sharing": {"name": "hard"}, "n_seeds": 1})
+    at = app({"run": run_id})
+    at.switch_page("app_pages/interference.py").run()
+    assert not at.exception
+    assert "Only one seed was run" in texts(at.info)
+    assert "on one seed" in texts(at.markdown)
+
+
+def test_seeds_input_sets_n_seeds_and_the_parameter_sentence_is_shown(lab):
+    at = app()
+    at.number_input(key=state.K_N_SEEDS).set_value(3).run()
+    assert not at.exception
+    assert submitted(at).n_seeds == 3
+    assert at.query_params["n_seeds"] == "3"
+    assert "hard sharing uses" in texts(at.caption) and "of the parameters of 2 single-task models" in texts(at.caption)
+
+
+# ---- transfer --------------------------------------------------------------------------------------
+def _transfer_page(at: AppTest) -> AppTest:
+    at.switch_page("app_pages/transfer.py").run()
+    at.selectbox(key="tr.dataset").set_value("mmoe_synthetic").run()
+    for option, value in (("n_tasks", 3), ("n_samples", 300), ("input_dim", 8)):
+        at.number_input(key=f"tr.ds.mmoe_synthetic.{option}").set_value(value).run()
+    at.multiselect(key="tr.sources.mmoe_synthetic").set_value(["y1", "y2"]).run()
+    at.selectbox(key="tr.target.mmoe_synthetic").set_value("y3").run()
+    return at
+
+
+def test_transfer_page_validates_its_setup(lab, monkeypatch):
+    from mtl_core.models import pretrained
+
+    monkeypatch.setattr(pretrained, "minilm_available", lambda: False)
+    at = app()
+    at.switch_page("app_pages/transfer.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Transfer"
+    minilm = at.checkbox(key="tr.minilm")  # toy_language (text) is the default dataset
+    assert minilm.disabled and "pip install 'mtl-lab[text]'" in texts(at.caption)
+    assert "No transfer run yet" in texts(at.info)
+
+    _transfer_page(at)
+    assert not at.error and not at.button(key="transfer_run").disabled
+    at.selectbox(key="tr.target.mmoe_synthetic").set_value("y1").run()
+    assert "'y1' is also a source" in texts(at.error)
+    assert at.button(key="transfer_run").disabled
+    at.selectbox(key="tr.target.mmoe_synthetic").set_value("y3").run()
+    at.multiselect(key="tr.fractions").set_value(["5 %", "lots"]).run()
+    assert "'lots' is not a percentage" in texts(at.error)
+    at.multiselect(key="tr.fractions").set_value(["5 %"]).run()
+    for arm in ("frozen", "finetune", "scratch"):
+        at.checkbox(key=f"tr.arm.{arm}").uncheck().run()
+    assert "choose at least one arm" in texts(at.error)
+    assert not at.exception
+
+
+def test_a_tiny_transfer_run_started_from_the_page_reaches_its_table(lab):
+    at = _transfer_page(app())
+    at.multiselect(key="tr.fractions").set_value(["20 %", "100 %"]).run()
+    at.number_input(key="tr.pre_steps").set_value(20).run()
+    at.number_input(key="tr.target_steps").set_value(10).run()
+    at.button(key="transfer_run").click().run()
+    assert not at.exception
+    run_id = at.query_params.get(state.TRANSFER_PARAM)
+    assert run_id, "the run id is in the URL so a refresh re-attaches"
+    with RunStore(lab / "mtl_lab.db") as store:
+        assert store.get_run(run_id)["config"]["kind"] == "transfer"
+    assert wait_until_ended(at, run_id, lab) == "finished"
+    table = at.table[0].value
+    assert list(table.columns) == ["labelled %", "labelled examples", "frozen encoder", "fine-tuned encoder",
+                                   "from scratch"]
+    assert len(table) == 2  # one row per data size
+    assert "labelled target examples (log scale)" in _chart_specs(at)
+    at.switch_page("app_pages/interference.py").run()  # transfer runs are not offered there
+    assert not at.exception and "No multi-task runs yet" in texts(at.info)
+
+
+# ---- pure helpers of the transfer page ---------------------------------------------------------------
+def test_fractions_are_read_as_percentages():
+    assert state.parse_fractions(["100 %", "5 %", "12.5", "5%"]) == ([0.05, 0.125, 1.0], None)
+    assert state.parse_fractions(["0"])[1].startswith("fractions: '0' is outside")
+    assert "not a percentage" in state.parse_fractions(["half"])[1]
+
+
+def test_transfer_progress_weighs_pretraining_and_target_models_by_their_steps():
+    from mtl_core.transfer import TransferConfig
+
+    config = TransferConfig.parse(state.transfer_draft(
+        dataset="mmoe_synthetic", options={"n_tasks": 3}, sources=["y1", "y2"], target="y3",
+        arms=["frozen", "scratch"], fractions=[0.5, 1.0], pretrain_steps=400, target_steps=100,
+        batch_size=32, lr=1e-3, seed=0)).to_dict()
+    phases = state.run_phases(config)
+    assert phases == ["pretrain", "frozen@0.5", "scratch@0.5", "frozen@1", "scratch@1"]
+    budgets = state.run_budgets(config)
+    assert budgets == [400, 100, 100, 100, 100]
+    run = {"status": "running", "phase": "scratch@0.5", "step": 50, "samples_per_s": 320.0}
+    progress = state.progress_summary(run, phases, batch_size=32, budgets=budgets)
+    assert progress["fraction"] == pytest.approx((400 + 100 + 50) / 800)
+    assert progress["eta_s"] == pytest.approx(250 / 10)  # 250 steps left at 10 steps/s
+    assert "from scratch on 50 % of the target's labels (3/5)" in progress["text"]

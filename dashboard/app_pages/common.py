@@ -35,7 +35,11 @@ def pick_run(label: str, *, key: str) -> str | None:
         st.info("No runs yet. Start one on the Train page.", icon=":material/info:")
         st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
         return None
-    records = runs.to_dict("records")
+    # Transfer experiments have their own page; they have no top-level dataset column.
+    records = [r for r in runs.to_dict("records") if isinstance(r.get("dataset"), str)]
+    if not records:
+        st.info("No multi-task runs yet. Start one on the Train page.", icon=":material/info:")
+        return None
     ids = [r["id"] for r in records]
     labels = {r["id"]: state.run_label(r) for r in records}
     finished = [r["id"] for r in records if r["status"] == "finished"]

@@ -2,20 +2,146 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import streamlit as st
 
 from dashboard import charts, state
 from dashboard.app_pages import common
 from mtl_core.errors import StoreError
-from mtl_core.interference import conflict_rate
+from mtl_core.grouping import all_groupings
+from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
 from mtl_core.store import ACTIVE_STATUSES
 
 POLL_S = 2.0
+# Material icons, not emoji: they render without a colour-emoji font.
+VERDICT_ICONS = {"positive transfer": ":green[:material/trending_up:]",
+                 "negative transfer": ":red[:material/trending_down:]"}
+NEUTRAL_ICON = ":gray[:material/trending_flat:]"
 
 st.title("Interference")
 st.caption("At every evaluation the engine takes each task's gradient on the shared parameters. "
            "Their cosine says whether one step helps both tasks (cos > 0) or helps one and hurts the "
            "other (cos < 0: conflicting gradients, Yu et al., 2020).")
+
+
+def summary(result: Mapping[str, Any], snapshots: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
+    """The run's interference summary: the stored result's once it has finished, else the
+    same measures (`mtl_core.interference`, `mtl_core.grouping`) over the snapshots so far."""
+    stored = result.get("interference") or {}
+    if stored.get("pairs") is not None:
+        return stored
+    affinity = mean_matrix(snapshots, "affinity")
+    return {
+        "tasks": tasks,
+        "conflict_rate": conflict_rate(snapshots),
+        "pairs": pair_summary(snapshots),
+        "affinity": affinity,
+        "grouping": all_groupings(affinity, tasks) if affinity is not None else [],
+    }
+
+
+def chip(task: str, colors: Mapping[str, str]) -> str:
+    return f"<span style='color:{colors.get(task, charts.SHARED_GREY)}; font-weight:600'>{task}</span>"
+
+
+def affinity_section(info: Mapping[str, Any], tasks: list[str], colors: Mapping[str, str],
+                     config: Mapping[str, Any]) -> None:
+    st.subheader("Which task helps which")
+    affinity = info.get("affinity")
+    if affinity is None:
+        why = ("this run was trained with `affinity_every: 0`" if config.get("affinity_every") == 0
+               else "no look-ahead has been measured yet")
+        st.info(f"No task affinity: {why}. Set `affinity_every` ≥ 1 to measure it at every N-th evaluation.",
+                icon=":material/info:")
+        return
+    left, right = st.columns([1.15, 1], gap="large")
+    with left:
+        k = charts.affinity_exponent(affinity)
+        st.plotly_chart(charts.affinity_heatmap(tasks, affinity, colors=colors, exponent=k))
+        st.caption(
+            "Look-ahead affinity (Fifty et al., 2021): take one plain SGD step on the shared parameters with "
+            "the **row** task's gradient and see how much the **column** task's loss drops, "
+            "Z = 1 − L_col(after) / L_col(before), averaged over training. Blue: the row task's updates help "
+            "the column task; red: they hurt it. One step of the learning rate changes a loss by a tiny "
+            "fraction, so the values are small by construction: they are shown "
+            f"{charts.scale_label(k) or 'as they are'}. "
+            "Compare them with each other (and with the diagonal, a task's help to itself), not with 1.")
+    with right:
+        groupings = info.get("grouping") or []
+        if groupings:
+            st.markdown("**Which tasks to train together**")
+            by_n = {g["n_groups"]: g for g in groupings}
+            options = sorted(by_n)
+            if st.session_state.get("interference_groups") not in options:
+                st.session_state["interference_groups"] = 2 if len(tasks) > 2 else options[0]
+            n = st.selectbox("number of models", options, key="interference_groups",
+                             format_func=lambda v: f"{v} model{'s' if v > 1 else ''}",
+                             help="The best split of the tasks into this many models under the affinity "
+                                  "(TAG's selection step, Fifty et al., 2021: exhaustive up to 8 tasks).")
+            choice = by_n[n]
+            st.markdown(f"Suggestion: **{choice['text']}**.")
+            st.markdown(" &nbsp; ".join(
+                "<span style='border:1px solid #ccc; border-radius:6px; padding:2px 8px'>"
+                + ", ".join(chip(t, colors) for t in group) + "</span>"
+                for group in choice["groups"]
+            ), unsafe_allow_html=True)
+            st.caption(f"Score {choice['score'] * 10 ** k:+.2f} {charts.scale_label(k)}: the affinity each task "
+                       "receives from its group-mates, summed (a task alone receives 0). Among splits into the "
+                       "same number of models, the higher the better.")
+        elif len(tasks) > 8:
+            st.caption("Grouping searches every split of up to 8 tasks; this run has more.")
+
+
+def verdicts_section(result: Mapping[str, Any], config: Mapping[str, Any], colors: Mapping[str, str]) -> None:
+    rows = [r for r in result.get("tasks") or [] if r.get("verdict_text")]
+    if not rows:
+        return
+    st.subheader("Did sharing help each task?")
+    for r in rows:
+        icon = VERDICT_ICONS.get(r.get("verdict", ""), NEUTRAL_ICON)
+        st.markdown(f"{icon} {chip(r['name'], colors)}: {r['verdict_text']}.", unsafe_allow_html=True)
+    n_seeds = max(int(r.get("n_seeds") or 1) for r in rows)
+    if n_seeds < 2:
+        st.info("Only one seed was run, so a difference between single- and multi-task may be luck. Raise "
+                "**seeds** (`n_seeds`) to 3 or more: each seed trains both models again, and a difference "
+                "is called transfer only when it exceeds the seed-to-seed noise.", icon=":material/casino:")
+        params = state.config_to_params({**config, "n_seeds": 3})
+        st.page_link("app_pages/train.py", label="Set up this experiment again with 3 seeds",
+                     icon=":material/model_training:", query_params=params)
+    else:
+        st.caption(f"Over {n_seeds} seeds (seed, seed + 1, …): a difference is called transfer only when the "
+                   "mean paired gap exceeds twice its standard error.")
+
+
+def pairs_section(info: Mapping[str, Any], snap: Mapping[str, Any], tasks: list[str],
+                  colors: Mapping[str, str]) -> None:
+    pairs = info.get("pairs") or []
+    if not pairs:
+        return
+    st.subheader("Task pairs")
+    left, right = st.columns([1.6, 1], gap="large")
+    with left:
+        st.dataframe(
+            charts.pairs_frame(pairs), hide_index=True,
+            column_config={
+                "mean cosine": st.column_config.NumberColumn(format="%+.3f",
+                                                             help="mean gradient cosine over the evaluations"),
+                "conflict rate %": st.column_config.NumberColumn(format="%.0f %%",
+                                                                 help="share of evaluations with cos < 0"),
+                "trend": st.column_config.NumberColumn(
+                    format="%+.3f", help="mean cosine over the last half of training minus the first half: "
+                                         "> 0 the tasks agree more as training goes on"),
+                "evaluations": st.column_config.NumberColumn(help="snapshots the row rests on"),
+            },
+        )
+    with right:
+        similarity = snap.get("grad_magnitude_similarity")
+        if similarity is not None:
+            st.plotly_chart(charts.magnitude_heatmap(tasks, similarity, colors=colors),
+                            config={"displayModeBar": False})
+            st.caption("1: the two tasks' gradients are equally long; near 0: one dwarfs the other and "
+                       "dominates the shared update (Yu et al., 2020).")
 
 
 def panel(run_id: str, was_active: bool) -> None:
@@ -42,7 +168,8 @@ def panel(run_id: str, was_active: bool) -> None:
     tasks = list(snapshots[-1]["tasks"])
     colors = charts.task_colors(state.color_tasks(run["config"], tasks))
     result = store.result(run_id) or {}
-    rates = (result.get("interference") or {}).get("conflict_rate") or conflict_rate(snapshots)
+    info = summary(result, snapshots, tasks)
+    rates = info.get("conflict_rate") or conflict_rate(snapshots)
 
     st.subheader("In one sentence")
     for pair, rate in rates.items():
@@ -71,10 +198,13 @@ def panel(run_id: str, was_active: bool) -> None:
         st.plotly_chart(charts.cosine_heatmap(tasks, snap["grad_cosine"], colors=colors, title=title))
     with right:
         st.plotly_chart(charts.cosine_history_chart(snapshots, colors=colors))
+    pairs_section(info, snap, tasks, colors)
+    affinity_section(info, tasks, colors, run["config"])
     log_y = st.toggle("log scale for gradient norms", key="interference_log")
     st.plotly_chart(charts.grad_norm_chart(snapshots, colors=colors, log_y=log_y))
     st.caption("Very different gradient norms mean one task dominates the shared update "
                "(the imbalance GradNorm, Chen et al., 2018, corrects).")
+    verdicts_section(result, run["config"], colors)
     if was_active and run["status"] not in ACTIVE_STATUSES:
         st.rerun()
 
@@ -84,6 +214,11 @@ if run_id:
     row, message = state.get_run_safe(run_id)
     if row is None:
         st.error(message)
+    elif state.is_transfer(row["config"]):
+        st.info("This is a transfer experiment: it trains one task at a time, so there is no interference "
+                "to show. Its data-efficiency chart is on the Transfer page.", icon=":material/move_up:")
+        st.page_link("app_pages/transfer.py", label="Open it on the Transfer page", icon=":material/move_up:",
+                     query_params={state.TRANSFER_PARAM: run_id})
     else:
         active = row["status"] in ACTIVE_STATUSES
         st.fragment(run_every=POLL_S if active else None)(panel)(run_id, active)

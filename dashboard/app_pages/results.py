@@ -11,17 +11,42 @@ st.title("Results")
 st.caption("Each task's test metric for its own single-task model and for the multi-task model. "
            "Δ % is signed so that positive always means the multi-task model is better.")
 
+def gates_section(run_id: str, result: dict, names: list[str], colors: dict[str, str]) -> None:
+    """Which experts each task's gate reads (MMoE, CGC, PLE), at the end and over training."""
+    gates = result.get("gates")
+    if not gates:
+        return
+    st.subheader("Which experts each task uses")
+    st.caption("Each task's gate mixes the experts with softmax weights that sum to 1 (Ma et al., 2018; "
+               "Tang et al., 2020), shown at the last evaluation, averaged over a batch. Tasks that read "
+               "the same experts share knowledge; tasks that read different ones have split the network.")
+    st.plotly_chart(charts.gates_bars(gates, colors=colors))
+    history = state.get_store().metrics(run_id, phase="mtl", split="gates")
+    if history["step"].nunique() > 1:
+        with st.expander("Gate weights over training"):
+            st.plotly_chart(charts.gates_history_chart(history, [t for t in names if t in gates], colors=colors))
+
+
 run_id = common.pick_run("Run", key="results_run")
 if run_id:
     run, result = common.load_result(run_id)
-    if result is not None:
+    if result is not None and state.is_transfer(result.get("config") or run["config"]):
+        st.info("This is a transfer experiment: its data-efficiency table is on the Transfer page.",
+                icon=":material/move_up:")
+        st.page_link("app_pages/transfer.py", label="Open it on the Transfer page", icon=":material/move_up:",
+                     query_params={state.TRANSFER_PARAM: run_id})
+    elif result is not None:
         config = result.get("config") or run["config"]
         rows = result.get("tasks") or []
         names = [r["name"] for r in rows]
         colors = charts.task_colors(state.color_tasks(config, names))
 
         dm = result.get("delta_m")
-        worse = [r["name"] for r in rows if (r.get("delta_pct") is not None and r["delta_pct"] < 0)]
+        n_seeds = max([int(r.get("n_seeds") or 1) for r in rows] or [1])
+        if n_seeds > 1:  # a gap within the seed-to-seed noise is not called negative transfer
+            worse = [r["name"] for r in rows if r.get("verdict") == "negative transfer"]
+        else:
+            worse = [r["name"] for r in rows if (r.get("delta_pct") is not None and r["delta_pct"] < 0)]
         c_dm, c_tasks, c_params, c_speed = st.columns(4)
         c_dm.metric("Δm (Maninis et al., 2019)", f"{dm:+.2f} %" if dm is not None else "—",
                     help="Mean over tasks of the signed relative change of the multi-task model vs each "
@@ -40,6 +65,17 @@ if run_id:
         st.subheader("Single-task vs multi-task (test split)")
         frame = charts.comparison_frame(rows)
         st.table(charts.style_comparison(frame, colors=colors))
+        if n_seeds > 1:
+            st.caption(f"Mean ± standard deviation over {n_seeds} seeds. The verdict calls a difference "
+                       "transfer only when the mean paired gap exceeds twice its standard error.")
+            for r in rows:
+                if r.get("verdict_text"):
+                    st.markdown(f"<span style='color:{colors.get(r['name'], charts.SHARED_GREY)}; "
+                                f"font-weight:600'>{r['name']}</span>: {r['verdict_text']}.",
+                                unsafe_allow_html=True)
+        else:
+            st.caption("One seed: a small difference may be luck. Set **seeds** on the Train page to 3 or more "
+                       "for means ± std and a verdict that accounts for the noise.")
         if worse:
             st.warning(f"Negative transfer on {', '.join(worse)}: sharing made "
                        f"{'this task' if len(worse) == 1 else 'these tasks'} worse than training alone. "
@@ -53,6 +89,8 @@ if run_id:
             st.caption("This run logged no task weights.")
         else:
             st.plotly_chart(charts.weights_chart(weights, names, colors=colors))
+
+        gates_section(run_id, result, names, colors)
 
         with st.expander("Configuration"):
             st.code(common.config_yaml(config), language="yaml")

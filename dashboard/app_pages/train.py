@@ -233,8 +233,10 @@ def parameter_caption(config: Any) -> None:
         )
     except Exception:  # a count is a nicety; the config check reports real problems
         return
-    st.caption(f"Parameters: **{total:,}** multi-task ({shared:,} shared) vs **{stl:,}** for the "
-               f"{len(config.task_list())} single-task models together.")
+    n = len(config.task_list())
+    share = f"**{100 * total / stl:.0f} %** of" if stl else "as many as"
+    st.caption(f"Parameters: {config.sharing.name} sharing uses {share} the parameters of {n} single-task "
+               f"model{'s' if n != 1 else ''} ({total:,} multi-task, {shared:,} of them shared, vs {stl:,}).")
 
 
 # ---- the watched run --------------------------------------------------------------------------
@@ -398,7 +400,7 @@ with col_train:
     c_budget, c_amount = st.columns(2)
     budget = c_budget.radio("budget in", ["steps", "epochs"], key=state.K_BUDGET, horizontal=True)
     if budget == "steps":
-        state.seed(ss, state.K_STEPS, _int(raw.get("steps"), 500, 1, 10_000_000))
+        state.seed(ss, state.K_STEPS, _int(raw.get("steps"), DEFAULTS.steps, 1, 10_000_000))
         c_amount.number_input("steps", min_value=1, max_value=10_000_000, step=50, key=state.K_STEPS,
                               help="Optimiser steps for the multi-task model and for each single-task baseline.")
     else:
@@ -406,9 +408,9 @@ with col_train:
         c_amount.number_input("epochs", min_value=0.01, max_value=100_000.0, step=1.0, format="%g",
                               key=state.K_EPOCHS)
     c_batch, c_lr = st.columns(2)
-    state.seed(ss, state.K_BATCH, _int(raw.get("batch_size"), 64, 1, 1_000_000))
+    state.seed(ss, state.K_BATCH, _int(raw.get("batch_size"), DEFAULTS.batch_size, 1, 1_000_000))
     c_batch.number_input("batch size", min_value=1, max_value=1_000_000, step=16, key=state.K_BATCH)
-    state.seed(ss, state.K_LR, _float(state.section(raw, "optimizer").get("lr"), 1e-3, 1e-7, 10.0))
+    state.seed(ss, state.K_LR, _float(state.section(raw, "optimizer").get("lr"), DEFAULTS.optimizer.lr, 1e-7, 10.0))
     c_lr.number_input("learning rate", min_value=1e-7, max_value=10.0, step=1e-4, format="%g", key=state.K_LR)
     c_seed, c_device = st.columns(2)
     state.seed(ss, state.K_SEED, _int(raw.get("seed"), 0, 0, 2**31 - 1))
@@ -423,6 +425,12 @@ with col_train:
         ss[state.K_DEVICE] = "auto"
     c_device.radio("device", devices, key=state.K_DEVICE, horizontal=True,
                    help="auto: the GPU when there is one. cuda is offered only on a machine with a CUDA GPU.")
+    c_seeds, _ = st.columns(2)
+    state.seed(ss, state.K_N_SEEDS, _int(raw.get("n_seeds"), 1, 1, 20))
+    c_seeds.number_input("seeds", min_value=1, max_value=20, step=1, key=state.K_N_SEEDS,
+                         help="Train the baselines and the multi-task model with seeds seed … seed + n − 1: "
+                              "Results then shows mean ± std and calls a difference transfer only when it "
+                              "exceeds the seed-to-seed noise. n times the training time.")
 
 
 # ---- the experiment the form describes ----------------------------------------------------------

