@@ -2,6 +2,7 @@
 
     mtl-lab list datasets|sharing|weighting [--json]
     mtl-lab run --config FILE [--set key=value ...] [--json OUT] [--background]
+    mtl-lab transfer --config FILE [--set key=value ...] [--json OUT]
     mtl-lab runs [--json]            mtl-lab show RUN_ID [--json]
     mtl-lab export RUN_ID --format csv|json [--out PATH]
     mtl-lab delete RUN_ID            mtl-lab cancel RUN_ID
@@ -206,6 +207,31 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transfer(args: argparse.Namespace) -> int:
+    """Pre-train on the source tasks, transfer to the target; print the data-efficiency table."""
+    from mtl_core.errors import RunCancelled
+    from mtl_core.progress import TqdmSink
+    from mtl_core.store import RunStore, request_stop
+    from mtl_core.transfer import TransferConfig, format_transfer, run_transfer
+
+    config = TransferConfig.from_file(args.config, args.set)
+    if args.name:
+        config.name = args.name
+    signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
+    with RunStore() as store:
+        try:
+            result = run_transfer(config, sink=TqdmSink(disable=args.quiet), store=store)
+        except RunCancelled as exc:
+            print(f"transfer run cancelled: {exc}", file=sys.stderr)
+            return 130
+    print(f"run {result['run_id']}", file=sys.stderr)
+    print(format_transfer(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f"results written to {args.json}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtl-lab", description="MTL Lab: multi-task learning experiments.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -225,6 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--background", action="store_true", help="start in a background process, print the run id")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("transfer", help="pre-train a shared encoder on source tasks, transfer it to a held-out "
+                       "target (frozen / fine-tuned / from scratch × data sizes)")
+    s.add_argument("--config", "-c", required=True, help="YAML or JSON transfer config (examples/transfer.yaml)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field, e.g. --set target_steps=100 --set base.steps=200")
+    s.add_argument("--json", metavar="OUT", help="write the results JSON here")
+    s.add_argument("--name", help="a name for the run")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_transfer)
 
     s = sub.add_parser("runs", help="table of stored runs")
     s.add_argument("--json", action="store_true")

@@ -56,7 +56,7 @@ class ModelSpec(_Strict):
         default_factory=lambda: [64, 64], description="encoder layer widths (MLP) / [hidden] (text)"
     )
     head_hidden: int = Field(0, ge=0, description="hidden width of each task head; 0 = linear head")
-    text_encoder: Literal["gru", "cnn", "transformer"] = "gru"
+    text_encoder: Literal["gru", "cnn", "transformer", "minilm", "minilm_frozen"] = "gru"  # minilm*: the text extra
     embed_dim: int = Field(32, ge=1, le=4096)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
@@ -70,7 +70,7 @@ class ModelSpec(_Strict):
 
 class OptimizerSpec(_Strict):
     name: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="learning rate")
+    lr: float = Field(3e-3, gt=0, allow_inf_nan=False, description="learning rate")
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
 
@@ -129,7 +129,7 @@ class ExperimentConfig(_Strict):
         if self.steps is not None and self.epochs is not None:
             raise ValueError("steps, epochs: give one budget, not both")
         if self.steps is None and self.epochs is None:
-            self.steps = 500
+            self.steps = 600
 
         entry = DATASETS.get(self.dataset.name, field_name="dataset.name")
         if "min_rows" in entry.options.model_fields and "min_rows" not in self.dataset.options:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import pandas as pd
 
@@ -24,6 +24,11 @@ import mtl_core
 from mtl_core.config import ExperimentConfig
 from mtl_core.errors import StoreError
 from mtl_core.store import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStore, default_store_path, pid_alive
+
+if TYPE_CHECKING:  # mtl_core.transfer imports torch, which `jobs` itself never needs
+    from mtl_core.transfer import TransferConfig
+
+AnyConfig = Union[ExperimentConfig, "TransferConfig", dict[str, Any]]
 
 # Popen objects of the workers this process started, by run id. Polling them reaps
 # children that ended, so they do not linger as zombies of a long-lived dashboard.
@@ -42,19 +47,34 @@ def log_path(run_id: str, *, store_path: str | Path | None = None) -> Path:
     return db.parent / "logs" / f"{run_id}.log"
 
 
+def _validated(config: AnyConfig) -> "ExperimentConfig | TransferConfig":
+    """An ExperimentConfig, or a TransferConfig for a transfer experiment (`kind: transfer`)."""
+    if isinstance(config, ExperimentConfig):
+        return config
+    if getattr(config, "kind", None) == "transfer":
+        return config  # a TransferConfig, already validated
+    if isinstance(config, dict) and config.get("kind") == "transfer":
+        from mtl_core.transfer import TransferConfig
+
+        return TransferConfig.parse(dict(config))
+    return ExperimentConfig.parse(dict(config))
+
+
 def start(
-    config: ExperimentConfig | dict[str, Any],
+    config: AnyConfig,
     *,
     name: str | None = None,
     store_path: str | Path | None = None,
 ) -> str:
-    """Validate `config` (an ExperimentConfig or a plain dict), queue it and start its process.
+    """Validate `config`, queue it and start its process.
 
-    Returns the run id at once; the run trains in the background. Raises ConfigError for
-    an invalid config (nothing is stored then) and StoreError if the process cannot start.
+    `config` is an ExperimentConfig, a `mtl_core.transfer.TransferConfig` (a transfer
+    experiment: the worker runs `run_transfer`), or a plain dict of either (a dict with
+    `kind: transfer` is a transfer experiment). Returns the run id at once; the run
+    trains in the background. Raises ConfigError for an invalid config (nothing is
+    stored then) and StoreError if the process cannot start.
     """
-    if not isinstance(config, ExperimentConfig):
-        config = ExperimentConfig.parse(dict(config))
+    config = _validated(config)
     _reap()
     with RunStore(store_path) as store:
         run_id = store.create_run(config.model_dump(mode="json"), name=name)

@@ -19,7 +19,12 @@ class TqdmSink(Sink):
 
     def on_start(self, phase, info):
         self._close()
-        label = "multi-task" if phase == "mtl" else f"single-task {phase.split(':', 1)[1]}"
+        if phase == "mtl":
+            label = "multi-task"
+        elif phase.startswith("stl:"):
+            label = f"single-task {phase.split(':', 1)[1]}"
+        else:  # "mtl@1" (extra seeds), transfer phases ("pretrain", "frozen@0.05", ...)
+            label = phase
         if info.get("cached"):
             if not self.disable:
                 print(f"{label}: baseline from cache", file=self.file)

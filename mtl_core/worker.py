@@ -60,11 +60,7 @@ def execute(store: store_module.RunStore, run_id: str, *, extra_sink: Sink | Non
     try:
         if store_module.stop_requested() or store.cancel_requested(run_id):
             raise RunCancelled("run cancelled before it started")
-        from mtl_core.config import ExperimentConfig
-        from mtl_core.experiment import run_experiment
-
-        config = ExperimentConfig.parse(run_row["config"])
-        result = run_experiment(config, sink=sink, baseline_cache=store, run_id=run_id)
+        result = _train(store, run_id, run_row["config"], sink)
     except (RunCancelled, KeyboardInterrupt) as exc:
         _ignore_sigterm()
         _flush(store_sink)
@@ -96,6 +92,19 @@ def execute(store: store_module.RunStore, run_id: str, *, extra_sink: Sink | Non
         store.set_status(run_id, "finished", error=None)
     log.info("run %s finished", run_id)
     return "finished"
+
+
+def _train(store: store_module.RunStore, run_id: str, config: dict[str, Any], sink: Sink) -> dict[str, Any]:
+    """Run the stored config: a transfer experiment (`kind: transfer`) or a multi-task one."""
+    if config.get("kind") == "transfer":
+        from mtl_core.transfer import TransferConfig, run_transfer
+
+        # No store: this worker sets the run's status itself, the sink writes its curves.
+        return run_transfer(TransferConfig.parse(config), sink=sink, run_id=run_id)
+    from mtl_core.config import ExperimentConfig
+    from mtl_core.experiment import run_experiment
+
+    return run_experiment(ExperimentConfig.parse(config), sink=sink, baseline_cache=store, run_id=run_id)
 
 
 def run(run_id: str, *, store_path: str | Path | None = None) -> int:

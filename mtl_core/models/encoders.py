@@ -92,6 +92,12 @@ def build_encoder(dataset: MTLDataset, spec: ModelSpec) -> nn.Module:
     """The encoder fitting the dataset's input kind, sized by `spec`."""
     if dataset.input_kind == "vector":
         return MLPEncoder(dataset.input_dim, spec.hidden, spec.dropout)
+    if spec.text_encoder in ("minilm", "minilm_frozen"):
+        # The pretrained encoder of the `text` extra, imported only when asked for; it
+        # raises the install hint when the extra is missing. embed_dim/hidden do not apply.
+        from mtl_core.models.pretrained import MiniLMEncoder
+
+        return MiniLMEncoder(dataset.vocab or [], frozen=spec.text_encoder == "minilm_frozen")
     max_len = int(dataset.train.x.shape[1])
     return TokenEncoder(
         dataset.vocab_size, embed_dim=spec.embed_dim, hidden=spec.hidden, kind=spec.text_encoder,

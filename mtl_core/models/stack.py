@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from mtl_core.config import ModelSpec
+from mtl_core.errors import ConfigError
 from mtl_core.models.heads import masked_mean
 from mtl_core.tasks.base import PAD_ID, MTLDataset
 
@@ -91,6 +92,12 @@ class Stem(nn.Module):
         super().__init__()
         self.token_input = dataset.input_kind == "tokens"
         self.kind = spec.text_encoder if self.token_input else "mlp"
+        if self.kind in ("minilm", "minilm_frozen"):
+            raise ConfigError(
+                "model.text_encoder: MiniLM is one pretrained block, not a stack of our layers, so this "
+                "sharing mode cannot act between its layers; use text_encoder gru, cnn or transformer, "
+                "or sharing hard, soft or single_task with MiniLM"
+            )
         if not self.token_input:
             self.out_dim = dataset.input_dim
             return
