@@ -176,6 +176,11 @@ class ExperimentConfig(_Strict):
             check(sh.parse_options(self.sharing.options, where="sharing"), tasks=tasks, model=self.model)
         wt = WEIGHTING.get(self.weighting.name, field_name="weighting.name")
         self.weighting.options = wt.parse_options(self.weighting.options, where="weighting").model_dump(mode="json")
+        if self.sampling.mode == "random" and not getattr(wt.obj, "supports_task_sampling", True):
+            raise ValueError(
+                f"weighting: {self.weighting.name!r} needs every task's gradient at each step; "
+                "set sampling.mode to 'all' or choose a loss-based weighting"
+            )
         return self
 
     def task_list(self, available: list[str] | None = None) -> list[str]:

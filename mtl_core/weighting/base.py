@@ -4,16 +4,27 @@ A strategy turns the per-task losses of a step (and, where it declares it needs 
 per-task gradients on the shared parameters) into one update: it runs the backward
 pass itself and returns the effective per-task weights it applied, which the engine
 logs so the dashboard can plot them over time.
+
+Two families share this interface:
+- loss-based strategies (`requires = "losses"`) build one scalar objective from the
+  losses (`objective`) and back-propagate it once;
+- gradient-based strategies (`requires = "grads"`, see `mtl_core.weighting.jacobian`)
+  compute the per-task gradient matrix G (T × P) on the shared parameters (or on the
+  shared representation) and write an aggregated direction into the shared gradients.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import nn
 
+from mtl_core.errors import ConfigError
 from mtl_core.registry import Registry
+
+#: What a strategy may need from the model besides the losses.
+ModelNeed = Literal["shared_parameters", "shared_rep"]
 
 
 class WeightingStrategy(nn.Module):
@@ -21,7 +32,13 @@ class WeightingStrategy(nn.Module):
     (e.g. uncertainty weighting's log-variances) join the optimiser."""
 
     #: "losses" (loss-based) or "grads" (needs per-task gradients on shared parameters)
-    requires: str = "losses"
+    requires: ClassVar[str] = "losses"
+    #: Whether the strategy is meaningful when one task is drawn per step (the others
+    #: then have a zero loss and no gradient). Gradient methods are not: a zero row of G
+    #: turns e.g. MGDA's min-norm point into 0. The config can refuse the pair with this.
+    supports_task_sampling: ClassVar[bool] = True
+    #: Registry name, set by `register_weighting` (used in error messages).
+    registry_name: ClassVar[str] = ""
 
     def __init__(self, tasks: list[str], options: Any, *, base_weights: torch.Tensor) -> None:
         super().__init__()
@@ -29,9 +46,53 @@ class WeightingStrategy(nn.Module):
         self.options = options
         self.register_buffer("base_weights", base_weights.clone())
 
+    # ---- what the strategy needs ---------------------------------------------------------
+    @classmethod
+    def model_needs(cls, options: Any) -> frozenset[ModelNeed]:
+        """What the model must provide for these options (checked by `check_model`).
+
+        "shared_parameters": `model.shared_parameters()` must not be empty;
+        "shared_rep": `model.shared_rep` must be set by the forward pass.
+        """
+        return frozenset()
+
+    def check_model(self, model: nn.Module) -> None:
+        """Raise ConfigError when `model`'s sharing mode cannot serve this strategy.
+
+        Called by gradient strategies at their first step (the shared representation only
+        exists after a forward pass); callers may also call it right after building.
+        """
+        needs = self.model_needs(self.options)
+        name = self.registry_name or type(self).__name__
+        mode = sharing_name(model)
+        if "shared_parameters" in needs and not [p for p in model.shared_parameters() if p.requires_grad]:
+            raise ConfigError(
+                f"weighting: {name!r} balances the tasks' gradients on the shared parameters, but "
+                f"sharing mode {mode!r} shares no parameters between tasks here (one encoder per task, "
+                "or a run with a single task). Choose sharing 'hard' with at least two tasks, or a "
+                "loss-based weighting (equal, manual, uncertainty, dwa, gls, rlw, famo, stch)"
+            )
+        if "shared_rep" in needs and getattr(model, "shared_rep", None) is None:
+            raise ConfigError(
+                f"weighting: {name!r} with mode 'rep' balances gradients with respect to the shared "
+                f"representation, but sharing mode {mode!r} has no single representation that every "
+                "task head reads. Set weighting.options.mode to 'params', or choose sharing 'hard'"
+            )
+
+    # ---- loss-based update ---------------------------------------------------------------
     def weights(self, losses: torch.Tensor, step: int) -> torch.Tensor:
         """Per-task weights (T,) for this step; loss-based strategies override this."""
         return self.base_weights
+
+    def objective(self, losses: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scalar objective to back-propagate, effective weights ∂objective/∂L_t).
+
+        The default is the weighted sum Σ_t w_t L_t with `weights`; strategies whose
+        objective is not a weighted sum (uncertainty's +log σ², GLS's geometric mean)
+        override this and report the gradient of their objective w.r.t. each loss.
+        """
+        w = self.weights(losses, step)
+        return (w * losses).sum(), w
 
     def backward(
         self,
@@ -46,20 +107,55 @@ class WeightingStrategy(nn.Module):
         `losses` is (T,), with 0 for tasks not sampled this step; `extra_loss` is a
         regulariser added unweighted (soft sharing).
         """
-        w = self.weights(losses, step)
-        total = (w * losses).sum()
+        total, w = self.objective(losses, step)
         if extra_loss is not None:
             total = total + extra_loss
         total.backward()
         return w.detach()
 
 
+def sharing_name(model: nn.Module) -> str:
+    """The registry name of `model`'s sharing mode (for messages)."""
+    from mtl_core.models.sharing import SHARING
+
+    for entry in SHARING.entries():
+        if type(model) is entry.obj:
+            return entry.name
+    return type(model).__name__
+
+
+def active_tasks(losses: torch.Tensor) -> torch.Tensor:
+    """Boolean mask (T,) of the tasks that have a loss this step.
+
+    The engine passes 0 for tasks not drawn under one-task-per-step sampling; a drawn
+    task's mean loss is exactly 0 only for a perfect fit, where treating it as absent
+    changes nothing. Computed on the device: no host sync.
+    """
+    return losses.detach() != 0
+
+
+def seed_from_torch(seed: int | None) -> int:
+    """A strategy's random seed: the option's value, or one drawn from torch's global
+    generator, which the engine seeds with the run's seed before building the strategy
+    (so runs stay reproducible and different run seeds give different streams)."""
+    return int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
+
+
 WEIGHTING: Registry[Callable[..., WeightingStrategy]] = Registry("weighting strategy")
 
 
 def register_weighting(name: str, **kwargs: Any):
-    """Register a strategy class (kwargs: description, paper, formula, options)."""
-    return WEIGHTING.register(name, **kwargs)
+    """Register a strategy class (kwargs: description, paper, formula, options).
+
+    The entry also records the class's `requires` ("losses" / "grads"), so the CLI and
+    the dashboard can say which strategies need per-task gradients.
+    """
+
+    def decorate(cls: type[WeightingStrategy]) -> type[WeightingStrategy]:
+        cls.registry_name = name
+        return WEIGHTING.register(name, requires=cls.requires, **kwargs)(cls)
+
+    return decorate
 
 
 def build_weighting(
