@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
 # The quickstart experiment (all defaults) on a smaller budget, so the test stays fast.
 # Long enough (~15 s on two cores) for the page to poll the run several times.
 QUICKSTART_QUERY = "?steps=400&dataset.options.n_samples=3000"
-TIMEOUT_S = 75
+TIMEOUT_S = 150
 
 pytestmark = pytest.mark.browser
 
@@ -142,7 +142,7 @@ def test_quickstart_trains_from_the_train_page_and_shows_results(server, tmp_pat
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1800})
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(90_000)  # generous: CI machines are slow and shared
             page.goto(server + "/" + QUICKSTART_QUERY)
             train = page.locator(".st-key-train button:visible")  # Streamlit's class for key="train"
             train.wait_for()
