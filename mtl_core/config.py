@@ -25,6 +25,49 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
 
+class ConfigModel(_Strict):
+    """Validation at the boundary and the YAML/JSON round trip, shared by every config."""
+
+    @classmethod
+    def parse(cls, data: dict[str, Any] | None = None):
+        """Validate a plain dict; raises ConfigError with one line per problem."""
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc)) from None
+
+    @classmethod
+    def from_file(cls, path: str | Path, overrides: list[str] | None = None):
+        """Read a YAML or JSON file, apply `key=value` overrides, validate."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist; check the path") from None
+        data = _mapping(text, where=f"config file {path}")
+        return cls.parse(apply_overrides(data, overrides or []))
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_yaml(cls, text: str):
+        return cls.parse(_mapping(text, where="the config"))
+
+
+def _mapping(text: str, *, where: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must hold a mapping of fields, not {type(data).__name__}")
+    return data
+
+
 class NamedSpec(_Strict):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
@@ -75,7 +118,7 @@ class OptimizerSpec(_Strict):
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(ConfigModel):
     """One experiment: a multi-task model (and its single-task baselines) on a dataset."""
 
     name: str | None = None
@@ -195,47 +238,6 @@ class ExperimentConfig(_Strict):
 
     def task_weights(self) -> dict[str, float]:
         return {t: float(self.weights.get(t, 1.0)) for t in self.task_list()}
-
-    # ---- construction and round trip -------------------------------------------------
-    @classmethod
-    def parse(cls, data: dict[str, Any] | None = None) -> "ExperimentConfig":
-        """Validate a plain dict; raises ConfigError with one line per problem."""
-        try:
-            return cls.model_validate(data or {})
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc)) from None
-
-    @classmethod
-    def from_file(cls, path: str | Path, overrides: list[str] | None = None) -> "ExperimentConfig":
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist; check the path") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML/JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of fields, not {type(data).__name__}")
-        return cls.parse(apply_overrides(data, overrides or []))
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
-
-    @classmethod
-    def from_yaml(cls, text: str) -> "ExperimentConfig":
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError("a config must be a mapping of fields")
-        return cls.parse(data)
-
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `dotted.key=value` overrides (values parsed as YAML) to a config dict.

@@ -28,18 +28,15 @@ import dataclasses
 import datetime as _dt
 import math
 import types
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
-from mtl_core.config import ExperimentConfig, SharingSpec, apply_overrides
+from mtl_core.config import ConfigModel, ExperimentConfig, SharingSpec
 from mtl_core.errors import ConfigError, DataError, MTLLabError, RunCancelled
-from mtl_core.registry import format_validation_error
 from mtl_core.sink import MultiSink, Sink
 from mtl_core.tasks.base import IGNORE_INDEX, MTLDataset, Split, TaskSpec
 
@@ -55,7 +52,7 @@ ARM_DESCRIPTIONS = {
 }
 
 
-class TransferConfig(BaseModel):
+class TransferConfig(ConfigModel):
     """One transfer experiment. `base` is the pre-training experiment (dataset, model
     sizes, optimiser, batch size, seed, device; `steps`/`epochs` = the pre-training
     budget); `sources`, `target` and `sharing` say what is trained on what."""
@@ -176,35 +173,6 @@ class TransferConfig(BaseModel):
             "baselines": False, "n_seeds": 1, "interference": False, "affinity_every": 0,
         }
         return ExperimentConfig.parse(data)
-
-    # ---- construction and round trip ---------------------------------------------------------
-    @classmethod
-    def parse(cls, data: dict[str, Any] | None = None) -> "TransferConfig":
-        """Validate a plain dict; raises ConfigError with one line per problem."""
-        try:
-            return cls.model_validate(data or {})
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc)) from None
-
-    @classmethod
-    def from_file(cls, path: str | Path, overrides: list[str] | None = None) -> "TransferConfig":
-        """Read a YAML/JSON transfer config, apply `key=value` overrides, validate."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist; check the path") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML/JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of fields, not {type(data).__name__}")
-        return cls.parse(apply_overrides(data, overrides or []))
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
 # ---- pieces (public so that tests and notebooks can drive one arm) ------------------------------
