@@ -5,6 +5,13 @@
    script has run, mtl_core and torch imported).
 2. The server's resident memory (VmRSS) after that first page, and after N small runs
    started from the Train page and watched to the end (`--runs N`, 0 to skip).
+3. `--watch`: how much a watching browser slows training down. The same run (mmoe_synthetic
+   defaults, no baselines, `--watch-steps` steps on the CPU) is started with
+   `mtl_core.jobs.start` against the server's store, alternately with no page open and with
+   the Train page open at `?run=<id>` (its live fragment polls the run until it ends),
+   `--repeats` times each. Prints the median samples/s of each condition (from the runs'
+   stored results), the slow-down in %, and the CPU seconds the server spent meanwhile.
+   The workers get OMP_NUM_THREADS=1, so runs compare on a small machine.
 
 Needs /usr/bin/chromium and playwright, like tests/test_browser.py.
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -58,17 +66,79 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> Non
     raise SystemExit(f"{url} not healthy after {timeout:.0f} s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15)."""
+    # The command name (field 2) may hold spaces; the fields after its ")" do not.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def watch_config(steps: int) -> dict:
+    """The run both --watch conditions train: the quickstart defaults, no baselines (they
+    would be cached after the first run and make the runs unequal), on the CPU."""
+    return {"dataset": {"name": "mmoe_synthetic"}, "steps": steps, "baselines": False, "device": "cpu"}
+
+
+def measure_watch(browser, base: str, home: Path, server_pid: int, *, steps: int, repeats: int) -> None:
+    """Alternate unwatched and watched runs of one config; print medians and the slow-down."""
+    import statistics
+
+    from mtl_core import jobs
+    from mtl_core.store import RunStore
+
+    db = home / "mtl_lab.db"
+    timeout = 600.0
+    speeds: dict[bool, list[float]] = {False: [], True: []}
+    server_cpu: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(repeats):
+        for watched in (False, True):
+            cpu0 = cpu_seconds(server_pid)
+            run_id = jobs.start(watch_config(steps), name=f"watch-bench-{i}-{int(watched)}", store_path=db)
+            page = None
+            if watched:
+                page = browser.new_page(viewport={"width": 1400, "height": 1600})
+                page.goto(base + f"/?run={run_id}")
+                page.get_by_text(f"Run {run_id}").wait_for(timeout=120_000)
+            status = jobs.wait(run_id, timeout, store_path=db, poll_s=1.0)
+            if page is not None:
+                # The live fragment saw the end: it polled the run all along.
+                page.get_by_text(re.compile(r"^Finished[.:]")).wait_for(timeout=30_000)
+                page.close()
+            if status != "finished":
+                raise SystemExit(f"run {run_id} ended {status}; see {jobs.log_path(run_id, store_path=db)}")
+            with RunStore(db) as store:
+                speed = store.result(run_id)["throughput"]["samples_per_s"]
+            speeds[watched].append(speed)
+            server_cpu[watched].append(cpu_seconds(server_pid) - cpu0)
+            label = "watched  " if watched else "unwatched"
+            print(f"  {label} run {i + 1}/{repeats}: {speed:8,.0f} samples/s "
+                  f"(server CPU {server_cpu[watched][-1]:5.1f} s)", flush=True)
+    alone, watched_ = statistics.median(speeds[False]), statistics.median(speeds[True])
+    print(f"{steps} steps, median of {repeats} runs each (OMP_NUM_THREADS=1):")
+    print(f"  no page open:          {alone:8,.0f} samples/s  (server CPU {statistics.median(server_cpu[False]):5.1f} s/run)")
+    print(f"  Train page watching:   {watched_:8,.0f} samples/s  (server CPU {statistics.median(server_cpu[True]):5.1f} s/run)")
+    print(f"  slow-down from watching: {100 * (1 - watched_ / alone):+.1f} %")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="small runs to train before measuring RSS again")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="small runs to train before measuring RSS again (default 3, or 0 with --watch)")
     parser.add_argument("--steps", type=int, default=100, help="steps of each small run")
+    parser.add_argument("--watch", action="store_true", help="measure the slow-down a watching page causes")
+    parser.add_argument("--watch-steps", type=int, default=6000, help="steps of each --watch run (~15-20 s)")
+    parser.add_argument("--repeats", type=int, default=3, help="--watch runs per condition")
     args = parser.parse_args()
+    if args.runs is None:
+        args.runs = 0 if args.watch else 3
 
     from playwright.sync_api import sync_playwright
 
     home = Path(tempfile.mkdtemp(prefix="mtl-lab-bench-"))
     port = free_port()
     env = {**os.environ, "MTL_LAB_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    # Workers started from here (--watch) inherit this process's environment.
+    os.environ.update(MTL_LAB_HOME=str(home), OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
@@ -90,6 +160,12 @@ def main() -> None:
             print(f"streamlit run -> healthy server:      {t_health:6.2f} s")
             print(f"streamlit run -> first rendered page: {t_page:6.2f} s")
             print(f"server RSS after the first page:      {rss_first:6.1f} MiB")
+
+            if args.watch:
+                page.close()  # the unwatched runs train with no page open
+                measure_watch(browser, base, home, server.pid, steps=args.watch_steps, repeats=args.repeats)
+                page = browser.new_page(viewport={"width": 1400, "height": 1600})
+                train = page.locator(".st-key-train button:visible")
 
             t_runs = time.perf_counter()
             for i in range(args.runs):

@@ -17,7 +17,7 @@ from mtl_core.store import ACTIVE_STATUSES
 from mtl_core.tasks import DATASETS
 from mtl_core.weighting import WEIGHTING
 
-POLL_S = 1.0
+POLL_S = 2.0  # a live redraw costs the server ~0.5 core at 1 s on 2 cores: see bench/dashboard.py --watch
 DEFAULTS = ExperimentConfig.parse({})
 ss = st.session_state
 

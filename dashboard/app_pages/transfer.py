@@ -15,7 +15,7 @@ from mtl_core.store import ACTIVE_STATUSES
 from mtl_core.tasks import DATASETS
 from mtl_core.transfer import ARM_DESCRIPTIONS, ARMS, TransferConfig, transfer_table
 
-POLL_S = 1.0
+POLL_S = 2.0  # a live redraw costs the server ~0.5 core at 1 s on 2 cores: see bench/dashboard.py --watch
 TEXT_ENCODERS = ("gru", "cnn", "transformer")
 ss = st.session_state
 
