@@ -671,6 +671,21 @@ def get_run_safe(run_id: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{exc}. It may have been deleted; pick another run."
 
 
+def get_live_run(run_id: str, *, refresh: bool = True) -> tuple[dict[str, Any] | None, str | None]:
+    """(run row, None) or (None, a readable message) for a live panel's poll.
+
+    `refresh` first marks runs whose process died as interrupted, so a panel watching a
+    killed run sees it end.
+    """
+    store = get_store()
+    try:
+        if refresh:
+            store.mark_interrupted()
+        return store.get_run(run_id), None
+    except StoreError as exc:
+        return None, f"{exc}. It may have been deleted."
+
+
 def run_label(row: Mapping[str, Any]) -> str:
     """`20261124-235959-ab12cd · name · mmoe_synthetic/hard · Δm +3.2 %` for pickers."""
     parts = [str(row.get("id"))]

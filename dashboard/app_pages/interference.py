@@ -8,7 +8,6 @@ import streamlit as st
 
 from dashboard import charts, state
 from dashboard.app_pages import common
-from mtl_core.errors import StoreError
 from mtl_core.grouping import all_groupings
 from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
 from mtl_core.store import ACTIVE_STATUSES
@@ -145,12 +144,11 @@ def pairs_section(info: Mapping[str, Any], snap: Mapping[str, Any], tasks: list[
 
 
 def panel(run_id: str, was_active: bool) -> None:
-    store = state.get_store()
-    try:
-        run = store.get_run(run_id)
-    except StoreError as exc:
-        st.warning(f"{exc}. It may have been deleted.")
+    run, message = state.get_live_run(run_id, refresh=False)
+    if run is None:
+        st.warning(message)
         return
+    store = state.get_store()
     snapshots = [s for s in store.interference(run_id) if s.get("phase", "mtl") == "mtl"]
     if not snapshots:
         config = run["config"]

@@ -262,13 +262,11 @@ def watch(run_id: str) -> None:
 
 
 def live_panel(run_id: str, was_active: bool) -> None:
-    store = state.get_store()
-    try:
-        store.mark_interrupted()
-        run = store.get_run(run_id)
-    except StoreError as exc:
-        st.warning(f"{exc}. It may have been deleted.")
+    run, message = state.get_live_run(run_id)
+    if run is None:
+        st.warning(message)
         return
+    store = state.get_store()
     config = run["config"]
     status = run["status"]
     tasks = state.run_tasks(config)

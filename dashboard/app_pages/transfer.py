@@ -58,13 +58,11 @@ def watch(run_id: str) -> None:
 
 
 def panel(run_id: str, was_active: bool) -> None:
-    store = state.get_store()
-    try:
-        store.mark_interrupted()
-        run = store.get_run(run_id)
-    except StoreError as exc:
-        st.warning(f"{exc}. It may have been deleted.")
+    run, message = state.get_live_run(run_id)
+    if run is None:
+        st.warning(message)
         return
+    store = state.get_store()
     config, status = run["config"], run["status"]
     progress = state.progress_summary(run, state.run_phases(config), batch_size=state.run_batch_size(config),
                                       budgets=state.run_budgets(config))
