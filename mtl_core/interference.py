@@ -118,13 +118,5 @@ def pair_summary(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def conflict_rate(snapshots: list[dict[str, Any]]) -> dict[str, float]:
-    """Share of snapshots in which each task pair's gradient cosine is negative."""
-    if not snapshots:
-        return {}
-    tasks = snapshots[0]["tasks"]
-    out = {}
-    for i in range(len(tasks)):
-        for j in range(i + 1, len(tasks)):
-            neg = sum(1 for s in snapshots if s["grad_cosine"][i][j] < 0)
-            out[f"{tasks[i]}|{tasks[j]}"] = neg / len(snapshots)
-    return out
+    """Share of snapshots in which each task pair's gradient cosine is negative ("a|b": rate)."""
+    return {"|".join(p["pair"]): p["conflict_rate"] for p in pair_summary(snapshots)}
