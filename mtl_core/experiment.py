@@ -113,8 +113,7 @@ def _aggregate_seeds(result: dict[str, Any], runs: list) -> dict[str, Any]:
             "delta_pct": v.get("delta_pct"), **v,
         })
     result["tasks"] = rows
-    result["delta_m"] = delta_m([{"delta_pct": float("nan") if r["delta_pct"] is None else r["delta_pct"]}
-                                 for r in rows]) if rows and rows[0].get("stl") is not None else None
+    result["delta_m"] = delta_m(rows)
     result["seeds"] = [result["seed"] + k for k in range(len(runs))]
     return result
 

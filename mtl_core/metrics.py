@@ -119,8 +119,9 @@ def relative_change(stl: float, mtl: float, *, higher_is_better: bool) -> float:
 def delta_m(rows: list[dict[str, Any]]) -> float:
     """Δm % (Maninis et al., CVPR 2019): mean over tasks of the signed relative change
     vs the single-task baseline, Δm = (1/T) Σ_t (−1)^{l_t} (M_mtl,t − M_stl,t)/M_stl,t · 100.
-    Positive Δm: the multi-task model is better on average."""
-    values = [r["delta_pct"] for r in rows if not math.isnan(r["delta_pct"])]
+    Positive Δm: the multi-task model is better on average. Tasks without a value
+    (None or NaN) are left out."""
+    values = [r["delta_pct"] for r in rows if r["delta_pct"] is not None and not math.isnan(r["delta_pct"])]
     return float(np.mean(values)) if values else float("nan")
 
 
