@@ -6,20 +6,26 @@
     mtl-lab runs [--json]            mtl-lab show RUN_ID [--json]
     mtl-lab export RUN_ID --format csv|json [--out PATH]
     mtl-lab delete RUN_ID            mtl-lab cancel RUN_ID
+
+Every error a user can cause ends as one line `error: ...` on stderr (exit code 2; 1 for
+a fault of the machine, such as an unreadable disk), never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import math
+import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
-from mtl_core.errors import MTLLabError
+from mtl_core.errors import ConfigError, MTLLabError, OutputError, StoreError
 
 log = logging.getLogger("mtl_core")
 
@@ -47,12 +53,66 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_config_file(path: str | Path) -> None:
+    """Refuse a `--config` that is a folder, unreadable, or binary, naming the file
+    (before `from_file` meets it as a decoding error)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give the path of a YAML or JSON file in it")
+    if not path.exists():
+        return  # from_file says it does not exist
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path} ({exc.strerror or exc}); check its permissions") from None
+    if b"\0" in data[:65536]:
+        raise ConfigError(f"config file {path} is a binary file, not YAML or JSON text; give the experiment's "
+                          ".yaml or .json file")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start} cannot be read); save it "
+                          "as UTF-8 YAML or JSON") from None
+
+
 def load_config(args: argparse.Namespace):
     from mtl_core.config import ExperimentConfig, apply_overrides
 
     if args.config:
+        check_config_file(args.config)
         return ExperimentConfig.from_file(args.config, args.set)
     return ExperimentConfig.parse(apply_overrides({}, args.set))
+
+
+def _os_reason(exc: OSError) -> str:
+    return "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+
+
+def prepare_output(path: str | Path, *, what: str) -> Path:
+    """Check, before any work, that `what` can be written to `path`; a missing folder is
+    created. Raises OutputError naming the path."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OutputError(f"{what} path {path} is a folder; give a file name, e.g. {path / 'results.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker and not blocker.is_dir() else _os_reason(exc)
+        raise OutputError(
+            f"cannot create the folder {path.parent} for {what} ({reason}); choose another path"
+        ) from None
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise OutputError(f"cannot write {what} to {path}: permission denied; choose a path you can write to")
+    return path
+
+
+def write_output(path: Path, text: str, *, what: str) -> None:
+    """Write `text` to `path`, or raise OutputError naming it and why."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} to {path} ({_os_reason(exc)})") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -62,6 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mtl_core.worker import execute
 
     config = load_config(args)
+    json_out = prepare_output(args.json, what="the results JSON") if args.json else None
     if args.background:
         run_id = jobs.start(config, name=args.name)
         print(run_id)
@@ -74,15 +135,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         status = execute(store, run_id, extra_sink=TqdmSink(disable=args.quiet))
         run = store.get_run(run_id)
         result = store.result(run_id)
-    if result is not None and args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    if result is not None and json_out is not None:
+        _write_run_json(json_out, result, run_id, status)
     if status != "finished":
         print(f"run {run_id} {status}: {run.get('error') or ''}", file=sys.stderr)
         return 1 if status == "failed" else 130
     print(format_result(result))
-    if args.json:
-        print(f"results written to {args.json}", file=sys.stderr)
+    if json_out is not None:
+        print(f"results written to {json_out}", file=sys.stderr)
     return 0
+
+
+def _write_run_json(path: Path, result: dict[str, Any], run_id: str, status: str) -> None:
+    """The results JSON of a stored run; if it cannot be written, say that the run is safe."""
+    try:
+        write_output(path, json.dumps(result, indent=2), what="the results JSON")
+    except OutputError as exc:
+        raise OutputError(
+            f"{exc}. Run {run_id} ({status}) is stored all the same; export it with "
+            f"`mtl-lab export {run_id} --format json --out FILE`"
+        ) from None
 
 
 def _fmt(v: Any) -> str:
@@ -151,13 +223,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     if run.get("error"):
         print(f"error: {run['error']}")
     if result:
-        print(format_result(result))
+        try:
+            table = format_result(result)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(
+                f"run {args.run_id!r} has a damaged result (field {exc} missing or of the wrong type); "
+                f"`mtl-lab show {args.run_id} --json` shows what is stored, `mtl-lab delete {args.run_id}` removes it"
+            ) from None
+        print(table)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from mtl_core.store import RunStore
 
+    from mtl_core.export import to_safe_csv
+
+    default_name = f"{args.run_id}.{args.format}"
+    out = Path(args.out).expanduser() if args.out else Path(default_name)
+    if out.is_dir():
+        out = out / default_name  # a folder: the file goes in it under its default name
+    out = prepare_output(out, what="the export")
     with RunStore() as store:
         run = store.get_run(args.run_id)
         result = store.result(args.run_id)
@@ -166,33 +252,33 @@ def cmd_export(args: argparse.Namespace) -> int:
         text = json.dumps(
             {"run": run, "result": result, "curves": curves.to_dict(orient="records")}, indent=2, default=str
         )
-        out = Path(args.out or f"{args.run_id}.json")
-        out.write_text(text)
+        write_output(out, text, what="the export")
     else:
-        out = Path(args.out or f"{args.run_id}.csv")
-        curves.to_csv(out, index=False)
+        # Task and run names are text strangers may have written: no cell may start a formula.
+        write_output(out, to_safe_csv(curves), what="the export")
         if result:
-            out.with_name(out.stem + "_results.csv").write_text(_results_csv(result))
+            results_out = out.with_name(out.stem + "_results.csv")
+            write_output(results_out, to_safe_csv(_results_frame(result, run)), what="the results export")
     print(out)
     return 0
 
 
-def _results_csv(result: dict[str, Any]) -> str:
+def _results_frame(result: dict[str, Any], run: dict[str, Any]):
     import pandas as pd
 
-    df = pd.DataFrame(
-        [{k: r[k] for k in ("name", "kind", "metric", "higher_is_better", "stl", "mtl", "delta_pct")}
-         for r in result["tasks"]]
-    )
-    return df.to_csv(index=False)
+    columns = ("name", "kind", "metric", "higher_is_better", "stl", "mtl", "delta_pct")
+    tasks = result.get("tasks") if isinstance(result.get("tasks"), list) else []
+    df = pd.DataFrame([{k: r.get(k) for k in columns} for r in tasks if isinstance(r, dict)], columns=columns)
+    df.insert(0, "run_name", run.get("name"))
+    df.insert(0, "run_id", run.get("id"))
+    return df
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
     from mtl_core.store import RunStore
 
     with RunStore() as store:
-        store.get_run(args.run_id)
-        store.delete_run(args.run_id)
+        store.delete_run(args.run_id)  # works on a damaged run too: its rows are not parsed
     print(f"deleted {args.run_id}")
     return 0
 
@@ -214,7 +300,9 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     from mtl_core.store import RunStore, request_stop
     from mtl_core.transfer import TransferConfig, format_transfer, run_transfer
 
+    check_config_file(args.config)
     config = TransferConfig.from_file(args.config, args.set)
+    json_out = prepare_output(args.json, what="the results JSON") if args.json else None
     if args.name:
         config.name = args.name
     signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
@@ -226,9 +314,9 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             return 130
     print(f"run {result['run_id']}", file=sys.stderr)
     print(format_transfer(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-        print(f"results written to {args.json}", file=sys.stderr)
+    if json_out is not None:
+        _write_run_json(json_out, result, result["run_id"], "finished")
+        print(f"results written to {json_out}", file=sys.stderr)
     return 0
 
 
@@ -274,7 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="write a run's curves and results to CSV or JSON")
     s.add_argument("run_id")
     s.add_argument("--format", choices=["csv", "json"], default="csv")
-    s.add_argument("--out", help="output file (default: RUN_ID.csv / RUN_ID.json)")
+    s.add_argument("--out", help="output file (default: RUN_ID.csv / RUN_ID.json in the working folder); "
+                   "a folder puts RUN_ID.csv / RUN_ID.json in it; missing folders are created. CSV also "
+                   "writes <name>_results.csv next to it; cells that could start a spreadsheet formula get a "
+                   "leading '")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("delete", help="delete a stored run")
@@ -292,10 +383,30 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not as a stray message at exit
+        return code
+    except BrokenPipeError:
+        # `mtl-lab runs | head -1`: the reader left; stop quietly, as `yes | head` does.
+        # Python would flush stdout again at exit and complain: point it at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
     except MTLLabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 2
+    except (OSError, sqlite3.Error) as exc:
+        # A safety net: every case we know has its own message above.
+        log.debug("unexpected error", exc_info=True)
+        _error(f"{type(exc).__name__}: {exc} (run with -v for details)")
+        return 1
+
+
+def _error(message: str) -> None:
+    try:
+        print(f"error: {message}", file=sys.stderr)
+    except OSError:
+        pass  # stderr itself is gone (a closed pipe, a full disk): the exit code still says it
 
 
 if __name__ == "__main__":

@@ -22,4 +22,12 @@ class RunCancelled(MTLLabError):
 
 
 class StoreError(MTLLabError):
-    """A run store request cannot be served (unknown run id, ...)."""
+    """A run store request cannot be served (unknown run id, a damaged store, ...)."""
+
+
+class DiskFullError(StoreError):
+    """The disk holding the run store (or a run's log) is full (names the folder)."""
+
+
+class OutputError(MTLLabError):
+    """A file the user asked MTL Lab to write cannot be written (names the path and the fix)."""

@@ -10,10 +10,12 @@ run store, so a browser refresh or a dashboard restart re-attaches by reading it
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -22,23 +24,42 @@ import pandas as pd
 
 import mtl_core
 from mtl_core.config import ExperimentConfig
-from mtl_core.errors import StoreError
-from mtl_core.store import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStore, default_store_path, pid_alive
+from mtl_core.errors import DiskFullError, StoreError
+from mtl_core.store import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    RunStore,
+    default_store_path,
+    process_start_time,
+    run_process_alive,
+)
 
 if TYPE_CHECKING:  # mtl_core.transfer imports torch, which `jobs` itself never needs
     from mtl_core.transfer import TransferConfig
 
 AnyConfig = Union[ExperimentConfig, "TransferConfig", dict[str, Any]]
 
-# Popen objects of the workers this process started, by run id. Polling them reaps
-# children that ended, so they do not linger as zombies of a long-lived dashboard.
+# Popen objects of the workers this process started, by run id. Each has a daemon thread
+# waiting on it (`_watch`), so that a worker that ends is reaped at once and does not linger
+# as a <defunct> child of a long-lived dashboard until someone calls into `jobs`.
 _CHILDREN: dict[str, subprocess.Popen] = {}
+
+
+def _watch(run_id: str, proc: subprocess.Popen) -> None:
+    """Reap `proc` as soon as it exits (in a daemon thread of its own)."""
+
+    def wait() -> None:
+        proc.wait()
+        if _CHILDREN.get(run_id) is proc:
+            _CHILDREN.pop(run_id, None)
+
+    threading.Thread(target=wait, name=f"reap-{run_id}", daemon=True).start()
 
 
 def _reap() -> None:
     for run_id, proc in list(_CHILDREN.items()):
         if proc.poll() is not None:
-            del _CHILDREN[run_id]
+            _CHILDREN.pop(run_id, None)
 
 
 def log_path(run_id: str, *, store_path: str | Path | None = None) -> Path:
@@ -79,7 +100,6 @@ def start(
     with RunStore(store_path) as store:
         run_id = store.create_run(config.model_dump(mode="json"), name=name)
         log_file_path = log_path(run_id, store_path=store.path)
-        log_file_path.parent.mkdir(parents=True, exist_ok=True)
         env = os.environ.copy()
         env["MTL_LAB_DB"] = str(store.path)
         env["PYTHONUNBUFFERED"] = "1"  # log lines appear as they are written
@@ -87,7 +107,22 @@ def start(
         package_root = str(Path(mtl_core.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         try:
-            with open(log_file_path, "ab") as log_file:
+            log_file = _open_log(log_file_path)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                message = (
+                    f"disk full: cannot write the run's log file in {log_file_path.parent} ({exc}); free "
+                    "some space there, or set MTL_LAB_HOME to a folder on another disk"
+                )
+            else:
+                message = (
+                    f"cannot write the run's log file {log_file_path} ({exc.strerror or exc}); make "
+                    f"{log_file_path.parent} writable, or set MTL_LAB_HOME to a folder you can write to"
+                )
+            _fail_start(store, run_id, message)
+            raise (DiskFullError if exc.errno == errno.ENOSPC else StoreError)(message) from None
+        try:
+            with log_file:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "mtl_core.worker", run_id],
                     stdin=subprocess.DEVNULL,
@@ -97,14 +132,31 @@ def start(
                     start_new_session=True,  # survives Ctrl-C and the end of the dashboard
                 )
         except OSError as exc:
-            store.set_status(run_id, "failed", error=f"could not start the training process: {exc}")
+            _fail_start(store, run_id, f"could not start the training process: {exc}")
             raise StoreError(
                 f"could not start the training process for run {run_id}: {exc}; "
                 f"check that {sys.executable} can run `python -m mtl_core.worker`"
             ) from None
         _CHILDREN[run_id] = proc
-        store.set_pid(run_id, proc.pid)
+        # The start time is read before the reaper may collect the child: a pid is only
+        # an identity together with it.
+        pid_start = process_start_time(proc.pid)
+        _watch(run_id, proc)
+        store.set_pid(run_id, proc.pid, pid_start=pid_start)
     return run_id
+
+
+def _open_log(path: Path):
+    """The run's log file, opened for appending (its folder created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "ab")
+
+
+def _fail_start(store: RunStore, run_id: str, message: str) -> None:
+    try:
+        store.record_end(run_id, "failed", error=message)
+    except StoreError:
+        pass  # still `queued` without a process: marked interrupted after QUEUED_GRACE_S
 
 
 def cancel(run_id: str, *, store_path: str | Path | None = None) -> bool:
@@ -115,23 +167,55 @@ def cancel(run_id: str, *, store_path: str | Path | None = None) -> bool:
     """
     _reap()
     with RunStore(store_path) as store:
+        # First: a run whose process already died (or whose pid now names another
+        # process) ends as interrupted, and there is nothing left to cancel.
+        store.mark_interrupted()
         run = store.get_run(run_id)
         if run["status"] in TERMINAL_STATUSES:
             return False
         store.request_cancel(run_id)
         pid = run["pid"]
-        if pid is not None and pid_alive(pid):
-            try:
-                # To the worker only, not its process group: data-loader children should
-                # be ended by the worker, not killed under it.
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        elif pid is None and run["status"] == "queued":
+        if pid is not None:
+            # To the worker only, not its process group: data-loader children should
+            # be ended by the worker, not killed under it.
+            _terminate(int(pid), run.get("pid_start"))
+        elif run["status"] == "queued":
             # No process was ever started for it: nothing will end it but us.
             store.set_status(run_id, "cancelled")
         store.mark_interrupted()  # a process that died meanwhile ends as cancelled
     return True
+
+
+def _terminate(pid: int, pid_start: int | None) -> bool:
+    """SIGTERM process `pid` only if it is still the one that started at `pid_start`.
+
+    Where the system has pidfds, the process is pinned first and checked after, so that
+    it cannot end and hand its pid to a stranger between the check and the signal. A pid
+    of another user's process is only ours when its start time matches; if the kernel then
+    refuses the signal (PermissionError), the cancel flag in the store still stops the
+    worker at its next step. Returns whether a signal was sent.
+    """
+    pidfd = None
+    if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pidfd = None  # an old kernel, or not permitted: fall back to kill()
+    try:
+        if not run_process_alive({"pid": pid, "pid_start": pid_start}):
+            return False
+        if pidfd is not None:
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def status(run_id: str, *, store_path: str | Path | None = None) -> str:

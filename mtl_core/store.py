@@ -11,6 +11,7 @@ Timestamps in `runs` and `baselines` are ISO-8601 UTC strings (`2026-11-24T23:59
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 
-from mtl_core.errors import StoreError
+from mtl_core.errors import DiskFullError, StoreError
 from mtl_core.sink import Sink
 
 log = logging.getLogger(__name__)
@@ -39,16 +40,34 @@ MetricRow = tuple[str, int, str, str, str, float, float]
 
 BUSY_TIMEOUT_S = 10.0
 DB_FILENAME = "mtl_lab.db"
+# A run left `queued` without a process this long after it was created will never start:
+# whatever queued it (dashboard, `mtl-lab run --background`) died before `Popen`.
+QUEUED_GRACE_S = 30.0
+# Kept free inside the store file: on a full disk, deleting it gives back enough pages to
+# record how a run ended (`record_end`). The freed pages stay in the file, so the write
+# that follows needs no new disk space.
+RESERVE_BYTES = 64 * 1024
 
 
 def default_store_path() -> Path:
     """`$MTL_LAB_HOME/mtl_lab.db` if MTL_LAB_HOME is set, else `./runs/mtl_lab.db`.
 
     The folder is created if needed: nothing a user makes is written inside the package.
+    Raises StoreError naming MTL_LAB_HOME when the folder cannot be used.
     """
     home = os.environ.get("MTL_LAB_HOME")
     folder = Path(home).expanduser() if home else Path.cwd() / "runs"
-    folder.mkdir(parents=True, exist_ok=True)
+    where = f"MTL_LAB_HOME={home}" if home else f"the default run folder {folder} (MTL_LAB_HOME is not set)"
+    fix = "point MTL_LAB_HOME at a folder you can write to, e.g. `export MTL_LAB_HOME=~/mtl-lab`"
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(f"{where} is a file, not a folder; {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise StoreError(f"cannot create the folder of {where}: {reason}; {fix}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(f"{where} is a read-only folder; {fix}")
     return folder / DB_FILENAME
 
 
@@ -79,25 +98,81 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=_to_jsonable)
 
 
+# SQLite's primary result codes (https://sqlite.org/rescode.html) for the errors a user
+# can meet; the low byte of an extended code is its primary code.
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 10, 11, 13, 14, 26
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF
+    text = str(exc)  # a Python without sqlite_errorcode (< 3.11)
+    for needle, primary in (("disk is full", _SQLITE_FULL), ("malformed", _SQLITE_CORRUPT),
+                            ("not a database", _SQLITE_NOTADB), ("readonly", _SQLITE_READONLY),
+                            ("locked", _SQLITE_BUSY), ("disk I/O", _SQLITE_IOERR)):
+        if needle in text:
+            return primary
+    return None
+
+
 # ---- process liveness -----------------------------------------------------------------
-def pid_alive(pid: int) -> bool:
-    """True if process `pid` exists and is not a zombie (exited, waiting to be reaped)."""
+# A pid alone does not name a process: once a worker dies, the kernel hands its pid to the
+# next process that starts. A pid together with the process's start time (clock ticks since
+# boot, field 22 of /proc/<pid>/stat) does, for as long as the machine is up.
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of process `pid`, or None without /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None  # no /proc (macOS), or it vanished just now
+    # The command name (field 2) is in parentheses and may hold spaces and `)`: the fixed
+    # fields start after the last `)`, with field 3 (state) first, so field 22 is at 19.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def process_start_time(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot), or None if unknown."""
+    stat = _proc_stat(pid) if pid > 0 else None
+    return stat[1] if stat else None
+
+
+def pid_alive(pid: int, start_time: int | None = None) -> bool:
+    """True if process `pid` exists, is not a zombie (exited, waiting to be reaped) and,
+    when `start_time` is given, is the process that started then (not a later process
+    that was given the same pid)."""
     if pid <= 0:
         return False
     try:
         os.kill(pid, 0)
+        owned = True
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # exists, owned by someone else
-    # A child that exited but was not reaped yet still answers kill(pid, 0).
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS) or it vanished just now: trust kill()
-    # The state letter follows the command name, which is in parentheses and may hold spaces.
-    state = stat[stat.rfind(")") + 2 : stat.rfind(")") + 3]
-    return state not in ("Z", "X")
+        owned = False  # exists, but belongs to another user
+    stat = _proc_stat(pid)
+    if stat is None:
+        # No /proc: trust kill() for our own processes. Another user's process is never
+        # one of our workers unless its start time proves it, which needs /proc.
+        return owned
+    state, started = stat
+    if state in ("Z", "X"):  # a child that exited but was not reaped still answers kill(pid, 0)
+        return False
+    if start_time is not None:
+        return started == int(start_time)
+    return owned
+
+
+def run_process_alive(run: dict[str, Any]) -> bool:
+    """True while the process recorded for `run` (a `RunStore.get_run` row) is that very
+    process and still running; False once it ended or its pid belongs to another process."""
+    pid = run.get("pid")
+    return pid is not None and pid_alive(int(pid), run.get("pid_start"))
 
 
 # ---- schema and migrations ------------------------------------------------------------
@@ -172,10 +247,27 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Version 2: the worker's process identity (pid + start time) and the disk-full reserve."""
+    _execute_script(
+        conn,
+        """
+        -- Clock ticks since boot when the process `pid` started (/proc/<pid>/stat field 22);
+        -- NULL where unknown (no /proc, or a row written by version 1).
+        ALTER TABLE runs ADD COLUMN pid_start INTEGER;
+        CREATE TABLE IF NOT EXISTS reserve (
+            id INTEGER PRIMARY KEY,
+            pad BLOB NOT NULL
+        )
+        """
+    )
+
+
 # MIGRATIONS[v] upgrades a store from version v-1 to v. A schema change is one new
 # function and one new entry here; never edit a migration that has shipped.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
+    2: _migrate_to_2,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -193,7 +285,15 @@ class RunStore:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path).expanduser().resolve() if path is not None else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise StoreError(f"the run store path {self.path} is a folder; give the path of a .db file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder {self.path.parent} for the run store ({exc.strerror or exc}); "
+                "choose another path or set MTL_LAB_HOME to a folder you can write to"
+            ) from None
         self._lock = threading.RLock()
         self._depth = 0
         try:
@@ -213,12 +313,16 @@ class RunStore:
             # lose the last commits, never corrupt the file.
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
+            self._keep_reserve()
             self.mark_interrupted()
         except sqlite3.DatabaseError as exc:
             self.close()
+            known = self._store_error(exc)
+            if known is not None and _sqlite_code(exc) not in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+                raise known from None
             raise StoreError(
-                f"{self.path} cannot be used as a run store ({exc}); move it away or set "
-                "MTL_LAB_HOME to another folder"
+                f"{self.path} cannot be used as a run store ({exc}); move it away "
+                f"(e.g. `mv {self.path} {self.path}.damaged`) or set MTL_LAB_HOME to another folder"
             ) from None
         except BaseException:
             self.close()
@@ -234,7 +338,8 @@ class RunStore:
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise StoreError(f"cannot open the run store {self.path}: {exc}") from None
+                    known = self._store_error(exc)
+                    raise known or StoreError(f"cannot open the run store {self.path}: {exc}") from None
                 time.sleep(0.05)
         if str(mode).lower() != "wal":
             log.warning("run store %s is in %s mode, not WAL (network file system?)", self.path, mode)
@@ -256,6 +361,47 @@ class RunStore:
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
 
+    # ---- errors ------------------------------------------------------------------------
+    def _store_error(self, exc: sqlite3.Error, *, run_id: str | None = None) -> StoreError | None:
+        """Our message for an SQLite error a user can meet (full disk, damaged or read-only
+        file, lock held too long); None for anything else (a bug: let it surface)."""
+        code = _sqlite_code(exc)
+        folder = self.path.parent
+        if code == _SQLITE_FULL:
+            return DiskFullError(
+                f"disk full: the run store folder {folder} has no space left ({exc}); free some "
+                "space there, or set MTL_LAB_HOME to a folder on another disk"
+            )
+        if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+            about = f" while reading run {run_id!r}" if run_id else ""
+            fix = f"delete that run (`mtl-lab delete {run_id}`) or " if run_id else ""
+            return StoreError(
+                f"the run store {self.path} is damaged{about} ({exc}); {fix}move the file away "
+                f"(e.g. `mv {self.path} {self.path}.damaged`) to start a new store"
+            )
+        if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM):
+            return StoreError(
+                f"cannot write the run store {self.path} ({exc}); make {folder} and the files in it "
+                "writable, or set MTL_LAB_HOME to a folder you can write to"
+            )
+        if code == _SQLITE_IOERR:
+            return StoreError(
+                f"reading or writing the run store {self.path} failed ({exc}); check the disk "
+                f"holding {folder}, or set MTL_LAB_HOME to a folder on another disk"
+            )
+        if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return StoreError(
+                f"the run store {self.path} stayed locked by another process for "
+                f"{BUSY_TIMEOUT_S:.0f} s; try again, or look for a stuck process using it"
+            )
+        return None
+
+    def _damaged(self, run_id: str, what: str, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"run {run_id!r} is damaged in the run store {self.path}: {what} ({exc}); the other "
+            f"runs are fine. Delete this run (`mtl-lab delete {run_id}` or the Runs page) to be rid of it"
+        )
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; nested uses join the outermost one."""
@@ -271,29 +417,47 @@ class RunStore:
                 return
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    raise StoreError(
-                        f"the run store {self.path} stayed locked by another process for "
-                        f"{BUSY_TIMEOUT_S:.0f} s; try again, or look for a stuck process using it"
-                    ) from None
+            except sqlite3.Error as exc:
+                known = self._store_error(exc)
+                if known is not None:
+                    raise known from None
                 raise
             self._depth = 1
             try:
                 yield self._conn
                 self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                known = self._store_error(exc)
+                if known is not None:
+                    raise known from None
+                raise
             except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
             finally:
                 self._depth = 0
 
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    def _rollback(self) -> None:
+        # SQLite may have rolled back by itself (a full disk, say); a failing ROLLBACK must
+        # not hide the error that caused it.
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.warning("rollback failed in run store %s", self.path, exc_info=True)
+
+    def _read(self, sql: str, params: Sequence[Any] = (), *, run_id: str | None = None) -> list[tuple]:
         with self._lock:
             if self._conn is None:
                 raise StoreError(f"the run store {self.path} is closed; open a new RunStore")
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                known = self._store_error(exc, run_id=run_id)
+                if known is not None:
+                    raise known from None
+                raise
 
     # ---- schema ------------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -302,7 +466,16 @@ class RunStore:
         if not has_meta:
             return 0
         row = self._read("SELECT value FROM meta WHERE key='schema_version'")
-        return int(row[0][0]) if row else 0
+        if not row:
+            return 0
+        try:
+            return int(row[0][0])
+        except (TypeError, ValueError):
+            raise StoreError(
+                f"the run store {self.path} records schema_version {row[0][0]!r} in its meta table, "
+                "which is not a whole number: the file was edited or damaged; move it away "
+                f"(e.g. `mv {self.path} {self.path}.damaged`) to start a new store, or restore a backup"
+            ) from None
 
     def _migrate(self) -> None:
         """Bring the file up to SCHEMA_VERSION, one migration step at a time."""
@@ -360,21 +533,34 @@ class RunStore:
         with self._lock:
             if self._conn is None:
                 raise StoreError(f"the run store {self.path} is closed; open a new RunStore")
-            cur = self._conn.execute("SELECT * FROM runs WHERE id=?", (run_id,))
-            row = cur.fetchone()
+            try:
+                cur = self._conn.execute("SELECT * FROM runs WHERE id=?", (run_id,))
+                row = cur.fetchone()
+            except sqlite3.Error as exc:
+                known = self._store_error(exc, run_id=run_id)
+                if known is not None:
+                    raise known from None
+                raise
             names = [d[0] for d in cur.description]
         if row is None:
             raise StoreError(f"no run {run_id!r}; `mtl-lab runs` lists the stored runs")
         run = dict(zip(names, row))
-        run["config"] = json.loads(run["config"])
+        try:
+            config = json.loads(run["config"])
+        except (TypeError, ValueError) as exc:
+            raise self._damaged(run_id, "its config is not valid JSON", exc) from None
+        if not isinstance(config, dict):
+            raise self._damaged(run_id, "its config is not a mapping", TypeError(type(config).__name__))
+        run["config"] = config
         run["cancel_requested"] = bool(run["cancel_requested"])
         return run
 
-    def _require(self, conn: sqlite3.Connection, run_id: str) -> tuple[str, int | None]:
-        row = conn.execute("SELECT status, pid FROM runs WHERE id=?", (run_id,)).fetchone()
+    def _require(self, conn: sqlite3.Connection, run_id: str) -> tuple[str, int | None, int | None]:
+        """(status, pid, pid_start) of a run that must exist."""
+        row = conn.execute("SELECT status, pid, pid_start FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"no run {run_id!r}; `mtl-lab runs` lists the stored runs")
-        return row[0], row[1]
+        return row[0], row[1], row[2]
 
     def runs(self, *, status: str | Iterable[str] | None = None) -> pd.DataFrame:
         """One row per run, newest first.
@@ -394,10 +580,10 @@ class RunStore:
         rows = self._read(
             f"""
             SELECT r.id, r.name, r.status, r.created_at, r.started_at, r.finished_at,
-                   json_extract(r.config, '$.dataset.name'),
-                   json_extract(r.config, '$.sharing.name'),
-                   json_extract(r.config, '$.weighting.name'),
-                   json_extract(r.config, '$.tasks'),
+                   CASE WHEN json_valid(r.config) THEN json_extract(r.config, '$.dataset.name') END,
+                   CASE WHEN json_valid(r.config) THEN json_extract(r.config, '$.sharing.name') END,
+                   CASE WHEN json_valid(r.config) THEN json_extract(r.config, '$.weighting.name') END,
+                   CASE WHEN json_valid(r.config) THEN json_extract(r.config, '$.tasks') END,
                    r.phase, r.step, r.total_steps, r.samples_per_s, r.device, r.pid, r.error,
                    r.code_version, r.cancel_requested,
                    res.delta_m
@@ -407,6 +593,7 @@ class RunStore:
             """,
             params,
         )
+        # (json_valid guards the listing: one run with a damaged config must not hide the others.)
         columns = [
             "id", "name", "status", "created_at", "started_at", "finished_at",
             "dataset", "sharing", "weighting", "tasks",
@@ -414,17 +601,17 @@ class RunStore:
             "code_version", "cancel_requested", "delta_m",
         ]
         tasks_at = columns.index("tasks")
-        rows = [
-            (*r[:tasks_at], ", ".join(json.loads(r[tasks_at])) if r[tasks_at] else "all", *r[tasks_at + 1 :])
-            for r in rows
-        ]
+        rows = [(*r[:tasks_at], _tasks_label(r[tasks_at]), *r[tasks_at + 1 :]) for r in rows]
         df = pd.DataFrame(rows, columns=columns)
+        # errors="coerce": a damaged cell of one run reads as missing instead of hiding every run.
         for col in ("created_at", "started_at", "finished_at"):
-            df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601").astype("datetime64[ms, UTC]")
-        df["step"] = df["step"].astype("int64")
-        df["total_steps"] = df["total_steps"].astype("Int64")
-        df["pid"] = df["pid"].astype("Int64")
-        df["samples_per_s"] = df["samples_per_s"].astype("float64")
+            df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601", errors="coerce").astype(
+                "datetime64[ms, UTC]"
+            )
+        df["step"] = pd.to_numeric(df["step"], errors="coerce").fillna(0).astype("int64")
+        for col in ("total_steps", "pid"):
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+        df["samples_per_s"] = pd.to_numeric(df["samples_per_s"], errors="coerce").astype("float64")
         df["delta_m"] = pd.to_numeric(df["delta_m"], errors="coerce").astype("float64")
         df["cancel_requested"] = df["cancel_requested"].astype(bool)
         return df
@@ -437,33 +624,43 @@ class RunStore:
         error: str | None = None,
         device: str | None = None,
         pid: int | None = None,
+        pid_start: int | None = None,
     ) -> None:
         """Move a run to `status`; stamps started_at on `running`, finished_at on an end state.
 
         `error` replaces the stored error (None clears it); `device` and `pid` are kept
-        when not given.
+        when not given. A new `pid` is stored with its process's start time (`pid_start`,
+        read from /proc when not given), which tells it apart from a later process that
+        reuses the pid.
         """
         _check_status(status)
         now = _now_iso()
+        if pid is not None and pid_start is None:
+            pid_start = process_start_time(pid)
         with self._transaction() as conn:
             self._require(conn, run_id)
             conn.execute(
                 """
                 UPDATE runs SET status=?, error=?, device=COALESCE(?, device), pid=COALESCE(?, pid),
+                       pid_start=CASE WHEN ? IS NOT NULL THEN ? ELSE pid_start END,
                        started_at=CASE WHEN ?='running' THEN ? ELSE started_at END,
                        finished_at=CASE WHEN ? IN ('finished','failed','cancelled','interrupted')
                                         THEN ? ELSE finished_at END
                 WHERE id=?
                 """,
-                (status, error, device, pid, status, now, status, now, run_id),
+                (status, error, device, pid, pid, pid_start, status, now, status, now, run_id),
             )
 
-    def set_pid(self, run_id: str, pid: int) -> None:
-        """Record the pid of the process that will run `run_id` (only if none is recorded yet:
-        the worker may already have written its own)."""
+    def set_pid(self, run_id: str, pid: int, *, pid_start: int | None = None) -> None:
+        """Record the pid (and start time, see `set_status`) of the process that will run
+        `run_id`, only if none is recorded yet: the worker may already have written its own."""
+        if pid_start is None:
+            pid_start = process_start_time(pid)
         with self._transaction() as conn:
             self._require(conn, run_id)
-            conn.execute("UPDATE runs SET pid=? WHERE id=? AND pid IS NULL", (pid, run_id))
+            conn.execute(
+                "UPDATE runs SET pid=?, pid_start=? WHERE id=? AND pid IS NULL", (pid, pid_start, run_id)
+            )
 
     def update_progress(
         self,
@@ -487,8 +684,8 @@ class RunStore:
         """Delete a run and all its rows. A running run must be cancelled first."""
         self.mark_interrupted()  # a run whose process died is no longer running
         with self._transaction() as conn:
-            status, pid = self._require(conn, run_id)
-            if status == "running" or (status == "queued" and pid is not None and pid_alive(pid)):
+            status, pid, pid_start = self._require(conn, run_id)
+            if status == "running" or (status == "queued" and pid is not None and pid_alive(pid, pid_start)):
                 raise StoreError(
                     f"run {run_id!r} is {status}; cancel it first (`mtl-lab cancel {run_id}` or the "
                     "Cancel button), then delete it"
@@ -513,15 +710,25 @@ class RunStore:
         """Mark queued/running runs whose recorded process is gone as `interrupted`.
 
         A process killed by SIGKILL, an OOM kill or a power cut cannot write its own end;
-        whoever opens the store next does. A run whose cancel had been requested is marked
-        `cancelled` instead: the user's wish was fulfilled, if abruptly. Returns the ids.
+        whoever opens the store next does. "Gone" includes a pid now held by another
+        process (the recorded start time differs). A run whose cancel had been requested is
+        marked `cancelled` instead: the user's wish was fulfilled, if abruptly. A run still
+        `queued` without any process QUEUED_GRACE_S after it was created never will start.
+        Returns the ids.
         """
         candidates = self._read(
-            "SELECT id, pid, step, cancel_requested FROM runs "
-            "WHERE status IN ('queued','running') AND pid IS NOT NULL"
+            "SELECT id, pid, pid_start, step, cancel_requested, created_at FROM runs "
+            "WHERE status IN ('queued','running') AND (pid IS NOT NULL OR status='queued')"
         )
-        dead = [(rid, pid, step, cancel) for rid, pid, step, cancel in candidates if not pid_alive(pid)]
-        if not dead:
+        now_dt = datetime.now(timezone.utc)
+        dead, never_started = [], []
+        for rid, pid, pid_start, step, cancel, created_at in candidates:
+            if pid is not None:
+                if not pid_alive(int(pid), pid_start):
+                    dead.append((rid, pid, step, cancel))
+            elif _age_s(created_at, now_dt) > QUEUED_GRACE_S:
+                never_started.append((rid, cancel))
+        if not dead and not never_started:
             return []
         now = _now_iso()
         marked = []
@@ -531,9 +738,11 @@ class RunStore:
                     status, error = "cancelled", None
                 else:
                     status = "interrupted"
+                    log_file = self.path.parent / "logs" / f"{rid}.log"
                     error = (
-                        f"the training process (pid {pid}) ended without finishing; "
-                        f"its curves up to step {step} are kept"
+                        f"the training process (pid {pid}) ended without recording why (killed, out "
+                        f"of memory, or the disk was full); its curves up to step {step} are kept"
+                        + (f"; its log is {log_file}" if log_file.exists() else "")
                     )
                 # Re-check the status inside the transaction: the run may have ended cleanly
                 # between our read and now.
@@ -544,7 +753,56 @@ class RunStore:
                 )
                 if cur.rowcount:
                     marked.append(rid)
+            for rid, cancel in never_started:
+                error = None if cancel else (
+                    f"its training process never started: whatever queued it stopped within "
+                    f"{QUEUED_GRACE_S:.0f} s, before starting it; start the run again"
+                )
+                cur = conn.execute(
+                    "UPDATE runs SET status=?, error=?, finished_at=? "
+                    "WHERE id=? AND status='queued' AND pid IS NULL",
+                    ("cancelled" if cancel else "interrupted", error, now, rid),
+                )
+                if cur.rowcount:
+                    marked.append(rid)
         return marked
+
+    # ---- the end of a run, even on a full disk ---------------------------------------------
+    def _keep_reserve(self) -> None:
+        """Keep RESERVE_BYTES of pages in the file for `record_end` (refilled after use)."""
+        if self._read("SELECT 1 FROM reserve LIMIT 1"):
+            return
+        try:
+            with self._transaction() as conn:
+                conn.execute("INSERT OR IGNORE INTO reserve(id, pad) VALUES(1, zeroblob(?))", (RESERVE_BYTES,))
+        except StoreError as exc:  # full or read-only: the store still works without it
+            log.warning("could not set aside the run store's reserve: %s", exc)
+
+    def record_end(
+        self, run_id: str, status: str, *, error: str | None = None, result: dict[str, Any] | None = None
+    ) -> None:
+        """Record how a run ended (and its result) in one transaction of its own.
+
+        On a full disk, the reserve set aside in the file is given back first, so that the
+        end can still be written. Raises DiskFullError when even that is not enough.
+        """
+
+        def write() -> None:
+            with self._transaction():
+                if result is not None:
+                    self.save_result(run_id, result)
+                self.set_status(run_id, status, error=error)
+
+        try:
+            write()
+            return
+        except DiskFullError:
+            if not self._read("SELECT 1 FROM reserve LIMIT 1"):
+                raise
+        log.warning("run store %s is full: using its reserve to record how run %s ended", self.path, run_id)
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM reserve")
+        write()
 
     # ---- curves --------------------------------------------------------------------------
     def log_metrics(self, run_id: str, rows: Sequence[MetricRow]) -> None:
@@ -582,13 +840,16 @@ class RunStore:
             if value is not None:
                 sql += f" AND {column}=?"
                 params.append(value)
-        rows = self._read(sql + " ORDER BY step, rowid", params)
+        rows = self._read(sql + " ORDER BY step, rowid", params, run_id=run_id)
         df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
         # SQLite stores NaN as NULL; fixed dtypes keep an empty or all-NaN frame usable.
-        return df.astype(
-            {"phase": str, "step": "int64", "task": str, "split": str, "metric": str,
-             "value": "float64", "wall_time": "float64"}
-        )
+        try:
+            return df.astype(
+                {"phase": str, "step": "int64", "task": str, "split": str, "metric": str,
+                 "value": "float64", "wall_time": "float64"}
+            )
+        except (TypeError, ValueError) as exc:
+            raise self._damaged(run_id, "a stored curve value is not a number", exc) from None
 
     def log_interference(self, run_id: str, phase: str, step: int, snapshot: dict[str, Any]) -> None:
         """Store one interference snapshot ({"tasks", "grad_cosine", "grad_norm", ...})."""
@@ -601,9 +862,13 @@ class RunStore:
     def interference(self, run_id: str) -> list[dict[str, Any]]:
         """All snapshots of a run by step, each {"phase", "step", **snapshot}."""
         rows = self._read(
-            "SELECT phase, step, payload FROM interference WHERE run_id=? ORDER BY step, rowid", (run_id,)
+            "SELECT phase, step, payload FROM interference WHERE run_id=? ORDER BY step, rowid", (run_id,),
+            run_id=run_id,
         )
-        return [{"phase": phase, "step": step, **json.loads(payload)} for phase, step, payload in rows]
+        try:
+            return [{"phase": phase, "step": step, **json.loads(payload)} for phase, step, payload in rows]
+        except (TypeError, ValueError) as exc:
+            raise self._damaged(run_id, "an interference snapshot is not valid JSON", exc) from None
 
     # ---- results and baselines ---------------------------------------------------------------
     def save_result(self, run_id: str, result: dict[str, Any]) -> None:
@@ -618,13 +883,25 @@ class RunStore:
 
     def result(self, run_id: str) -> dict[str, Any] | None:
         """The run's result dict, or None while it has none."""
-        row = self._read("SELECT payload FROM results WHERE run_id=?", (run_id,))
-        return json.loads(row[0][0]) if row else None
+        row = self._read("SELECT payload FROM results WHERE run_id=?", (run_id,), run_id=run_id)
+        if not row:
+            return None
+        try:
+            result = json.loads(row[0][0])
+        except (TypeError, ValueError) as exc:
+            raise self._damaged(run_id, "its result is not valid JSON", exc) from None
+        if not isinstance(result, dict):
+            raise self._damaged(run_id, "its result is not a mapping", TypeError(type(result).__name__))
+        return result
 
     def get_baseline(self, key: str) -> dict[str, Any] | None:
         """A cached single-task baseline by key, or None."""
         row = self._read("SELECT payload FROM baselines WHERE key=?", (key,))
-        return json.loads(row[0][0]) if row else None
+        try:
+            return json.loads(row[0][0]) if row else None
+        except (TypeError, ValueError):
+            log.warning("cached baseline %s in %s is damaged; it will be trained again", key, self.path)
+            return None  # a cache: training the baseline again repairs it
 
     def put_baseline(self, key: str, value: dict[str, Any]) -> None:
         """Cache a single-task baseline under `key` (replaces an older one)."""
@@ -634,6 +911,25 @@ class RunStore:
                 "ON CONFLICT(key) DO UPDATE SET payload=excluded.payload, created_at=excluded.created_at",
                 (key, _dumps(value), _now_iso()),
             )
+
+
+def _age_s(created_at: Any, now: datetime) -> float:
+    """Seconds since an ISO timestamp; 0 when it cannot be read (never expire on doubt)."""
+    try:
+        return (now - datetime.fromisoformat(str(created_at))).total_seconds()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _tasks_label(tasks_json: Any) -> str:
+    """`y1, y2` from the config's task list; "all" when it names none."""
+    if not tasks_json:
+        return "all"
+    try:
+        tasks = json.loads(tasks_json)
+    except (TypeError, ValueError):
+        return str(tasks_json)
+    return ", ".join(map(str, tasks)) if isinstance(tasks, list) else str(tasks)
 
 
 def _delta_m_of(result: dict[str, Any]) -> float | None:

@@ -10,6 +10,7 @@ Exit code 0 when the run finished or was cancelled, 1 when it failed.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl_core import store as store_module
-from mtl_core.errors import MTLLabError, RunCancelled
+from mtl_core.errors import DiskFullError, MTLLabError, RunCancelled, StoreError
 from mtl_core.sink import MultiSink, Sink
 
 log = logging.getLogger("mtl_core.worker")  # not __main__ under `python -m`
@@ -38,6 +39,10 @@ def describe_exception(exc: BaseException) -> str:
     if frames:
         last = frames[-1]
         where = f" (at {Path(last.filename).name}:{last.lineno} in {last.name})"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        # Not a bug to trace but a state of the machine: say it in the user's words first.
+        place = f" writing {exc.filename}" if exc.filename else ""
+        return f"disk full{place}: free some space and run it again ({type(exc).__name__}: {exc}{where})"
     return f"{type(exc).__name__}: {exc}{where}"
 
 
@@ -54,7 +59,11 @@ def execute(store: store_module.RunStore, run_id: str, *, extra_sink: Sink | Non
     logged so far are kept in every case.
     """
     run_row = store.get_run(run_id)
-    store.set_status(run_id, "running", pid=os.getpid(), device=_configured_device(run_row["config"]))
+    try:
+        store.set_status(run_id, "running", pid=os.getpid(), device=_configured_device(run_row["config"]))
+    except DiskFullError as exc:
+        log.error("run %s cannot start: %s", run_id, exc)
+        return _record_end(store, run_id, "failed", error=str(exc))
     store_sink = store_module.StoreSink(store, run_id)
     sink: Sink = store_sink if extra_sink is None else MultiSink(store_sink, extra_sink)
     try:
@@ -65,33 +74,71 @@ def execute(store: store_module.RunStore, run_id: str, *, extra_sink: Sink | Non
         _ignore_sigterm()
         _flush(store_sink)
         partial = getattr(exc, "result", None)
-        with store._transaction():
-            if isinstance(partial, dict):
-                store.save_result(run_id, partial)
-            store.set_status(run_id, "cancelled", error=None)
         log.info("run %s cancelled: %s", run_id, str(exc) or "interrupted")
-        return "cancelled"
+        return _record_end(store, run_id, "cancelled", result=partial if isinstance(partial, dict) else None)
     except MTLLabError as exc:
         _ignore_sigterm()
-        _flush(store_sink)
-        store.set_status(run_id, "failed", error=str(exc))
         log.error("run %s failed: %s", run_id, exc)
-        return "failed"
+        _flush(store_sink)
+        return _record_end(store, run_id, "failed", error=str(exc))
     except Exception as exc:
         _ignore_sigterm()
         # The full traceback goes to the log (the worker's log file); the store keeps one line.
         log.exception("run %s failed", run_id)
         _flush(store_sink)
-        store.set_status(run_id, "failed", error=describe_exception(exc))
-        return "failed"
+        return _record_end(store, run_id, "failed", error=describe_exception(exc))
     _ignore_sigterm()
     _flush(store_sink)
     # One transaction: a reader never sees `finished` without its result.
-    with store._transaction():
-        store.save_result(run_id, result)
-        store.set_status(run_id, "finished", error=None)
-    log.info("run %s finished", run_id)
-    return "finished"
+    status = _record_end(store, run_id, "finished", result=result)
+    if status == "finished":
+        log.info("run %s finished", run_id)
+    return status
+
+
+def _record_end(
+    store: store_module.RunStore,
+    run_id: str,
+    status: str,
+    *,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> str:
+    """Write how the run ended (`RunStore.record_end`, which uses the store's reserve on a
+    full disk); return the status that now describes it.
+
+    A result too big for what is left of a full disk is dropped and the run is recorded
+    `failed` with "disk full" in its message (`finished` without a result would break every
+    view of it). If nothing at all can be written, the reason goes to the log, and whoever
+    opens the store next marks the run `interrupted` ("ended without recording why").
+    """
+    try:
+        store.record_end(run_id, status, error=error, result=result)
+        return status
+    except DiskFullError as exc:
+        if result is None:
+            return _unrecorded(run_id, status, exc)
+        lost = (
+            f"the run trained to the end, but its result could not be stored: {exc}"
+            if status == "finished" else f"its partial result could not be stored: {exc}"
+        )
+        status = "failed" if status == "finished" else status
+        try:
+            store.record_end(run_id, status, error=lost)
+            return status
+        except StoreError as again:
+            return _unrecorded(run_id, status, again)
+    except StoreError as exc:
+        return _unrecorded(run_id, status, exc)
+
+
+def _unrecorded(run_id: str, status: str, exc: BaseException) -> str:
+    log.error(
+        "run %s ended as %s, but that could not be written to the run store: %s. The store will "
+        "show the run as interrupted, its process having ended without recording why.",
+        run_id, status, exc,
+    )
+    return "failed"
 
 
 def _train(store: store_module.RunStore, run_id: str, config: dict[str, Any], sink: Sink) -> dict[str, Any]:
@@ -118,6 +165,7 @@ def run(run_id: str, *, store_path: str | Path | None = None) -> int:
     )
     path = store_path if store_path is not None else os.environ.get("MTL_LAB_DB") or None
     with store_module.RunStore(path) as store:
+        store.get_run(run_id)  # an unknown id is one line on stderr (see main), not a log of a start
         log.info("run %s starts in pid %d, store %s", run_id, os.getpid(), store.path)
         status = execute(store, run_id)
     return exit_code(status)
@@ -138,7 +186,9 @@ def _ignore_sigterm() -> None:
 def _flush(sink: store_module.StoreSink) -> None:
     try:
         sink.flush()
-    except Exception:  # the run's end is still worth recording
+    except StoreError as exc:  # the run's end is still worth recording
+        log.error("could not write the run's last logged rows: %s", exc)
+    except Exception:
         log.exception("could not write the run's last logged rows")
 
 
@@ -147,7 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m mtl_core.worker RUN_ID", file=sys.stderr)
         return 2
-    return run(args[0])
+    try:
+        return run(args[0])
+    except MTLLabError as exc:  # an unknown run id, an unusable store: one line, no traceback
+        try:
+            print(f"error: {exc}", file=sys.stderr)
+        except OSError:
+            pass  # stderr is the run's log on a full disk: the exit code still says it
+        return 2
 
 
 if __name__ == "__main__":

@@ -217,8 +217,22 @@ def test_cancel_request_is_recorded(store):
 
 # ---- schema versions -------------------------------------------------------------------------
 def test_schema_version_is_recorded(store):
-    assert store.schema_version() == store_module.SCHEMA_VERSION == 1
-    assert store._read("SELECT value FROM meta WHERE key='schema_version'") == [("1",)]
+    assert store.schema_version() == store_module.SCHEMA_VERSION == 2
+    assert store._read("SELECT value FROM meta WHERE key='schema_version'") == [("2",)]
+
+
+def test_version_1_store_gains_the_process_start_time_column(home):
+    path = home / "mtl_lab.db"
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as conn:  # a store as version 1 left it
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        store_module._migrate_to_1(conn)
+        conn.execute("INSERT INTO meta VALUES('schema_version', '1')")
+        conn.execute("INSERT INTO runs(id, config, status, created_at) VALUES('old', '{}', 'finished', 'x')")
+    with RunStore(path) as s:
+        assert s.schema_version() == 2
+        assert s.get_run("old")["pid_start"] is None
+        assert s._read("SELECT length(pad) FROM reserve") == [(store_module.RESERVE_BYTES,)]
 
 
 def test_store_written_by_a_newer_version_is_refused(home):
@@ -236,18 +250,20 @@ def test_older_store_is_migrated_step_by_step(home, monkeypatch):
         run_id = old.create_run(CONFIG)
     calls = []
 
-    def migrate_to_2(conn: sqlite3.Connection) -> None:
+    current = store_module.SCHEMA_VERSION
+
+    def migrate_to_next(conn: sqlite3.Connection) -> None:
         calls.append(conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
         conn.execute("ALTER TABLE runs ADD COLUMN notes TEXT")
 
-    monkeypatch.setitem(store_module.MIGRATIONS, 2, migrate_to_2)
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(store_module.MIGRATIONS, current + 1, migrate_to_next)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", current + 1)
     with RunStore(path) as new:
-        assert calls == ["1"]  # ran once, on a version-1 file
-        assert new.schema_version() == 2
+        assert calls == [str(current)]  # ran once, on a file of the current version
+        assert new.schema_version() == current + 1
         assert "notes" in new.get_run(run_id)  # old rows kept, new column there
     with RunStore(path):
-        assert calls == ["1"]  # not again
+        assert calls == [str(current)]  # not again
 
 
 def test_failed_migration_leaves_the_store_untouched(home, monkeypatch):
@@ -258,13 +274,14 @@ def test_failed_migration_leaves_the_store_untouched(home, monkeypatch):
         conn.execute("ALTER TABLE runs ADD COLUMN notes TEXT")
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(store_module.MIGRATIONS, 2, broken)
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    current = store_module.SCHEMA_VERSION
+    monkeypatch.setitem(store_module.MIGRATIONS, current + 1, broken)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", current + 1)
     with pytest.raises(RuntimeError):
         RunStore(path)
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", current)
     with RunStore(path) as s:
-        assert s.schema_version() == 1
+        assert s.schema_version() == current
         assert "notes" not in [r[1] for r in s._read("PRAGMA table_info(runs)")]
 
 
