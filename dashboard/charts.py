@@ -6,6 +6,11 @@ each task keeps its colour in every curve, bar, table and diagram, picked from a
 colour-blind-safe palette by the task's position in the dataset's task list; blocks
 shared by several tasks are always `SHARED_GREY`.
 
+Task, expert and run names are data (a task name is a CSV column header anyone may have
+written): every builder passes them through `safe_text.plot` where plotly would render
+them (trace names, titles, tick labels, annotations, hover texts), and colours stay keyed
+by the raw name.
+
 Curves take the run store's long metric table: columns phase ("mtl" or "stl:<task>"),
 step, task (a task name or "total"), split ("train"/"val"/"test"), metric, value.
 """
@@ -19,6 +24,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from dashboard.safe_text import md, plot
 
 # Okabe & Ito (2008) colour-blind-safe colours, then Tol's muted scheme for more tasks.
 TASK_PALETTE: tuple[str, ...] = (
@@ -115,15 +122,15 @@ def loss_curves(
         fig.add_trace(
             go.Scatter(
                 x=train["step"], y=ema(train["value"], smoothing), mode="lines",
-                name=f"{task} · train", legendgroup=task, line=dict(color=color, width=2),
+                name=plot(f"{task} · train"), legendgroup=plot(task), line=dict(color=color, width=2),
             ),
             row=1, col=1,
         )
         val = _select(metrics, phase="mtl", split="val", metric="loss", task=task)
         fig.add_trace(
             go.Scatter(
-                x=val["step"], y=val["value"], mode="lines+markers", name=f"{task} · val",
-                legendgroup=task, line=dict(color=color, width=2), marker=dict(size=5),
+                x=val["step"], y=val["value"], mode="lines+markers", name=plot(f"{task} · val"),
+                legendgroup=plot(task), line=dict(color=color, width=2), marker=dict(size=5),
             ),
             row=1, col=2,
         )
@@ -133,7 +140,7 @@ def loss_curves(
                 fig.add_trace(
                     go.Scatter(
                         x=base["step"], y=base["value"], mode="lines",
-                        name=f"{task} · single-task val", legendgroup=task,
+                        name=plot(f"{task} · single-task val"), legendgroup=plot(task),
                         line=dict(color=color, width=2, dash="dash"), opacity=0.8,
                     ),
                     row=1, col=2,
@@ -170,7 +177,7 @@ def weights_chart(
     for task in tasks:
         w = _select(metrics, phase="mtl", split="train", metric="weight", task=task)
         fig.add_trace(
-            go.Scatter(x=w["step"], y=w["value"], mode="lines", name=task,
+            go.Scatter(x=w["step"], y=w["value"], mode="lines", name=plot(task),
                        line=dict(color=_color_of(task, colors), width=2))
         )
     fig.update_layout(**_LAYOUT, height=300, xaxis_title="step", yaxis_title="weight w_t")
@@ -194,11 +201,11 @@ def overlay_chart(
             go.Scatter(
                 x=curve["step"] if not curve.empty else [],
                 y=ema(curve["value"], smoothing) if not curve.empty else [],
-                mode="lines", name=label, line=dict(color=RUN_PALETTE[i % len(RUN_PALETTE)], width=2),
+                mode="lines", name=plot(label), line=dict(color=RUN_PALETTE[i % len(RUN_PALETTE)], width=2),
             )
         )
-    fig.update_layout(**_LAYOUT, height=300, xaxis_title="step", yaxis_title=y_title,
-                      title=dict(text=title, font=dict(color=title_color) if title_color else None))
+    fig.update_layout(**_LAYOUT, height=300, xaxis_title="step", yaxis_title=plot(y_title),
+                      title=dict(text=plot(title), font=dict(color=title_color) if title_color else None))
     if log_y:
         fig.update_yaxes(type="log")
     return fig
@@ -216,7 +223,7 @@ def comparison_bars(
     names = [r["name"] for r in rows]
     colors = dict(colors) if colors is not None else task_colors(names)
     n = max(len(rows), 1)
-    titles = [f"{r['name']} · {r['metric']} {'↑' if r.get('higher_is_better') else '↓'}" for r in rows]
+    titles = [plot(f"{r['name']} · {r['metric']} {'↑' if r.get('higher_is_better') else '↓'}") for r in rows]
     fig = make_subplots(rows=1, cols=n, subplot_titles=titles or None, horizontal_spacing=0.25 / n)
     for i, row in enumerate(rows, start=1):
         color = _color_of(row["name"], colors)
@@ -225,14 +232,15 @@ def comparison_bars(
         seeded = int(row.get("n_seeds") or 1) > 1 and not all(math.isnan(v) for v in spread)
         fig.add_trace(
             go.Bar(
-                x=["single-task", "multi-task"], y=[stl, mtl], name=row["name"],
+                x=["single-task", "multi-task"], y=[stl, mtl], name=plot(row["name"]),
                 # ± one standard deviation over the seeds, when there were several
                 error_y=dict(type="data", array=spread, color="#444444", thickness=1.5) if seeded else None,
                 # the single-task bar faded and hatched, the multi-task bar solid
                 marker=dict(color=[_lighten(color, 0.55), color], pattern=dict(shape=["/", ""])),
                 marker_line=dict(color=color, width=1.5),
                 text=[_fmt(stl), _fmt(mtl)], textposition="outside", showlegend=False,
-                hovertemplate="%{x}: %{y:.4g}<extra>" + row["name"] + "</extra>",
+                # the name by reference: a name spliced into the template would be parsed as one (`%{…}`)
+                hovertemplate="%{x}: %{y:.4g}<extra>%{fullData.name}</extra>",
             ),
             row=1, col=i,
         )
@@ -302,9 +310,12 @@ def style_comparison(frame: pd.DataFrame, *, colors: Mapping[str, str] | None = 
         return styles
 
     std = lambda v: "—" if math.isnan(_num(v)) else f"± {_num(v):.2g}"  # noqa: E731
+    # st.table renders its cells as Markdown: the shown text is escaped, while the colour
+    # lookup above still sees the raw task name.
     return (
         frame.style.apply(row_style, axis=1)
-        .format({"single-task": _fmt, "multi-task": _fmt, "Δ %": lambda v: _fmt(v, signed=True),
+        .format({"task": md, "metric": md, "transfer": md,
+                 "single-task": _fmt, "multi-task": _fmt, "Δ %": lambda v: _fmt(v, signed=True),
                  **{c: std for c in ("single-task std", "multi-task std") if c in frame.columns}})
         .hide(axis="index")
     )
@@ -357,19 +368,21 @@ def gates_bars(
     experts = _expert_order(gates)
     ecolors = expert_colors(experts, tasks, colors=colors)
     fig = go.Figure()
+    shown = [plot(t) for t in tasks]  # the categories are the shown (escaped) names
     for expert in experts:
         values = [float(gates[t].get(expert, 0.0)) for t in tasks]
         fig.add_trace(go.Bar(
-            y=tasks, x=values, name=expert, orientation="h", marker=dict(color=ecolors[expert]),
+            y=shown, x=values, name=plot(expert), orientation="h", marker=dict(color=ecolors[expert]),
             text=[f"{v:.2f}" if v >= 0.06 else "" for v in values], textposition="inside",
-            hovertemplate="%{y} · " + expert + ": %{x:.3f}<extra></extra>",
+            hovertemplate="%{y} · %{fullData.name}: %{x:.3f}<extra></extra>",
         ))
     fig.update_layout(**{**_LAYOUT, "hovermode": "closest", "legend": {**_LAYOUT["legend"], "traceorder": "normal"}},
                       barmode="stack", height=110 + 45 * len(tasks),
                       xaxis=dict(title="gate weight (each task's bar sums to 1)", range=[0, 1]),
                       showlegend=True)
-    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=tasks,
-                     ticktext=[f"<span style='color:{_color_of(t, colors or task_colors(tasks))}'><b>{t}</b></span>"
+    tick_colors = colors or task_colors(tasks)
+    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=shown,
+                     ticktext=[f"<span style='color:{_color_of(t, tick_colors)}'><b>{plot(t)}</b></span>"
                                for t in tasks])
     return fig
 
@@ -385,7 +398,7 @@ def gates_history_chart(
     experts = list(dict.fromkeys(_select(metrics, phase="mtl", split="gates")["metric"]))
     ecolors = expert_colors(experts, tasks, colors=colors)
     n = max(len(tasks), 1)
-    fig = make_subplots(rows=1, cols=n, subplot_titles=list(tasks) or None, shared_yaxes=True,
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[plot(t) for t in tasks] or None, shared_yaxes=True,
                         horizontal_spacing=0.04)
     for col, task in enumerate(tasks, start=1):
         for expert in experts:
@@ -393,8 +406,8 @@ def gates_history_chart(
             if curve.empty:
                 continue
             fig.add_trace(go.Scatter(
-                x=curve["step"], y=curve["value"], mode="lines", stackgroup=task, name=expert,
-                legendgroup=expert, showlegend=col == 1 or expert.startswith(f"{task} "),
+                x=curve["step"], y=curve["value"], mode="lines", stackgroup=plot(task), name=plot(expert),
+                legendgroup=plot(expert), showlegend=col == 1 or expert.startswith(f"{task} "),
                 line=dict(color=ecolors[expert], width=0.5), fillcolor=ecolors[expert],
             ), row=1, col=col)
     fig.update_layout(**_LAYOUT, height=300)
@@ -413,12 +426,12 @@ def cosine_heatmap(
     z = np.asarray(grad_cosine, dtype=float)
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=list(tasks), y=list(tasks), zmin=-1.0, zmax=1.0, colorscale="RdBu",
+            z=z, x=[plot(t) for t in tasks], y=[plot(t) for t in tasks], zmin=-1.0, zmax=1.0, colorscale="RdBu",
             text=[[f"{v:+.2f}" for v in row] for row in z], texttemplate="%{text}",
             colorbar=dict(title="cos"), hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
         )
     )
-    fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=120 + 60 * len(tasks), title=title)
+    fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=120 + 60 * len(tasks), title=plot(title))
     _task_ticks(fig, tasks, colors)
     return fig
 
@@ -445,7 +458,7 @@ def cosine_history_chart(
             fig.add_trace(
                 go.Scatter(
                     x=steps, y=[s["grad_cosine"][i][j] for s in snapshots], mode="lines+markers",
-                    name=f"{tasks[i]} · {tasks[j]}",
+                    name=plot(f"{tasks[i]} · {tasks[j]}"),
                     line=dict(color=_color_of(tasks[i], colors), width=2),
                     marker=dict(color=_color_of(tasks[j], colors), size=7),
                 )
@@ -468,7 +481,7 @@ def grad_norm_chart(
         for i, task in enumerate(tasks):
             fig.add_trace(
                 go.Scatter(x=steps, y=[s["grad_norm"][i] for s in snapshots], mode="lines+markers",
-                           name=task, line=dict(color=_color_of(task, colors), width=2))
+                           name=plot(task), line=dict(color=_color_of(task, colors), width=2))
             )
     fig.update_layout(**_LAYOUT, height=300, title="gradient norm per task (shared parameters)",
                       xaxis_title="step", yaxis_title="gradient norm", showlegend=True)
@@ -478,9 +491,11 @@ def grad_norm_chart(
 
 
 def _task_ticks(fig: go.Figure, tasks: Sequence[str], colors: Mapping[str, str]) -> None:
-    labels = [f"<span style='color:{_color_of(t, colors)}'><b>{t}</b></span>" for t in tasks]
-    fig.update_xaxes(tickmode="array", tickvals=list(tasks), ticktext=labels, side="bottom")
-    fig.update_yaxes(tickmode="array", tickvals=list(tasks), ticktext=labels, autorange="reversed")
+    """Each heat-map tick in its task's colour; the categories are the escaped names."""
+    labels = [f"<span style='color:{_color_of(t, colors)}'><b>{plot(t)}</b></span>" for t in tasks]
+    shown = [plot(t) for t in tasks]
+    fig.update_xaxes(tickmode="array", tickvals=shown, ticktext=labels, side="bottom")
+    fig.update_yaxes(tickmode="array", tickvals=shown, ticktext=labels, autorange="reversed")
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -520,7 +535,8 @@ def affinity_heatmap(
     scale = scale_label(k)
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=list(tasks), y=list(tasks), zmid=0.0, zmin=-top, zmax=top, colorscale="RdBu",
+            z=z, x=[plot(t) for t in tasks], y=[plot(t) for t in tasks], zmid=0.0, zmin=-top, zmax=top,
+            colorscale="RdBu",
             text=[[f"{v:+.2f}" for v in row] for row in z], texttemplate="%{text}",
             colorbar=dict(title=f"Z {scale}".strip()),
             hovertemplate="a step on %{y} changes the loss of %{x} by %{z:.3g}" + (f" {scale}" if scale else "")
@@ -544,7 +560,8 @@ def magnitude_heatmap(
     z = np.asarray(similarity, dtype=float)
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=list(tasks), y=list(tasks), zmin=0.0, zmax=1.0, colorscale="Greys", reversescale=True,
+            z=z, x=[plot(t) for t in tasks], y=[plot(t) for t in tasks], zmin=0.0, zmax=1.0, colorscale="Greys",
+            reversescale=True,
             text=[[f"{v:.2f}" for v in row] for row in z], texttemplate="%{text}", showscale=False,
             hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
         )
@@ -595,16 +612,16 @@ def data_efficiency_chart(
         color = ARM_COLORS.get(arm, RUN_PALETTE[len(fig.data) % len(RUN_PALETTE)])
         fig.add_trace(go.Scatter(
             x=[r["n_labelled"] for r in points], y=[_num(r.get("metric_value")) for r in points],
-            mode="lines+markers", name=ARM_LABELS.get(arm, arm),
+            mode="lines+markers", name=plot(ARM_LABELS.get(arm, arm)),
             line=dict(color=color, width=2.5, dash="dash" if arm == "scratch" else "solid"),
             marker=dict(size=8, color=color),
             customdata=[[100.0 * float(r["fraction"])] for r in points],
-            hovertemplate="%{x:,} labelled (%{customdata[0]:.3g} %): %{y:.4g}<extra>" + arm + "</extra>",
+            hovertemplate="%{x:,} labelled (%{customdata[0]:.3g} %): %{y:.4g}<extra>%{fullData.name}</extra>",
         ))
     arrow = "" if higher_is_better is None else (" ↑" if higher_is_better else " ↓")
     fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=380, showlegend=True,
-                      title=title or "data efficiency on the target task",
-                      xaxis_title="labelled target examples (log scale)", yaxis_title=f"test {metric}{arrow}")
+                      title=plot(title or "data efficiency on the target task"),
+                      xaxis_title="labelled target examples (log scale)", yaxis_title=plot(f"test {metric}{arrow}"))
     sizes = sorted({int(r["n_labelled"]) for r in rows})
     # Ticks at the data sizes themselves: a log axis's own minor labels (2, 5, 100, 2, …) confuse.
     fig.update_xaxes(type="log", tickvals=sizes, ticktext=[f"{n:,}" for n in sizes])
@@ -652,7 +669,7 @@ def architecture_diagram(
 
     def heads(from_x: float, from_ys: Sequence[float]) -> None:
         for task, y, y_from in zip(tasks, ys, from_ys):
-            box(head_x, y, f"head {task}", _color_of(task, colors), width=1.3)
+            box(head_x, y, f"head {plot(task)}", _color_of(task, colors), width=1.3)
             arrow(from_x, y_from, head_x, y)
 
     box(0.0, mid, "input x", INPUT_COLOR, width=1.1, font="#333333")
@@ -665,7 +682,7 @@ def architecture_diagram(
         box(1.6, mid, "shared<br>encoder", SHARED_GREY, width=1.2)
         arrow(1.1, mid, 1.6, mid)
         for task, y in zip(tasks, ys):
-            box(3.2, y, f"attention<br>{task}", _color_of(task, colors), width=1.1)
+            box(3.2, y, f"attention<br>{plot(task)}", _color_of(task, colors), width=1.1)
             arrow(2.8, mid, 3.2, y)
         heads(4.3, ys)
     elif kind == "experts":
@@ -675,7 +692,7 @@ def architecture_diagram(
             box(1.6, y, f"expert {e + 1}", SHARED_GREY, width=1.1, height=min(0.5, 0.9 * max(n, 1) / k))
             arrow(1.1, mid, 1.6, y)
         for task, y in zip(tasks, ys):
-            box(3.2, y, f"gate {task}", _color_of(task, colors), width=1.0)
+            box(3.2, y, f"gate {plot(task)}", _color_of(task, colors), width=1.0)
             for ey in expert_ys:
                 fig.add_shape(type="line", x0=2.7, x1=3.2, y0=ey, y1=y,
                               line=dict(color=SHARED_GREY, width=1))
@@ -687,7 +704,7 @@ def architecture_diagram(
             arrow(1.1 + d * 1.0 if d else 1.1, mid, 1.6 + d * 1.0, mid)
         for i, (task, y) in enumerate(zip(tasks, ys)):
             d = min(i, depth - 1)  # earlier (lower-level) tasks branch off lower layers
-            box(head_x, y, f"head {task}", _color_of(task, colors), width=1.3)
+            box(head_x, y, f"head {plot(task)}", _color_of(task, colors), width=1.3)
             # Branch from the layer's top or bottom edge, so no arrow crosses a later layer.
             if y > mid:
                 arrow(2.0 + d * 1.0, mid + 0.32, head_x, y)
@@ -697,7 +714,7 @@ def architecture_diagram(
                 arrow(2.4 + (depth - 1) * 1.0, mid, head_x, y)
     else:  # separate, soft, cross_stitch: one encoder per task
         for task, y in zip(tasks, ys):
-            box(1.8, y, f"encoder<br>θ {task}", _color_of(task, colors), width=1.8)
+            box(1.8, y, f"encoder<br>θ {plot(task)}", _color_of(task, colors), width=1.8)
             arrow(1.1, mid, 1.8, y)
         heads(3.6, ys)
         if kind == "soft" and n > 1:

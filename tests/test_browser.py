@@ -200,3 +200,51 @@ def test_quickstart_trains_from_the_train_page_and_shows_results(server, tmp_pat
             page.screenshot(path=str(tmp_path / "results.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_a_shared_link_to_a_hostile_run_runs_no_script_and_loads_nothing(server, tmp_path):
+    """Issue 10: a run whose task names are `<iframe srcdoc="<script>…">` and whose name is
+    `![t](http://127.0.0.1:9/x.png)`, opened from links on every page that shows it: the
+    page title stays ours, no iframe is injected, and nothing is fetched from the URL."""
+    from urllib.parse import quote
+
+    from test_dashboard_security import RUN_NAME, store_hostile_runs
+
+    ids = store_hostile_runs(tmp_path / "mtl_lab.db")
+    links = [
+        (f"/train?run={ids['mtl']}", f"Run {ids['mtl']}"),
+        (f"/results?run={ids['mtl']}", "Single-task vs multi-task"),
+        (f"/interference?run={ids['mtl']}", "In one sentence"),
+        (f"/transfer?transfer={ids['transfer']}", "Transfer runs"),
+        (f"/results?run={quote(RUN_NAME)}", "There is no run"),  # the attack in the link itself
+        ("/runs", "Compare runs"),
+    ]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1800})
+            page.set_default_timeout(60_000)
+            fetched: list[str] = []
+            page.on("request", lambda request: fetched.append(request.url))
+
+            def settle() -> None:
+                page.wait_for_timeout(1500)  # an injected iframe's script or image would have run by now
+                assert "pwned" not in page.title(), page.url
+                assert page.locator("iframe[srcdoc]").count() == 0, page.url
+                assert not [u for u in fetched if "127.0.0.1:9" in u], (page.url, fetched)
+
+            for link, shown in links:
+                page.goto(server + link)
+                page.get_by_text(shown).first.wait_for()
+                settle()
+            # The run's name reaches Markdown once it is compared: its results header.
+            picker = page.locator(".st-key-runs_selected input")
+            picker.click()
+            picker.fill(ids["mtl"])
+            picker.press("Enter")
+            page.get_by_text("Results side by side").wait_for()
+            page.locator('[data-testid="stMarkdownContainer"]', has_text=RUN_NAME).first.wait_for()  # as text
+            settle()
+            assert page.title() and "pwned" not in page.title()
+        finally:
+            browser.close()

@@ -5,19 +5,85 @@ Not a page itself (app.py lists the pages); widgets here are keyed by the caller
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import functools
+import sqlite3
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pandas as pd
 import streamlit as st
 import yaml
 
 from dashboard import state
+from dashboard.safe_text import md
 from mtl_core.errors import MTLLabError
 from mtl_core.store import ACTIVE_STATUSES
+
+# What reading a partly corrupted run store can raise: the store turns a damaged row into
+# a StoreError (an MTLLabError); invalid JSON text (ValueError), a value of the wrong
+# type (pandas: ValueError/TypeError) or a damaged database page (sqlite3.DatabaseError)
+# are caught too, so that a page shows one message instead of a traceback.
+STORE_READ_ERRORS: tuple[type[BaseException], ...] = (
+    MTLLabError, ValueError, TypeError, KeyError, AttributeError, sqlite3.DatabaseError,
+)
+
+
+def store_error_text(exc: BaseException, run_id: str | None = None) -> str:
+    """A message for an error met while reading the store; Markdown-escaped."""
+    if isinstance(exc, MTLLabError):
+        text = str(exc)
+        return md(text if not run_id or run_id in text else f"Run {run_id}: {text}")
+    where = f"run {run_id}" if run_id else "the run store"
+    return (md(f"{where.capitalize()} cannot be read: its stored record is damaged "
+               f"({type(exc).__name__}: {exc}).")
+            + " Delete the run on the Runs page, or move the store away (set MTL_LAB_HOME to another folder).")
+
+
+@contextmanager
+def store_errors(run_id: str | None = None) -> Iterator[None]:
+    """Show an error read from the store as a message where the block stood."""
+    try:
+        yield
+    except STORE_READ_ERRORS as exc:
+        st.error(store_error_text(exc, run_id), icon=":material/database:")
 
 
 def _sync_run(key: str) -> None:
     state.set_run_id(st.session_state.get(key))
+
+
+def guarded(panel: Callable[..., None]) -> Callable[..., None]:
+    """`panel(run_id, ...)` with store read errors shown as a message: a live panel runs
+    as a fragment, whose reruns do not pass through the page's own guard."""
+    @functools.wraps(panel)
+    def guarded_panel(run_id: str, *args: Any, **kwargs: Any) -> None:
+        with store_errors(run_id):
+            panel(run_id, *args, **kwargs)
+    return guarded_panel
+
+
+def run_listed(run_id: str) -> bool:
+    """Whether the store lists `run_id` (True when the store cannot even be listed)."""
+    try:
+        return run_id in set(state.get_store().runs()["id"])
+    except STORE_READ_ERRORS:
+        return True
+
+
+def read_run(run_id: str) -> dict[str, Any] | None:
+    """The run's row, or None after saying why: a warning for a run this lab does not hold
+    (a stale link), an error for one whose stored record is damaged."""
+    try:
+        run = state.get_store().get_run(run_id)
+        if not isinstance(run.get("config"), dict):
+            raise TypeError(f"its config is a {type(run.get('config')).__name__}, not a mapping")
+        return run
+    except STORE_READ_ERRORS as exc:
+        if run_listed(run_id):
+            st.error(store_error_text(exc, run_id), icon=":material/database:")
+        else:
+            st.warning(f"{md(exc)}. It may have been deleted; pick another run.", icon=":material/link_off:")
+        return None
 
 
 def pick_run(label: str, *, key: str) -> str | None:
@@ -28,28 +94,35 @@ def pick_run(label: str, *, key: str) -> str | None:
     """
     try:
         runs = state.get_store().runs()
-    except MTLLabError as exc:
-        st.error(state.error_text(exc))
+    except STORE_READ_ERRORS as exc:
+        st.error(store_error_text(exc), icon=":material/database:")
         return None
     if runs.empty:
         st.info("No runs yet. Start one on the Train page.", icon=":material/info:")
         st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
         return None
-    # Transfer experiments have their own page; they have no top-level dataset column.
+    # Transfer experiments have their own page; they have no top-level dataset column (nor
+    # has a run whose config is damaged).
     records = [r for r in runs.to_dict("records") if isinstance(r.get("dataset"), str)]
+    wanted = state.current_run_id()
+    elsewhere = bool(wanted) and wanted in set(runs["id"]) and wanted not in {r["id"] for r in records}
+    if elsewhere and (run := read_run(wanted)) is not None and state.is_transfer(run["config"]):
+        st.info(f"Run {md(wanted)} is a transfer experiment: it is shown on the Transfer page.",
+                icon=":material/move_up:")
+        st.page_link("app_pages/transfer.py", label="Open it on the Transfer page", icon=":material/move_up:",
+                      query_params={state.TRANSFER_PARAM: wanted})
     if not records:
         st.info("No multi-task runs yet. Start one on the Train page.", icon=":material/info:")
         return None
     ids = [r["id"] for r in records]
     labels = {r["id"]: state.run_label(r) for r in records}
     finished = [r["id"] for r in records if r["status"] == "finished"]
-    wanted = state.current_run_id()
     ss = st.session_state
     if wanted in ids:
         ss[key] = wanted
     else:
-        if wanted:
-            st.error(f"There is no run {wanted!r} in this lab (it may have been deleted); "
+        if wanted and not elsewhere:
+            st.error(f"There is no run {md(repr(wanted))} in this lab (it may have been deleted); "
                      "showing another run instead.", icon=":material/link_off:")
         if ss.get(key) not in ids:
             ss[key] = finished[0] if finished else ids[0]
@@ -59,25 +132,32 @@ def pick_run(label: str, *, key: str) -> str | None:
 
 
 def load_result(run_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(run row, result) of a run; says why when there is no result (yet)."""
-    run, message = state.get_run_safe(run_id)
+    """(run row, result) of a run; says why when there is no result (yet) or when the
+    store cannot give it."""
+    run = read_run(run_id)
     if run is None:
-        st.error(message)
         return None, None
-    result = state.get_store().result(run_id)
+    try:
+        result = state.get_store().result(run_id)
+        if result is not None and not isinstance(result, dict):
+            raise TypeError(f"its result is a {type(result).__name__}, not a mapping")
+    except STORE_READ_ERRORS as exc:
+        st.error(store_error_text(exc, run_id), icon=":material/database:")
+        return None, None
     status = run["status"]
+    rid, shown_status, error = md(run_id), md(status), md(run.get("error") or "")
     if result is None:
         if status in ACTIVE_STATUSES:
-            st.info(f"Run {run_id} is still {status}; its results appear when it finishes.",
+            st.info(f"Run {rid} is still {shown_status}; its results appear when it finishes.",
                     icon=":material/hourglass_top:")
             st.page_link("app_pages/train.py", label="Watch it train", icon=":material/model_training:",
                          query_params={state.RUN_PARAM: run_id})
         elif status == "failed":
-            st.error(f"Run {run_id} failed: {run.get('error') or 'no message'}")
+            st.error(f"Run {rid} failed: {error or 'no message'}")
         else:
-            st.warning(f"Run {run_id} ended as {status} before it had results. {run.get('error') or ''}")
+            st.warning(f"Run {rid} ended as {shown_status} before it had results. {error}")
     elif status != "finished":
-        st.warning(f"Run {run_id} ended as {status}; these are its partial results.")
+        st.warning(f"Run {rid} ended as {shown_status}; these are its partial results.")
     return run, result
 
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import charts, state
 from dashboard.app_pages import common
+from dashboard.safe_text import html_md, md
 from mtl_core.grouping import all_groupings
 from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
 from mtl_core.store import ACTIVE_STATUSES
@@ -41,7 +42,7 @@ def summary(result: Mapping[str, Any], snapshots: list[dict[str, Any]], tasks: l
 
 
 def chip(task: str, colors: Mapping[str, str]) -> str:
-    return f"<span style='color:{colors.get(task, charts.SHARED_GREY)}; font-weight:600'>{task}</span>"
+    return f"<span style='color:{colors.get(task, charts.SHARED_GREY)}; font-weight:600'>{html_md(task)}</span>"
 
 
 def affinity_section(info: Mapping[str, Any], tasks: list[str], colors: Mapping[str, str],
@@ -79,7 +80,7 @@ def affinity_section(info: Mapping[str, Any], tasks: list[str], colors: Mapping[
                              help="The best split of the tasks into this many models under the affinity "
                                   "(TAG's selection step, Fifty et al., 2021: exhaustive up to 8 tasks).")
             choice = by_n[n]
-            st.markdown(f"Suggestion: **{choice['text']}**.")
+            st.markdown(f"Suggestion: **{md(choice['text'])}**.")
             st.markdown(" &nbsp; ".join(
                 "<span style='border:1px solid #ccc; border-radius:6px; padding:2px 8px'>"
                 + ", ".join(chip(t, colors) for t in group) + "</span>"
@@ -99,7 +100,7 @@ def verdicts_section(result: Mapping[str, Any], config: Mapping[str, Any], color
     st.subheader("Did sharing help each task?")
     for r in rows:
         icon = VERDICT_ICONS.get(r.get("verdict", ""), NEUTRAL_ICON)
-        st.markdown(f"{icon} {chip(r['name'], colors)}: {r['verdict_text']}.", unsafe_allow_html=True)
+        st.markdown(f"{icon} {chip(r['name'], colors)}: {html_md(r['verdict_text'])}.", unsafe_allow_html=True)
     n_seeds = max(int(r.get("n_seeds") or 1) for r in rows)
     if n_seeds < 2:
         st.info("Only one seed was run, so a difference between single- and multi-task may be luck. Raise "
@@ -146,7 +147,7 @@ def pairs_section(info: Mapping[str, Any], snap: Mapping[str, Any], tasks: list[
 def panel(run_id: str, was_active: bool) -> None:
     run, message = state.get_live_run(run_id, refresh=False)
     if run is None:
-        st.warning(message)
+        st.warning(md(message))
         return
     store = state.get_store()
     snapshots = [s for s in store.interference(run_id) if s.get("phase", "mtl") == "mtl"]
@@ -170,16 +171,17 @@ def panel(run_id: str, was_active: bool) -> None:
     rates = info.get("conflict_rate") or conflict_rate(snapshots)
 
     st.subheader("In one sentence")
+    # Pairs are keyed "a|b"; a task name may hold "|" itself, so the names come from the task list.
+    pair_names = {f"{a}|{b}": (a, b) for a in tasks for b in tasks if a != b}
     for pair, rate in rates.items():
-        a, b = pair.split("|", 1)
+        a, b = pair_names.get(pair) or pair.split("|", 1)
         verdict = ("they mostly agree: sharing lets each task's updates help the other"
                    if rate < 0.2 else
                    "they often disagree: part of each step undoes the other task's progress"
                    if rate < 0.5 else
                    "they mostly conflict: try less sharing (soft) or a gradient-balancing strategy")
         st.markdown(
-            f"<span style='color:{colors[a]}; font-weight:600'>{a}</span> and "
-            f"<span style='color:{colors[b]}; font-weight:600'>{b}</span> conflict (cos < 0) in "
+            f"{chip(a, colors)} and {chip(b, colors)} conflict (cos < 0) in "
             f"**{rate * 100:.0f} %** of {len(snapshots)} evaluations: {verdict}.",
             unsafe_allow_html=True,
         )
@@ -209,14 +211,15 @@ def panel(run_id: str, was_active: bool) -> None:
 
 run_id = common.pick_run("Run", key="interference_run")
 if run_id:
-    row, message = state.get_run_safe(run_id)
-    if row is None:
-        st.error(message)
-    elif state.is_transfer(row["config"]):
-        st.info("This is a transfer experiment: it trains one task at a time, so there is no interference "
-                "to show. Its data-efficiency chart is on the Transfer page.", icon=":material/move_up:")
-        st.page_link("app_pages/transfer.py", label="Open it on the Transfer page", icon=":material/move_up:",
-                     query_params={state.TRANSFER_PARAM: run_id})
-    else:
-        active = row["status"] in ACTIVE_STATUSES
-        st.fragment(run_every=POLL_S if active else None)(panel)(run_id, active)
+    with common.store_errors(run_id):  # a damaged record: a message, not a traceback
+        row = common.read_run(run_id)  # says why when there is none
+        if row is None:
+            pass
+        elif state.is_transfer(row["config"]):
+            st.info("This is a transfer experiment: it trains one task at a time, so there is no interference "
+                    "to show. Its data-efficiency chart is on the Transfer page.", icon=":material/move_up:")
+            st.page_link("app_pages/transfer.py", label="Open it on the Transfer page", icon=":material/move_up:",
+                         query_params={state.TRANSFER_PARAM: run_id})
+        else:
+            active = row["status"] in ACTIVE_STATUSES
+            st.fragment(run_every=POLL_S if active else None)(common.guarded(panel))(run_id, active)

@@ -9,7 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, state
-from mtl_core.errors import MTLLabError, StoreError
+from dashboard.app_pages import common
+from dashboard.safe_text import md
+from mtl_core.errors import StoreError
+from mtl_core.export import to_safe_csv
 
 ss = st.session_state
 SELECTED = "runs_selected"
@@ -36,12 +39,13 @@ def _delete_selected() -> None:
             store.delete_run(run_id)
             deleted.append(run_id)
         except StoreError as exc:
-            errors.append(str(exc))
+            errors.append(md(exc))
     ss[SELECTED] = [r for r in ss.get(SELECTED, []) if r not in deleted]
     ss["runs_confirm_delete"] = False
     if state.current_run_id() in deleted:
         state.set_run_id(None)
-    ss["_runs_messages"] = ([f"Deleted {len(deleted)} run(s): {', '.join(deleted)}."] if deleted else []), errors
+    ss["_runs_messages"] = ([f"Deleted {len(deleted)} run(s): {', '.join(md(r) for r in deleted)}."]
+                            if deleted else []), errors
 
 
 def _runs_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -71,9 +75,40 @@ def _runs_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]]) -> pd.Da
     return table
 
 
+# A run whose stored record is damaged (a partly corrupted store) stays listed with what
+# could be read; why the rest cannot be read is said once under the table.
+damaged: dict[str, str] = {}
+
+
 def _curve(store: Any, run_id: str, task: str, split: str, metric: str) -> pd.DataFrame:
-    m = store.metrics(run_id, phase="mtl", split=split, metric=metric)
+    try:
+        m = store.metrics(run_id, phase="mtl", split=split, metric=metric)
+    except common.STORE_READ_ERRORS as exc:
+        damaged.setdefault(run_id, common.store_error_text(exc, run_id))
+        return pd.DataFrame(columns=["step", "value"])
     return m.loc[m["task"] == task, ["step", "value"]]
+
+
+def _config_of(store: Any, run_id: str) -> dict[str, Any]:
+    try:
+        config = store.get_run(run_id)["config"]
+        if not isinstance(config, dict):
+            raise TypeError(f"its config is a {type(config).__name__}, not a mapping")
+        return config
+    except common.STORE_READ_ERRORS as exc:  # damaged, or deleted meanwhile
+        damaged.setdefault(run_id, common.store_error_text(exc, run_id))
+        return {}
+
+
+def _result_of(store: Any, run_id: str) -> dict[str, Any] | None:
+    try:
+        result = store.result(run_id)
+        if result is not None and not isinstance(result, dict):
+            raise TypeError(f"its result is a {type(result).__name__}, not a mapping")
+        return result
+    except common.STORE_READ_ERRORS as exc:
+        damaged.setdefault(run_id, common.store_error_text(exc, run_id))
+        return None
 
 
 st.title("Runs")
@@ -85,24 +120,23 @@ if messages:
     for text in messages[1]:
         st.error(text)
 
-store = state.get_store()
 try:
+    store = state.get_store()
     runs = store.runs()
-except MTLLabError as exc:
-    st.error(state.error_text(exc))
+except common.STORE_READ_ERRORS as exc:
+    st.error(common.store_error_text(exc), icon=":material/database:")
     st.stop()
 if runs.empty:
     st.info("No runs yet. Start one on the Train page.", icon=":material/info:")
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
-configs: dict[str, dict[str, Any]] = {}
-for run_id in runs["id"]:
-    try:
-        configs[run_id] = store.get_run(run_id)["config"]
-    except StoreError:
-        configs[run_id] = {}  # deleted meanwhile
-table = _runs_table(runs, configs)
+configs: dict[str, dict[str, Any]] = {run_id: _config_of(store, run_id) for run_id in runs["id"]}
+try:
+    table = _runs_table(runs, configs)
+except common.STORE_READ_ERRORS as exc:
+    st.error(common.store_error_text(exc), icon=":material/database:")
+    st.stop()
 
 f_status, f_dataset, f_sharing, f_text = st.columns([1, 1, 1, 1.4])
 status_filter = f_status.multiselect("status", sorted(table["status"].unique()), key="runs_f_status")
@@ -130,6 +164,7 @@ st.dataframe(
         "lr": st.column_config.NumberColumn("lr", format="%g"),
     },
 )
+damage_slot = st.container()  # filled at the end, once every read of this page is done
 
 ids = list(table["id"])
 labels = {r["id"]: state.run_label(r) for r in runs.to_dict("records")}
@@ -138,11 +173,11 @@ selected = st.multiselect("Compare runs", ids, key=SELECTED, format_func=labels.
                           help="Ticking rows in the table fills this in.")
 
 c_csv, c_json, c_open, c_delete = st.columns(4, vertical_alignment="bottom")
-c_csv.download_button("Export table (CSV)", shown.to_csv(index=False), file_name="mtl_lab_runs.csv",
+c_csv.download_button("Export table (CSV)", to_safe_csv(shown), file_name="mtl_lab_runs.csv",
                       mime="text/csv", icon=":material/table:", key="runs_export_csv", width="stretch")
 exported = [{"run": {k: (str(v) if isinstance(v, pd.Timestamp) else v)
                      for k, v in runs.loc[runs["id"] == r].iloc[0].to_dict().items()},
-             "config": configs.get(r), "result": store.result(r)} for r in selected]
+             "config": configs.get(r), "result": _result_of(store, r)} for r in selected]
 c_json.download_button("Export selected (JSON)", json.dumps(exported, indent=1, default=str),
                        file_name="mtl_lab_runs.json", mime="application/json", icon=":material/data_object:",
                        key="runs_export_json", disabled=not selected, width="stretch")
@@ -166,7 +201,7 @@ if selected:
     smoothing = v2.slider("smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="runs_smoothing",
                           help="Exponential moving average of each curve, for display only.")
     log_y = v3.toggle("log scale", key="runs_log")
-    results = {r: store.result(r) for r in selected}
+    results = {r: _result_of(store, r) for r in selected}
     task_order: list[str] = []
     for r in selected:
         for t in state.run_tasks(configs.get(r) or {}):
@@ -186,7 +221,8 @@ if selected:
             m = metric
             if m is None:
                 rows = (results[r] or {}).get("tasks") or []
-                m = next((row["metric"] for row in rows if row["name"] == task), "loss")
+                m = next((row.get("metric") for row in rows
+                          if isinstance(row, dict) and row.get("name") == task), None) or "loss"
             curves[labels[r]] = _curve(store, r, task, split, m)
         y_title = metric or "primary metric"
         with chart_cols[i % len(chart_cols)]:
@@ -200,16 +236,21 @@ if selected:
         cols = st.columns(per_row)
         for col, r in zip(cols, selected[start:start + per_row]):
             with col:
-                st.markdown(f"**{labels[r]}**")
+                st.markdown(f"**{md(labels[r])}**")
                 result = results[r]
                 if not result:
-                    st.caption(f"No results ({table.loc[table['id'] == r, 'status'].iloc[0]}).")
+                    st.caption(f"No results ({md(table.loc[table['id'] == r, 'status'].iloc[0])}).")
                     continue
-                dm = result.get("delta_m")
-                st.metric("Δm", f"{dm:+.2f} %" if dm is not None else "—")
-                rows = result.get("tasks") or []
-                own = state.run_tasks(configs.get(r) or {})
-                st.table(charts.style_comparison(
-                    charts.comparison_frame(rows),
-                    colors=charts.task_colors(state.color_tasks(configs.get(r), own)),
-                ))
+                with common.store_errors(r):
+                    dm = result.get("delta_m")
+                    st.metric("Δm", f"{dm:+.2f} %" if dm is not None else "—")
+                    rows = result.get("tasks") or []
+                    own = state.run_tasks(configs.get(r) or {})
+                    st.table(charts.style_comparison(
+                        charts.comparison_frame(rows),
+                        colors=charts.task_colors(state.color_tasks(configs.get(r), own)),
+                    ))
+
+with damage_slot:
+    for why in damaged.values():
+        st.error(why, icon=":material/database:")

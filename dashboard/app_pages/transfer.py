@@ -8,8 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, state
+from dashboard.app_pages import common
+from dashboard.safe_text import html_md, md
 from mtl_core import jobs
-from mtl_core.errors import ConfigError, DataError, MTLLabError, StoreError
+from mtl_core.errors import ConfigError, DataError, StoreError
 from mtl_core.models import pretrained
 from mtl_core.store import ACTIVE_STATUSES
 from mtl_core.tasks import DATASETS
@@ -42,38 +44,37 @@ def watch(run_id: str) -> None:
     ss["_transfer_run"] = run_id
     if st.query_params.get(state.TRANSFER_PARAM) != run_id:
         st.query_params[state.TRANSFER_PARAM] = run_id
-    run, message = state.get_run_safe(run_id)
+    run = common.read_run(run_id)  # says why when there is none: not in this lab, or damaged
     if run is None:
-        st.warning(message, icon=":material/link_off:")
         return
     active = run["status"] in ACTIVE_STATUSES
     if active and st.button("Cancel", key="transfer_cancel", icon=":material/stop_circle:",
                             help="Stop the run at its next step."):
         try:
             if jobs.cancel(run_id, store_path=state.store_path()):
-                st.toast(f"Cancelling {run_id}…")
+                st.toast(f"Cancelling {md(run_id)}…")
         except StoreError as exc:
-            st.error(str(exc))
-    st.fragment(run_every=POLL_S if active else None)(panel)(run_id, active)
+            st.error(md(exc))
+    st.fragment(run_every=POLL_S if active else None)(common.guarded(panel))(run_id, active)
 
 
 def panel(run_id: str, was_active: bool) -> None:
     run, message = state.get_live_run(run_id)
     if run is None:
-        st.warning(message)
+        st.warning(md(message))
         return
     store = state.get_store()
     config, status = run["config"], run["status"]
     progress = state.progress_summary(run, state.run_phases(config), batch_size=state.run_batch_size(config),
                                       budgets=state.run_budgets(config))
-    text = f"**{status}**" + (f" · {progress['text']}" if progress["text"] != status else "")
+    text = f"**{md(status)}**" + (f" · {md(progress['text'])}" if progress["text"] != status else "")
     st.progress(progress["fraction"], text=text)
     result = store.result(run_id)
     if status == "failed":
-        st.error(f"The run failed: {run.get('error') or 'no message'}. "
-                 f"The full log is in {jobs.log_path(run_id, store_path=state.store_path())}.")
+        st.error(f"The run failed: {md(run.get('error') or 'no message')}. "
+                 f"The full log is in {md(jobs.log_path(run_id, store_path=state.store_path()))}.")
     elif status in ("cancelled", "interrupted"):
-        st.warning(f"The run was {status} before its table was complete. {run.get('error') or ''}")
+        st.warning(f"The run was {md(status)} before its table was complete. {md(run.get('error') or '')}")
     if result is not None and result.get("rows"):
         show_result(result)
     elif status in ACTIVE_STATUSES:
@@ -86,7 +87,7 @@ def show_result(result: dict[str, Any]) -> None:
     metric, hib = result["metric"], result.get("higher_is_better")
     arrow = "↑" if hib else "↓"
     sources = ", ".join(result["sources"])
-    st.subheader(f"{sources} → {result['target']}")
+    st.subheader(f"{md(sources)} → {md(result['target'])}")
     st.plotly_chart(charts.data_efficiency_chart(
         result["rows"], metric=metric, higher_is_better=hib, arms=result.get("arms"),
         title=f"test {metric} of {result['target']} vs labelled examples",
@@ -102,7 +103,7 @@ def show_result(result: dict[str, Any]) -> None:
     st.table(table.style.apply(mark_best, axis=1)
              .format({**{c: "{:.4g}" for c in best}, "labelled %": "{:g} %", "labelled examples": "{:,}"})
              .hide(axis="index"))
-    st.caption(f"Test {metric} {arrow} of the target **{result['target']}** (best arm of each row shaded), "
+    st.caption(f"Test {md(metric)} {arrow} of the target **{md(result['target'])}** (best arm of each row shaded), "
                f"each model trained {result['target_steps']:,} steps on its share of the "
                f"{result['n_target_train']:,} labelled training rows.")
     pre = result.get("pretrain") or {}
@@ -112,9 +113,9 @@ def show_result(result: dict[str, Any]) -> None:
             f"{t} {names.get(t, 'loss')} {m.get(names.get(t, 'loss'), float('nan')):.4g}" for t, m in pre.items()
         )
         params = (result.get("parameters") or {}).get("encoder")
-        st.caption(f"Pre-training ({result.get('encoder')} encoder"
+        st.caption(f"Pre-training ({md(result.get('encoder'))} encoder"
                    + (f", {params:,} parameters" if params else "")
-                   + f", {result.get('pretrain_steps', 0):,} steps), test scores on the sources: {scores}.")
+                   + f", {result.get('pretrain_steps', 0):,} steps), test scores on the sources: {md(scores)}.")
 
 
 def result_frame(result: dict[str, Any]) -> pd.DataFrame:
@@ -168,7 +169,7 @@ with col_data:
         ds_options = dataset_option_widgets(ds_name)
     task_names, tasks_error = state.safe_task_names(ds_name, ds_options)
     if tasks_error:
-        st.error(tasks_error)
+        st.error(md(tasks_error))
     colors = charts.task_colors(task_names)
     src_key, tgt_key = f"tr.sources.{ds_name}", f"tr.target.{ds_name}"
     state.seed(ss, tgt_key, task_names[-1] if task_names else None)
@@ -182,8 +183,8 @@ with col_data:
                           help="Learned afterwards from a share of its labels; never seen in pre-training.")
     if sources or target:
         st.markdown(
-            " ".join(f"<span style='color:{colors[t]}; font-weight:600'>● {t}</span>" for t in sources)
-            + (f" &nbsp;→&nbsp; <span style='color:{colors[target]}; font-weight:600'>● {target}</span>"
+            " ".join(f"<span style='color:{colors[t]}; font-weight:600'>● {html_md(t)}</span>" for t in sources)
+            + (f" &nbsp;→&nbsp; <span style='color:{colors[target]}; font-weight:600'>● {html_md(target)}</span>"
                if target else ""),
             unsafe_allow_html=True,
         )
@@ -246,7 +247,7 @@ if config_error is None and not tasks_error:
 
 st.divider()
 if config_error:
-    st.error(config_error, icon=":material/error:")
+    st.error(md(config_error), icon=":material/error:")
 c_run, c_yaml = st.columns([1, 3], vertical_alignment="center")
 run_clicked = c_run.button("Run", type="primary", key="transfer_run", icon=":material/play_arrow:",
                            disabled=config is None, width="stretch",
@@ -258,7 +259,7 @@ if run_clicked and config is not None:
     try:
         new_run = jobs.start(config, store_path=state.store_path())
     except (ConfigError, DataError, StoreError) as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     else:
         ss["_transfer_run"] = new_run
         st.query_params[state.TRANSFER_PARAM] = new_run
@@ -267,15 +268,21 @@ if run_clicked and config is not None:
 st.subheader("Transfer runs")
 try:
     past = state.transfer_runs(state.get_store())
-except MTLLabError as exc:
-    st.error(state.error_text(exc))
+except common.STORE_READ_ERRORS as exc:
+    st.error(common.store_error_text(exc), icon=":material/database:")
     past = []
 ids = [r["id"] for r in past]
 labels = {r["id"]: state.transfer_run_label(r) for r in past}
 wanted = st.query_params.get(state.TRANSFER_PARAM)
 if wanted and wanted not in ids:
-    st.warning(f"There is no transfer run {wanted!r} in this lab (it may have been deleted).",
-               icon=":material/link_off:")
+    if not common.run_listed(wanted):
+        st.warning(f"There is no transfer run {md(repr(wanted))} in this lab (it may have been deleted).",
+                   icon=":material/link_off:")
+    elif common.read_run(wanted) is not None:  # readable (else it said why): a multi-task run
+        st.info(f"Run {md(wanted)} is a multi-task run: its results are on the Results page.",
+                icon=":material/leaderboard:")
+        st.page_link("app_pages/results.py", label="Open it on the Results page", icon=":material/leaderboard:",
+                     query_params={state.RUN_PARAM: wanted})
 if not ids:
     st.info("No transfer run yet. Set one up above and press **Run**.", icon=":material/info:")
 else:
@@ -283,4 +290,5 @@ else:
     if ss.get("transfer_pick") not in ids or ss.get("transfer_pick") != current:
         ss["transfer_pick"] = current
     chosen = st.selectbox("Run", ids, key="transfer_pick", format_func=labels.get, on_change=_follow_pick)
-    watch(chosen)
+    with common.store_errors(chosen):
+        watch(chosen)
