@@ -19,21 +19,41 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from dashboard import state  # noqa: E402
+from dashboard.app_pages.common import STORE_READ_ERRORS, store_error_text  # noqa: E402
+from dashboard.safe_text import md  # noqa: E402
 from mtl_core import jobs  # noqa: E402
 from mtl_core.errors import MTLLabError  # noqa: E402
 
 SIDEBAR_POLL_S = 3.0
 
+# The safe client settings even when `.streamlit/config.toml` was not read (Streamlit reads
+# it from the working directory only): no tracebacks or file paths in the browser.
+# Set only when different: setting an option signals a config change to every session.
+for _option, _safe in (("client.showErrorDetails", "none"), ("client.toolbarMode", "minimal")):
+    if st.get_option(_option) != _safe:
+        st.set_option(_option, _safe)
 st.set_page_config(page_title="MTL Lab", page_icon=":material/hub:", layout="wide")
 
+# Bound beyond loopback without the operator asking for it (e.g. `streamlit run` from a
+# folder without our config): anyone on the network could start runs here. Refuse.
+exposure = state.exposure_message(st.get_option("server.address"))
+if exposure:
+    st.error(exposure, icon=":material/lan:")
+    st.stop()
+
+# The default page is served at the root URL whatever its url_path (st.navigation gives it
+# the path ""), so a link to /train would find no page ("Page not found"). The same script
+# is registered again, hidden, under "train": both /?… and /train?… open Train. Page links
+# to app_pages/train.py use the first (the menu's) entry.
 PAGES = [
-    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train",
-            default=True),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="", default=True),
     st.Page("app_pages/results.py", title="Results", icon=":material/leaderboard:", url_path="results"),
     st.Page("app_pages/interference.py", title="Interference", icon=":material/call_split:",
             url_path="interference"),
     st.Page("app_pages/transfer.py", title="Transfer", icon=":material/move_up:", url_path="transfer"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train",
+            visibility="hidden"),
 ]
 page = st.navigation(PAGES)
 
@@ -43,7 +63,7 @@ def _active_runs(polling: bool) -> None:
     try:
         active = jobs.active(store_path=state.store_path())
     except MTLLabError as exc:
-        st.error(state.error_text(exc))
+        st.error(md(state.error_text(exc)))
         return
     if active.empty:
         st.caption("No run is training.")
@@ -54,17 +74,19 @@ def _active_runs(polling: bool) -> None:
     for row in active.to_dict("records"):
         try:
             config = store.get_run(row["id"])["config"]
-        except MTLLabError:
-            continue  # deleted between the two reads
-        progress = state.progress_summary(row, state.run_phases(config), batch_size=state.run_batch_size(config),
-                                          budgets=state.run_budgets(config))
+            progress = state.progress_summary(row, state.run_phases(config),
+                                              batch_size=state.run_batch_size(config),
+                                              budgets=state.run_budgets(config))
+        except STORE_READ_ERRORS as exc:  # deleted between the two reads, or a damaged record
+            st.caption(f"{md(row['id'])}: {store_error_text(exc, row['id'])}")
+            continue
         if state.is_transfer(config):
-            st.page_link("app_pages/transfer.py", label=row["id"], icon=":material/play_circle:",
+            st.page_link("app_pages/transfer.py", label=md(row["id"]), icon=":material/play_circle:",
                          query_params={state.TRANSFER_PARAM: row["id"]}, help="Watch this run on the Transfer page")
         else:
-            st.page_link("app_pages/train.py", label=row["id"], icon=":material/play_circle:",
+            st.page_link("app_pages/train.py", label=md(row["id"]), icon=":material/play_circle:",
                          query_params={state.RUN_PARAM: row["id"]}, help="Watch this run on the Train page")
-        st.progress(progress["fraction"], text=f"{row['status']} · {progress['text']}")
+        st.progress(progress["fraction"], text=f"{md(row['status'])} · {md(progress['text'])}")
 
 
 with st.sidebar:

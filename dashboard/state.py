@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import math
+import os
 import re
 import types
 import typing
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, MutableMapping, Sequence
@@ -101,6 +104,47 @@ class OptionField:
     step: float | None = None
     choices: tuple[Any, ...] = field(default_factory=tuple)
     required: bool = False
+    limit: float | None = None  # the dashboard's bound (DASHBOARD_LIMITS) when it is below the model's
+
+
+# ---- what a link may ask of this server -------------------------------------------------
+# Anyone who can open a link can make the server generate data, build a model and train:
+# these bounds keep one link within what a teaching/experimenting tool needs (a page with
+# n_samples=200,000 × input_dim=1,024 took the server from 0.4 to 3.7 GB before). They
+# apply to URL values, uploaded YAML files and the widgets alike; larger only through the
+# CLI/config file (`mtl-lab run CONFIG`), where the operator is the user.
+LIMIT_REASON = "the dashboard's bound; larger only through the CLI/config file"
+DASHBOARD_LIMITS: dict[str, int] = {
+    # dotted config key (options: of whichever entry the config names) -> the largest value
+    "dataset.options.n_samples": 50_000,  # rows generated in memory, per run and seed
+    "dataset.options.input_dim": 512,  # features per row
+    "dataset.options.max_len": 256,  # tokens per sentence
+    "dataset.options.max_bytes": 50 * 1024 * 1024,  # CSV file size (the upload limit)
+    "sharing.options.n_experts": 16,
+    "sharing.options.n_shared_experts": 8,
+    "sharing.options.n_task_experts": 8,
+    "sharing.options.levels": 4,
+    "model.hidden": 1024,  # each encoder layer width
+    "model.layers": 6,  # encoder layers (entries of model.hidden)
+    "model.head_hidden": 1024,
+    "model.embed_dim": 512,
+    "steps": 100_000,
+    "epochs": 1_000,
+    "batch_size": 4_096,
+    "n_seeds": 20,
+}
+
+
+def option_limit(section_name: str, option: str) -> int | None:
+    """The dashboard's bound of option `option` of a dataset/sharing/weighting entry."""
+    return DASHBOARD_LIMITS.get(f"{section_name}.options.{option}")
+
+
+def _section_of(model: type[BaseModel]) -> str | None:
+    for name, registry in (("dataset", DATASETS), ("sharing", SHARING), ("weighting", WEIGHTING)):
+        if any(registry.get(n).options is model for n in registry.names()):
+            return name
+    return None
 
 
 def _bounds(metadata: Sequence[Any]) -> tuple[float | None, float | None, bool, bool]:
@@ -138,7 +182,20 @@ def _union_args(annotation: Any) -> tuple[Any, ...] | None:
 def option_fields(model: type[BaseModel]) -> list[OptionField]:
     """Widget specs from a pydantic options model: bounded floats become sliders (bounds
     from the Field constraints), ints number inputs, Literals selects, bools checkboxes;
-    lists and dicts are "complex" (kept from the config, not edited)."""
+    lists and dicts are "complex" (kept from the config, not edited). A number the
+    dashboard bounds (DASHBOARD_LIMITS) gets that bound as its maximum."""
+    sec = _section_of(model)
+    return [_limited(spec, option_limit(sec, spec.name) if sec else None) for spec in _option_fields(model)]
+
+
+def _limited(spec: OptionField, limit: int | None) -> OptionField:
+    if limit is None or spec.kind not in ("int", "float", "slider") or (spec.max is not None and spec.max <= limit):
+        return spec
+    default = spec.default if spec.default is None or spec.default <= limit else limit
+    return dataclasses.replace(spec, max=limit, limit=limit, default=default)
+
+
+def _option_fields(model: type[BaseModel]) -> list[OptionField]:
     out: list[OptionField] = []
     for name, info in model.model_fields.items():
         ann = info.annotation
@@ -205,34 +262,135 @@ def option_fields(model: type[BaseModel]) -> list[OptionField]:
 def coerce(spec: OptionField, value: Any) -> Any:
     """`value` (from a URL or a YAML file) made safe for the widget of `spec`:
     the right type, inside the widget's range; the default when it cannot be."""
+    return coerce_noted(spec, value)[0]
+
+
+def coerce_noted(spec: OptionField, value: Any) -> tuple[Any, str | None]:
+    """`coerce`, and why the value was replaced (None when it was kept as given)."""
     if value is None and spec.default is None and spec.kind in ("int", "float"):
-        return None  # an optional number left empty (e.g. a seed that defaults to the run's)
-    try:
-        if spec.kind in ("slider", "float"):
+        return None, None  # an optional number left empty (e.g. a seed that defaults to the run's)
+    fallback = spec.default if spec.default is not None or spec.kind != "text" else ""
+    if spec.kind in ("slider", "float", "int"):
+        if isinstance(value, bool):
+            return fallback, "not a number"
+        try:
             v = float(value)
-            if math.isnan(v) or math.isinf(v):
-                raise ValueError
-            if spec.min is not None:
-                v = max(v, float(spec.min))
-            if spec.max is not None:
-                v = min(v, float(spec.max))
-            return v
+        except (TypeError, ValueError, OverflowError):
+            return fallback, "not a number"
+        if not math.isfinite(v):
+            return fallback, "not a finite number"
         if spec.kind == "int":
-            v = int(value)
-            if spec.min is not None:
-                v = max(v, int(spec.min))
-            if spec.max is not None:
-                v = min(v, int(spec.max))
-            return v
-        if spec.kind == "bool":
-            return bool(value)
-        if spec.kind == "choice":
-            return value if value in spec.choices else spec.default
-        if spec.kind == "text":
-            return "" if value is None else str(value)
-    except (TypeError, ValueError):
-        pass
-    return spec.default if spec.default is not None or spec.kind != "text" else ""
+            if v != math.floor(v):
+                return fallback, "not a whole number"
+            v = value if isinstance(value, int) else int(v)  # an int keeps every digit
+        if spec.min is not None and v < spec.min:
+            return type(v)(spec.min), f"below the minimum {spec.min:g}"
+        if spec.max is not None and v > spec.max:
+            if spec.limit is not None and spec.max == spec.limit:
+                return type(v)(spec.max), f"above {spec.max:,g}, {LIMIT_REASON}"
+            return type(v)(spec.max), f"above the maximum {spec.max:g}"
+        return v, None
+    if spec.kind == "bool":
+        if isinstance(value, bool):
+            return value, None
+        return fallback, "not true or false"
+    if spec.kind == "choice":
+        if value in spec.choices:
+            return value, None
+        return spec.default, f"not one of {', '.join(map(str, spec.choices))}"
+    if spec.kind == "text":
+        return ("" if value is None else str(value)), None
+    return value, None
+
+
+# The Training section's fields: what the widgets accept (and the bounds of DASHBOARD_LIMITS).
+TRAINING_FIELDS: dict[str, OptionField] = {
+    "steps": OptionField("steps", "int", 600, min=1, max=DASHBOARD_LIMITS["steps"], limit=DASHBOARD_LIMITS["steps"]),
+    "epochs": OptionField("epochs", "float", 1.0, min=0.01, max=DASHBOARD_LIMITS["epochs"],
+                          limit=DASHBOARD_LIMITS["epochs"]),
+    "batch_size": OptionField("batch_size", "int", 64, min=1, max=DASHBOARD_LIMITS["batch_size"],
+                              limit=DASHBOARD_LIMITS["batch_size"]),
+    "seed": OptionField("seed", "int", 0, min=0, max=2**31 - 1),
+    "n_seeds": OptionField("n_seeds", "int", 1, min=1, max=DASHBOARD_LIMITS["n_seeds"]),
+    "optimizer.lr": OptionField("optimizer.lr", "float", 3e-3, min=1e-7, max=10.0),
+}
+WEIGHT_FIELD = OptionField("weight", "float", 1.0, min=0.0, max=5.0)  # the task weight sliders
+
+
+def _shown(value: Any) -> str:
+    text = f"'{value}'" if isinstance(value, str) else yaml_scalar(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def review_config(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`raw` (a config dict from a link, a YAML file or the form) with every value the
+    dashboard's widgets cannot hold replaced or brought within its bound, and one note
+    per change: "steps: 'abc' is not a number; using 600".
+
+    The config check still reports what is wrong with the values kept (an unknown
+    dataset, a task that does not exist); this makes visible what would otherwise be
+    silently replaced by the widgets.
+    """
+    out = copy.deepcopy(dict(raw))
+    notes: list[str] = []
+
+    def note(name: str, given: Any, used: Any, why: str) -> None:
+        notes.append(f"{name}: {_shown(given)} is {why}; using {_shown(used)}")
+
+    for name, spec in TRAINING_FIELDS.items():
+        sec, _, key = name.rpartition(".")
+        holder = out.get(sec) if sec else out
+        if not isinstance(holder, dict) or key not in holder or holder[key] is None:
+            continue
+        used, why = coerce_noted(spec, holder[key])
+        if why:
+            note(name, holder[key], used, why)
+            holder[key] = used
+    if isinstance(out.get("weights"), dict):
+        weights = {}
+        for task, given in out["weights"].items():
+            used, why = coerce_noted(WEIGHT_FIELD, given)
+            if why:
+                note(f"weights.{task}", given, used, why.replace("the maximum 5", "the sliders' maximum 5"))
+            weights[task] = used
+        out["weights"] = weights
+    for sec, registry in (("dataset", DATASETS), ("sharing", SHARING), ("weighting", WEIGHTING)):
+        spec_section = out.get(sec)
+        if not isinstance(spec_section, dict) or not isinstance(spec_section.get("options"), dict):
+            continue
+        if spec_section.get("name") not in registry:
+            continue
+        options = spec_section["options"]
+        for spec in option_fields(registry.get(spec_section["name"]).options):
+            if spec.kind == "complex" or spec.name not in options:
+                continue
+            used, why = coerce_noted(spec, options[spec.name])
+            if why:
+                note(f"{sec}.options.{spec.name}", options[spec.name], used, why)
+                options[spec.name] = used
+        if sec == "dataset":  # options without a widget (e.g. a CSV file's max_bytes)
+            for key, value in list(options.items()):
+                bound = option_limit(sec, key)
+                if bound is not None and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                        and value > bound:
+                    note(f"dataset.options.{key}", value, bound, f"above {bound:,}, {LIMIT_REASON}")
+                    options[key] = bound
+    model = out.get("model")
+    if isinstance(model, dict):
+        for key in ("head_hidden", "embed_dim"):
+            value, bound = model.get(key), DASHBOARD_LIMITS[f"model.{key}"]
+            if isinstance(value, int) and not isinstance(value, bool) and value > bound:
+                note(f"model.{key}", value, bound, f"above {bound:,}, {LIMIT_REASON}")
+                model[key] = bound
+        hidden = model.get("hidden")
+        if isinstance(hidden, list) and all(isinstance(h, int) and not isinstance(h, bool) for h in hidden):
+            widest, layers = DASHBOARD_LIMITS["model.hidden"], DASHBOARD_LIMITS["model.layers"]
+            used = [min(h, widest) for h in hidden[:layers]]
+            if used != hidden:
+                why = (f"more than {layers} layers or a layer wider than {widest:,}, {LIMIT_REASON}")
+                note("model.hidden", hidden, used, why)
+                model["hidden"] = used
+    return out, notes
 
 
 # ---- query parameters <-> config ------------------------------------------------------
@@ -429,8 +587,14 @@ def draft_from_session(
 
 
 def validate(draft: Mapping[str, Any]) -> tuple[ExperimentConfig | None, str | None]:
-    """(config, None) if the draft is a valid experiment, else (None, the message)."""
+    """(config, None) if the draft is a valid experiment, else (None, the message).
+
+    A CSV path outside the folders the dashboard may read is refused before the config
+    check opens it (`check_dataset_access`).
+    """
     try:
+        ds = section(draft, "dataset")
+        check_dataset_access(ds.get("name"), ds.get("options"))
         return ExperimentConfig.parse(dict(draft)), None
     except (ConfigError, DataError) as exc:
         return None, str(exc)
@@ -444,6 +608,7 @@ def normalised_weights(weights: Mapping[str, float]) -> dict[str, float]:
 
 def safe_task_names(dataset: str, options: Mapping[str, Any]) -> tuple[list[str], str | None]:
     try:
+        check_dataset_access(dataset, options)
         return dataset_task_names(dataset, dict(options)), None
     except (ConfigError, DataError) as exc:
         return [], str(exc)
@@ -538,12 +703,12 @@ def progress_summary(
     if budgets is not None and len(budgets) == len(phases) and sum(budgets) > 0:
         return _progress_by_budget(run, phases, budgets, batch_size=batch_size)
     status = run.get("status")
-    step = int(run.get("step") or 0)
+    step = _count(run.get("step"))
     total = run.get("total_steps")
     total = int(total) if total is not None and not _isnan(total) else None
     sps = run.get("samples_per_s")
     sps = float(sps) if sps is not None and not _isnan(sps) else None
-    phase = run.get("phase")
+    phase = _phase(run)
     n = max(len(phases), 1)
     idx = phases.index(phase) if phase in phases else 0
     if status == "finished":
@@ -569,13 +734,13 @@ def progress_summary(
 def _progress_by_budget(
     run: Mapping[str, Any], phases: Sequence[str], budgets: Sequence[int], *, batch_size: int
 ) -> dict[str, Any]:
-    status, phase = run.get("status"), run.get("phase")
+    status, phase = run.get("status"), _phase(run)
     if status == "finished":
         return {"fraction": 1.0, "text": "finished", "eta_s": 0.0}
     if status == "queued" or not phase:
         return {"fraction": 0.0, "text": "starting the training process…", "eta_s": None}
     idx = phases.index(phase) if phase in phases else 0
-    step = int(run.get("step") or 0)
+    step = _count(run.get("step"))
     within = min(step, budgets[idx])
     done = sum(budgets[:idx]) + within
     fraction = min(done / sum(budgets), 1.0)
@@ -588,6 +753,18 @@ def _progress_by_budget(
         eta = (sum(budgets) - done) / (sps / float(max(int(batch_size), 1)))
         parts.append(f"ETA {format_seconds(eta)}")
     return {"fraction": fraction, "text": " · ".join(parts), "eta_s": eta}
+
+
+def _phase(run: Mapping[str, Any]) -> str | None:
+    """The run's phase, None when it has none yet: a table of several runs (pandas) holds
+    NaN, not None, for a run that has not reported one."""
+    phase = run.get("phase")
+    return phase if isinstance(phase, str) and phase else None
+
+
+def _count(value: Any) -> int:
+    """A step count from a run row; 0 for None or NaN (no step reported yet)."""
+    return 0 if value is None or _isnan(value) else int(value)
 
 
 def format_seconds(seconds: float) -> str:
@@ -614,15 +791,164 @@ def uploads_dir() -> Path:
     return folder
 
 
+UPLOAD_STEM_CHARS = 80  # of the original name; with the hash prefix well under a file system's 255 bytes
+
+
 def save_upload(filename: str, data: bytes) -> Path:
-    """Save an uploaded file under a name made of its content hash and a cleaned-up
-    original name (the same file uploaded twice is stored once)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name).strip("._") or "upload.csv"
+    """Save an uploaded file under a name made of its content hash and a cleaned-up,
+    shortened original name (the same file uploaded twice is stored once).
+
+    Only ASCII letters, digits, `.`, `_` and `-` are kept, so any name a browser sends
+    (250 characters, emoji, `../`) makes a valid file name in the uploads folder.
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(filename).replace("\\", "/")).name).strip("._-")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem or len(suffix) > 10:
+        stem, suffix = name, ""
+    stem = stem[:UPLOAD_STEM_CHARS].rstrip("._-") or "upload"
+    suffix = suffix or "csv"
     digest = hashlib.sha256(data).hexdigest()[:12]
-    path = uploads_dir() / f"{digest}-{stem}"
+    path = uploads_dir() / f"{digest}-{stem}.{suffix}"
     if not path.exists():
         path.write_bytes(data)
     return path
+
+
+# ---- which files the dashboard may read -----------------------------------------------------
+DATA_DIRS_ENV = "MTL_LAB_DATA_DIRS"  # os.pathsep-separated folders the operator allows (--data-dir)
+
+
+def allowed_data_dirs() -> list[Path]:
+    """The folders whose files the dashboard may read: `$MTL_LAB_HOME/uploads` (what the
+    uploader writes) and every folder in MTL_LAB_DATA_DIRS, real paths (symlinks resolved)."""
+    dirs = [default_store_path().parent / "uploads"]
+    dirs += [Path(d) for d in os.environ.get(DATA_DIRS_ENV, "").split(os.pathsep) if d.strip()]
+    return [Path(os.path.realpath(os.path.expanduser(d))) for d in dirs]
+
+
+def check_data_path(path: Any) -> Path:
+    """The real path of a data file a link, a config file or the form names, if the
+    dashboard may read it; DataError otherwise.
+
+    Anyone who can open a link chooses the path, so the dashboard reads only files it was
+    given: uploads and the operator's --data-dir folders. The real path is compared (so
+    `..`, `~` and symlinks lead nowhere else), nothing is opened or stat'ed before the
+    check, and the message is the same whether a refused file exists or not. The CLI and
+    the Python API read any path: there the user is the operator.
+    """
+    text = str(path or "")
+    try:
+        real = Path(os.path.realpath(os.path.expanduser(text)))
+    except (ValueError, OSError):  # e.g. a NUL byte in the path
+        real = None
+    if text.strip() and real is not None:
+        for folder in allowed_data_dirs():
+            if real != folder and real.is_relative_to(folder):
+                return real
+    raise DataError(
+        f"CSV path '{text}' is refused: this dashboard reads only files uploaded here "
+        "($MTL_LAB_HOME/uploads) or inside a folder its operator allowed. Upload the file "
+        "with the CSV uploader, or start the dashboard with `mtl-lab dashboard --data-dir "
+        "FOLDER` to allow the files in FOLDER."
+    )
+
+
+def check_dataset_access(name: Any, options: Mapping[str, Any] | None) -> None:
+    """DataError when a dataset's options name a file the dashboard may not read
+    (`check_data_path`); every read of a user's file in the dashboard passes here."""
+    options = options if isinstance(options, Mapping) else {}
+    if name == "csv" or "path" in options:
+        check_data_path(options.get("path"))
+
+
+def read_csv_header(path: str) -> list[str]:
+    """The column names of a CSV file the dashboard may read (`check_data_path`)."""
+    from mtl_core.tasks.csv_import import read_header
+
+    check_data_path(path)
+    return read_header(path)
+
+
+# ---- the server's exposure ----------------------------------------------------------------------
+ALLOW_REMOTE_ENV = "MTL_LAB_ALLOW_REMOTE"  # set by `mtl-lab dashboard --host H` for a non-loopback H
+
+
+def is_loopback(address: Any) -> bool:
+    """True when a server bound to `address` is reachable from this machine only.
+
+    An empty address (Streamlit's default) binds every interface."""
+    import ipaddress
+
+    text = str(address or "").strip().strip("[]")
+    if text == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_message(address: Any, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the dashboard refuses to run bound to `address`, or None when it may.
+
+    It starts training processes and reads uploads: anyone who reaches it can use this
+    machine. Beyond loopback only when the operator said so (`--host`, or the env var).
+    """
+    environ = os.environ if environ is None else environ
+    if is_loopback(address) or environ.get(ALLOW_REMOTE_ENV, "").strip() not in ("", "0"):
+        return None
+    where = f"address {address}" if address else "every network interface"
+    return (
+        f"This dashboard is listening on {where}, so anyone on the network can start "
+        "training runs and upload files on this machine. Start it with `mtl-lab dashboard` "
+        "(which binds to 127.0.0.1 from any folder). To share it on a network knowingly, "
+        f"start it with `mtl-lab dashboard --host ADDRESS`, or set {ALLOW_REMOTE_ENV}=1."
+    )
+
+
+# ---- starting a run once per submission --------------------------------------------------------
+SS_STARTED = "_started_submissions"  # config fingerprint -> run id (or "" while starting)
+
+
+def config_fingerprint(config: ExperimentConfig) -> str:
+    """One submission's identity: the same experiment, pressed Train twice, is one run."""
+    text = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def started_run(ss: Mapping[str, Any], config: ExperimentConfig | None, store: RunStore | None = None) -> str | None:
+    """The run this tab already started for this very config and that is still queued or
+    running ("" while it is being started), else None: Train is then disabled."""
+    if config is None:
+        return None
+    run_id = (ss.get(SS_STARTED) or {}).get(config_fingerprint(config))
+    if run_id is None or run_id == "":
+        return run_id
+    from mtl_core.store import ACTIVE_STATUSES
+
+    try:
+        status = (store or get_store()).get_run(run_id)["status"]
+    except StoreError:
+        return None
+    return run_id if status in ACTIVE_STATUSES else None
+
+
+# ---- the model's shape without the data --------------------------------------------------------
+def dataset_stand_in(name: str, options: Mapping[str, Any]) -> Any:
+    """A dataset with the same inputs and tasks as `name` with `options` (input kind and
+    width, each task's kind and classes) but as few rows as the dataset allows, for what
+    needs only the model's shape (the parameter count): a link asking for 50,000 rows
+    costs the page no more than one asking for 30."""
+    from mtl_core.tasks import load_dataset
+
+    check_dataset_access(name, options)
+    entry = DATASETS.get(name, field_name="dataset.name")
+    small = dict(options)
+    for key, info in entry.options.model_fields.items():
+        if key == "n_samples":
+            lo, _, lo_open, _ = _bounds(info.metadata)
+            small[key] = int(lo) + int(lo_open) if lo is not None else 100
+    return load_dataset(name, small)
 
 
 # ---- things that need a Streamlit session -----------------------------------------------

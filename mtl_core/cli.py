@@ -6,6 +6,7 @@
     mtl-lab runs [--json]            mtl-lab show RUN_ID [--json]
     mtl-lab export RUN_ID --format csv|json [--out PATH]
     mtl-lab delete RUN_ID            mtl-lab cancel RUN_ID
+    mtl-lab dashboard [--port N] [--host H] [--data-dir DIR ...]
 
 Every error a user can cause ends as one line `error: ...` on stderr (exit code 2; 1 for
 a fault of the machine, such as an unreadable disk), never as a traceback.
@@ -25,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mtl_core import launcher
 from mtl_core.errors import ConfigError, MTLLabError, OutputError, StoreError
 
 log = logging.getLogger("mtl_core")
@@ -375,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("cancel", help="cancel a running run")
     s.add_argument("run_id")
     s.set_defaults(func=cmd_cancel)
+
+    launcher.add_parser(sub)
     return p
 
 

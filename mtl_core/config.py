@@ -260,6 +260,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         except yaml.YAMLError:
             value = raw
         parts = key.split(".")
+        if parts[0] == "weights" and len(parts) > 2:
+            # A task name never holds '.' (the CSV importer refuses such columns), so a
+            # nested weight is a typo, not a task: say so instead of a type error later.
+            raise ConfigError(
+                f"--set {item!r}: weights.<task> takes one task name, and task names contain no "
+                "'.'; write e.g. --set weights.y1=2"
+            )
         if len(parts) == 1 and parts[0] in SHORTHANDS and not isinstance(value, dict):
             parts = [parts[0], "name"]
         elif len(parts) >= 2 and parts[0] in OPTION_SECTIONS and parts[1] not in ("name", "options"):

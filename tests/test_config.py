@@ -199,3 +199,9 @@ def test_quickstart_example_is_a_valid_config():
     config = ExperimentConfig.from_file(path)
     assert config.task_list() == ["y1", "y2"]
     assert config.dataset.options["correlation"] == 0.9
+
+
+def test_a_dotted_weight_key_says_task_names_have_no_dot():
+    with pytest.raises(ConfigError, match=r"weights\.<task> takes one task name.*no '\.'"):
+        apply_overrides({}, ["weights.price.usd=2"])
+    assert apply_overrides({}, ["weights.price usd=2"]) == {"weights": {"price usd": 2}}

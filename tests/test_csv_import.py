@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -632,3 +633,54 @@ def test_valid_text_tables_always_import(tmp_path_factory, case, seed):
     # Each word's tag sits where the word does: padding has no tag, words all have one.
     for split in (ds.train, ds.val, ds.test):
         assert torch.equal(split.x != 0, split.y["tags"] != IGNORE_INDEX)
+
+
+# ---- task names every door can address; cells larger than the reader's limit (issue 10) ----
+@pytest.mark.parametrize(
+    "column, fix",
+    [("price.usd", "'price_usd'"), ("a=b", "'a_b'"), ("keys", "'keys_'"), ("training", "'training_'")],
+)
+def test_a_target_column_torch_or_set_cannot_address_is_refused_at_config_time(tmp_path, column, fix):
+    path = write(tmp_path, table(["x", column], [[i, i % 2] for i in range(12)]))
+    # The header alone (config validation, before any baseline trains) already says how.
+    with pytest.raises(DataError, match=f"target column '{re.escape(column)}'.*rename the column.*{re.escape(fix)}"):
+        dataset_task_names("csv", {"path": str(path), "targets": [column]})
+    with pytest.raises(DataError, match="rename the column"):
+        from_csv(path, targets=[column])
+
+
+@pytest.mark.parametrize("column", ["price usd", "ünïcode", "x-y", "1", "true", "null", "#c", "a,b", "Keys"])
+def test_every_target_name_the_importer_accepts_is_addressable_by_set_weights(tmp_path, column):
+    from mtl_core.config import ExperimentConfig, apply_overrides
+
+    quoted = f'"{column}"' if "," in column else column
+    path = write(tmp_path, table(["x", quoted], [[i, i % 2] for i in range(12)]))
+    assert dataset_task_names("csv", {"path": str(path), "targets": [column]}) == [column]
+    raw = apply_overrides({"dataset": {"name": "csv", "options": {"path": str(path), "targets": [column]}}},
+                          [f"weights.{column}=2"])
+    assert ExperimentConfig.parse(raw).task_weights() == {column: 2.0}
+    # ... and the model's containers take it.
+    from mtl_core.config import ModelSpec
+    from mtl_core.models.sharing import build_model
+
+    model = build_model("mmoe", from_csv(path, targets=[column]), [column], ModelSpec(), {})
+    assert set(model.parameter_counts()) >= {f"task:{column}"}
+
+
+def test_a_20_mb_cell_is_named_by_column_and_line_not_blamed_on_a_quote(tmp_path):
+    huge = "w" * (20 * 1024 * 1024)
+    path = write(tmp_path, f"x,text,label\n1,short,a\n2,{huge},b\n3,c,a\n")
+    assert read_header(path) == ["x", "text", "label"]  # the header itself is fine
+    with pytest.raises(DataError) as err:
+        from_csv(path, targets=["label"], text_column="text")
+    message = str(err.value)
+    assert "the field in column 'text' on line 3" in message
+    assert "20,971,520 characters" in message and f"{csv_import.MAX_FIELD_CHARS:,}" in message
+    assert "quote" not in message
+
+
+def test_a_long_cell_under_the_limit_imports(tmp_path):
+    long_text = " ".join(["word"] * 40_000)  # 200,000 characters: over the csv module's 131,072
+    rows = "\n".join(f"{i},{long_text if i == 0 else 'a b'},{'xy'[i % 2]}" for i in range(12))
+    ds = from_csv(write(tmp_path, f"n,text,label\n{rows}\n"), targets=["label"], text_column="text")
+    assert len(ds.train) + len(ds.val) + len(ds.test) == 12

@@ -9,6 +9,8 @@ import streamlit as st
 import yaml
 
 from dashboard import charts, state
+from dashboard.app_pages import common
+from dashboard.safe_text import html_md, md
 from mtl_core import jobs
 from mtl_core.config import ExperimentConfig
 from mtl_core.errors import ConfigError, DataError, MTLLabError, StoreError
@@ -22,19 +24,9 @@ DEFAULTS = ExperimentConfig.parse({})
 ss = st.session_state
 
 
-def _int(value: Any, default: int, lo: int, hi: int) -> int:
-    try:
-        return min(max(int(value), lo), hi)
-    except (TypeError, ValueError):
-        return default
-
-
-def _float(value: Any, default: float, lo: float, hi: float) -> float:
-    try:
-        v = float(value)
-        return min(max(v, lo), hi) if v == v else default
-    except (TypeError, ValueError):
-        return default
+def _training_value(name: str, value: Any) -> Any:
+    """A Training widget's starting value (`review_config` already noted any change)."""
+    return state.coerce(state.TRAINING_FIELDS[name], value)
 
 
 # ---- where the form starts from -----------------------------------------------------------
@@ -63,20 +55,27 @@ def _on_yaml_upload() -> None:
         if not isinstance(data, dict):
             raise ConfigError("a config file must hold a mapping of fields (dataset:, tasks:, ...)")
         ss[state.SS_PENDING] = state.config_to_params(data)
-        ss["_load_message"] = ("success", f"Loaded {upload.name}.")
+        ss["_load_message"] = ("success", f"Loaded {md(upload.name)}.")
     except UnicodeDecodeError:
-        ss["_load_message"] = ("error", f"{upload.name} is not a UTF-8 text file; save it as UTF-8 YAML.")
+        ss["_load_message"] = ("error", f"{md(upload.name)} is not a UTF-8 text file; save it as UTF-8 YAML.")
     except yaml.YAMLError as exc:
-        ss["_load_message"] = ("error", f"{upload.name} is not valid YAML: {exc}")
+        ss["_load_message"] = ("error", f"{md(upload.name)} is not valid YAML: {md(exc)}")
     except (MTLLabError, KeyError, TypeError, AttributeError) as exc:
-        ss["_load_message"] = ("error", f"{upload.name} cannot be loaded: {state.error_text(exc)}")
+        ss["_load_message"] = ("error", f"{md(upload.name)} cannot be loaded: {md(state.error_text(exc))}")
 
 
 def _on_csv_upload() -> None:
     upload = ss.get("csv_upload")
     if upload is None:
         return
-    path = state.save_upload(upload.name, upload.getvalue())
+    try:
+        path = state.save_upload(upload.name, upload.getvalue())
+    except OSError as exc:  # a full disk, a read-only MTL_LAB_HOME
+        ss["_csv_upload_error"] = (f"{md(upload.name)} could not be saved under $MTL_LAB_HOME/uploads "
+                                   f"({md(exc.strerror or exc)}); free some space or point MTL_LAB_HOME "
+                                   "at a writable folder.")
+        return
+    ss.pop("_csv_upload_error", None)
     ss[state.k_ds_opt("csv", "path")] = str(path)
     ss[state.K_CSV_TARGETS] = []
 
@@ -127,8 +126,8 @@ def entry_header(registry: Any, name: str) -> None:
 def select_entry(label: str, registry: Any, key: str, current: str | None, default: str, *, help_: str) -> str:
     names = registry.names()
     if current not in names and key not in ss:
-        st.warning(f"This link asks for {registry.kind} {current!r}, which this MTL Lab does not have; "
-                   f"showing {default!r}. Available: {', '.join(names)}.")
+        st.warning(f"This link asks for {registry.kind} {md(repr(current))}, which this MTL Lab does not have; "
+                   f"showing {md(repr(default))}. Available: {md(', '.join(names))}.")
     state.seed(ss, key, current if current in names else default)
     if ss[key] not in names:
         ss[key] = names[0]
@@ -141,7 +140,9 @@ def _csv_summary(options_json: str, mtime: float) -> dict[str, Any]:
     """Import the CSV once (the importer's checks), for its summary; cached per file version."""
     from mtl_core.tasks import load_dataset
 
-    ds = load_dataset("csv", json.loads(options_json))
+    options = json.loads(options_json)
+    state.check_dataset_access("csv", options)
+    ds = load_dataset("csv", options)
     return {"rows": {k: v for k, v in ds.summary()["splits"].items()},
             "tasks": {t: s.kind for t, s in ds.tasks.items()},
             "inputs": ds.input_kind, "input_dim": ds.input_dim, "vocab": ds.vocab_size,
@@ -155,16 +156,18 @@ def csv_section(raw_ds: Mapping[str, Any]) -> None:
     st.file_uploader("Upload a CSV file (one row per example, one column per task)", type=["csv"],
                      key="csv_upload", on_change=_on_csv_upload,
                      help="Saved under $MTL_LAB_HOME/uploads/ so that the run can read it.")
-    st.text_input("CSV path", key=path_key, help="Filled in by the upload; or the path of a file on this machine.")
+    if ss.get("_csv_upload_error"):
+        st.error(ss["_csv_upload_error"])
+    st.text_input("CSV path", key=path_key,
+                  help="Filled in by the upload; or the path of a file in a folder the dashboard was started "
+                       "with (`mtl-lab dashboard --data-dir FOLDER`).")
     header: list[str] = []
     path = ss.get(path_key) or ""
     if path:
-        from mtl_core.tasks.csv_import import read_header
-
         try:
-            header = read_header(path)
+            header = state.read_csv_header(path)
         except (DataError, ConfigError) as exc:
-            st.error(str(exc))
+            st.error(md(exc))
     known_targets = known.get("targets")
     if isinstance(known_targets, dict):
         known_targets = list(known_targets)
@@ -186,34 +189,34 @@ def csv_check(options: Mapping[str, Any]) -> None:
     if not options.get("path") or not options.get("targets"):
         st.info("Upload a CSV file and pick at least one target column.")
         return
-    from pathlib import Path
-
     try:
-        mtime = Path(options["path"]).stat().st_mtime
+        mtime = state.check_data_path(options["path"]).stat().st_mtime
         summary = _csv_summary(json.dumps(dict(options), sort_keys=True), mtime)
     except FileNotFoundError:
-        st.error(f"CSV file '{options['path']}' not found; upload it again.")
+        st.error(f"CSV file '{md(options['path'])}' not found; upload it again.")
         return
     except (DataError, ConfigError) as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return
-    tasks = ", ".join(f"{t} ({k})" for t, k in summary["tasks"].items())
+    tasks = ", ".join(f"{md(t)} ({k})" for t, k in summary["tasks"].items())
     rows = summary["rows"]
     st.caption(f"{rows['train']} train / {rows['val']} val / {rows['test']} test rows · tasks: {tasks}")
     for warning in summary["warnings"]:
-        st.warning(warning)
+        st.warning(md(warning))
 
 
 # ---- parameter count -------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=64)
 def _parameter_counts(dataset: str, options_json: str, tasks: tuple[str, ...], sharing: str,
                       sharing_json: str, model_json: str) -> tuple[int, int, int]:
-    """(multi-task total, of which shared, single-task baselines' total) for this setup."""
+    """(multi-task total, of which shared, single-task baselines' total) for this setup.
+
+    Counted on a stand-in with the dataset's inputs and tasks but a handful of rows
+    (`state.dataset_stand_in`): opening a link never generates its data."""
     from mtl_core.config import ModelSpec
     from mtl_core.models.sharing import build_model
-    from mtl_core.tasks import load_dataset
 
-    ds = load_dataset(dataset, json.loads(options_json)).select_tasks(list(tasks))
+    ds = state.dataset_stand_in(dataset, json.loads(options_json)).select_tasks(list(tasks))
     spec = ModelSpec.model_validate(json.loads(model_json))
     counts = build_model(sharing, ds, list(tasks), spec, json.loads(sharing_json)).parameter_counts()
     # Each baseline is the multi-task network cut down to one task (see experiment._baseline).
@@ -235,36 +238,35 @@ def parameter_caption(config: Any) -> None:
         return
     n = len(config.task_list())
     share = f"**{100 * total / stl:.0f} %** of" if stl else "as many as"
-    st.caption(f"Parameters: {config.sharing.name} sharing uses {share} the parameters of {n} single-task "
+    st.caption(f"Parameters: {md(config.sharing.name)} sharing uses {share} the parameters of {n} single-task "
                f"model{'s' if n != 1 else ''} ({total:,} multi-task, {shared:,} of them shared, vs {stl:,}).")
 
 
 # ---- the watched run --------------------------------------------------------------------------
 def watch(run_id: str) -> None:
-    run, message = state.get_run_safe(run_id)
+    run = common.read_run(run_id)  # says why when there is none: not in this lab, or damaged
     if run is None:
-        st.warning(message, icon=":material/link_off:")
         state.set_run_id(None)  # stop pointing the URL at it
         return
     active = run["status"] in ACTIVE_STATUSES
     head, cancel_col = st.columns([4, 1])
-    head.subheader(f"Run {run_id}")
+    head.subheader(f"Run {md(run_id)}")
     if active and cancel_col.button("Cancel", key="cancel", icon=":material/stop_circle:",
                                     help="Stop the run at its next step; its curves are kept."):
         try:
             if not jobs.cancel(run_id, store_path=state.store_path()):
                 st.info("This run has already ended; there is nothing to cancel.")
             else:
-                st.toast(f"Cancelling {run_id}…")
+                st.toast(f"Cancelling {md(run_id)}…")
         except StoreError as exc:
-            st.error(str(exc))
-    st.fragment(run_every=POLL_S if active else None)(live_panel)(run_id, active)
+            st.error(md(exc))
+    st.fragment(run_every=POLL_S if active else None)(common.guarded(live_panel))(run_id, active)
 
 
 def live_panel(run_id: str, was_active: bool) -> None:
     run, message = state.get_live_run(run_id)
     if run is None:
-        st.warning(message)
+        st.warning(md(message))
         return
     store = state.get_store()
     config = run["config"]
@@ -273,7 +275,7 @@ def live_panel(run_id: str, was_active: bool) -> None:
     colors = charts.task_colors(state.color_tasks(config, tasks))
 
     progress = state.progress_summary(run, state.run_phases(config), batch_size=config.get("batch_size", 64))
-    text = f"**{status}**" + (f" · {progress['text']}" if progress["text"] != status else "")
+    text = f"**{md(status)}**" + (f" · {md(progress['text'])}" if progress["text"] != status else "")
     st.progress(progress["fraction"], text=text)
     if status == "finished":
         result = store.result(run_id) or {}
@@ -289,10 +291,10 @@ def live_panel(run_id: str, was_active: bool) -> None:
         st.page_link("app_pages/results.py", label="See the results", icon=":material/leaderboard:",
                      query_params={state.RUN_PARAM: run_id})
     elif status == "failed":
-        st.error(f"The run failed: {run.get('error') or 'no message'}. "
-                 f"The full log is in {state.store_path().parent / 'logs' / (run_id + '.log')}.")
+        st.error(f"The run failed: {md(run.get('error') or 'no message')}. "
+                 f"The full log is in {md(state.store_path().parent / 'logs' / (run_id + '.log'))}.")
     elif status in ("cancelled", "interrupted"):
-        st.warning(f"The run was {status}. {run.get('error') or ''} Its curves so far are kept.")
+        st.warning(f"The run was {md(status)}. {md(run.get('error') or '')} Its curves so far are kept.")
 
     c1, c2, c3 = st.columns([2, 1, 1])
     smoothing = c1.slider("smoothing (EMA of the training curves)", 0.0, 0.99, 0.0, 0.01, key="live_smoothing")
@@ -317,10 +319,16 @@ params, force = _starting_params()
 try:
     raw = state.params_to_raw(params)
 except ConfigError as exc:
-    st.error(f"The experiment in this link cannot be read ({exc}); showing the defaults instead.")
+    st.error(f"The experiment in this link cannot be read ({md(exc)}); showing the defaults instead.")
     raw = {}
+# Values the widgets cannot hold (steps=abc, n_samples over the dashboard's bound) are
+# replaced here, each with a note, instead of silently by the widgets.
+raw, value_notes = state.review_config(raw)
 if force:
     state.clear_form(ss)
+if value_notes:
+    st.warning("Some values of this link or config file were changed to ones this page accepts:  \n"
+               + "  \n".join(f"• {md(n)}" for n in value_notes), icon=":material/tune:")
 # Said for as long as the file stays in the uploader.
 load_message = ss.get("_load_message") if ss.get("yaml_upload") is not None else None
 if load_message:
@@ -344,7 +352,7 @@ with col_data:
         csv_check(ds_options)
     task_names, tasks_error = state.safe_task_names(ds_name, ds_options)
     if tasks_error and ds_name != "csv":
-        st.error(tasks_error)
+        st.error(md(tasks_error))
     same_dataset = raw_ds.get("name", DEFAULTS.dataset.name) == ds_name
     raw_tasks = raw.get("tasks") if same_dataset else None
     raw_weights = dict(raw.get("weights") or {}) if same_dataset else {}
@@ -359,15 +367,17 @@ with col_data:
             w0 = 1.0
         state.seed(ss, state.k_weight(task), w0)
         c_box, c_slider = st.columns([1, 2.2], vertical_alignment="center")
-        c_box.checkbox(task, key=state.k_task(task))
-        c_slider.slider(f"weight of {task}", 0.0, 5.0, step=0.1, key=state.k_weight(task),
+        c_box.checkbox(md(task), key=state.k_task(task))
+        # Collapsed, the label is still rendered (hidden): an image in it would still load.
+        c_slider.slider(f"weight of {md(task)}", 0.0, 5.0, step=0.1, key=state.k_weight(task),
                         label_visibility="collapsed", disabled=not ss[state.k_task(task)])
     ticked = [t for t in task_names if ss.get(state.k_task(t))]
     if ticked:
         shares = state.normalised_weights({t: float(ss[state.k_weight(t)]) for t in ticked})
         st.markdown(
             "normalised: " + " ".join(
-                f"<span style='color:{colors[t]}; font-weight:600'>● {t} {shares[t]:.2f}</span>" for t in ticked
+                f"<span style='color:{colors[t]}; font-weight:600'>● {html_md(t)} {shares[t]:.2f}</span>"
+                for t in ticked
             ),
             unsafe_allow_html=True,
         )
@@ -397,26 +407,30 @@ with col_train:
     state.seed(ss, state.K_BUDGET, "epochs" if raw.get("epochs") and not raw.get("steps") else "steps")
     c_budget, c_amount = st.columns(2)
     budget = c_budget.radio("budget in", ["steps", "epochs"], key=state.K_BUDGET, horizontal=True)
+    f_steps, f_epochs, f_batch, f_lr, f_seed, f_n_seeds = (state.TRAINING_FIELDS[k] for k in (
+        "steps", "epochs", "batch_size", "optimizer.lr", "seed", "n_seeds"))
     if budget == "steps":
-        state.seed(ss, state.K_STEPS, _int(raw.get("steps"), DEFAULTS.steps, 1, 10_000_000))
-        c_amount.number_input("steps", min_value=1, max_value=10_000_000, step=50, key=state.K_STEPS,
-                              help="Optimiser steps for the multi-task model and for each single-task baseline.")
+        state.seed(ss, state.K_STEPS, _training_value("steps", raw.get("steps")))
+        c_amount.number_input("steps", min_value=f_steps.min, max_value=f_steps.max, step=50, key=state.K_STEPS,
+                              help="Optimiser steps for the multi-task model and for each single-task baseline "
+                                   f"(at most {f_steps.max:,} here; more through the CLI/config file).")
     else:
-        state.seed(ss, state.K_EPOCHS, _float(raw.get("epochs"), 1.0, 0.01, 100_000.0))
-        c_amount.number_input("epochs", min_value=0.01, max_value=100_000.0, step=1.0, format="%g",
-                              key=state.K_EPOCHS)
+        state.seed(ss, state.K_EPOCHS, _training_value("epochs", raw.get("epochs")))
+        c_amount.number_input("epochs", min_value=f_epochs.min, max_value=float(f_epochs.max), step=1.0,
+                              format="%g", key=state.K_EPOCHS)
     c_batch, c_lr = st.columns(2)
-    state.seed(ss, state.K_BATCH, _int(raw.get("batch_size"), DEFAULTS.batch_size, 1, 1_000_000))
-    c_batch.number_input("batch size", min_value=1, max_value=1_000_000, step=16, key=state.K_BATCH)
-    state.seed(ss, state.K_LR, _float(state.section(raw, "optimizer").get("lr"), DEFAULTS.optimizer.lr, 1e-7, 10.0))
-    c_lr.number_input("learning rate", min_value=1e-7, max_value=10.0, step=1e-4, format="%g", key=state.K_LR)
+    state.seed(ss, state.K_BATCH, _training_value("batch_size", raw.get("batch_size")))
+    c_batch.number_input("batch size", min_value=f_batch.min, max_value=f_batch.max, step=16, key=state.K_BATCH)
+    state.seed(ss, state.K_LR, _training_value("optimizer.lr", state.section(raw, "optimizer").get("lr")))
+    c_lr.number_input("learning rate", min_value=f_lr.min, max_value=f_lr.max, step=1e-4, format="%g",
+                      key=state.K_LR)
     c_seed, c_device = st.columns(2)
-    state.seed(ss, state.K_SEED, _int(raw.get("seed"), 0, 0, 2**31 - 1))
-    c_seed.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key=state.K_SEED)
+    state.seed(ss, state.K_SEED, _training_value("seed", raw.get("seed")))
+    c_seed.number_input("seed", min_value=f_seed.min, max_value=f_seed.max, step=1, key=state.K_SEED)
     devices = ["auto", "cpu"] + (["cuda"] if state.cuda_available() else [])
     wanted_device = raw.get("device", "auto")
     if wanted_device not in devices:
-        st.warning(f"This config asks for device {wanted_device!r}, which this machine does not have; "
+        st.warning(f"This config asks for device {md(repr(wanted_device))}, which this machine does not have; "
                    "using auto.")
     state.seed(ss, state.K_DEVICE, wanted_device if wanted_device in devices else "auto")
     if ss[state.K_DEVICE] not in devices:
@@ -424,15 +438,17 @@ with col_train:
     c_device.radio("device", devices, key=state.K_DEVICE, horizontal=True,
                    help="auto: the GPU when there is one. cuda is offered only on a machine with a CUDA GPU.")
     c_seeds, _ = st.columns(2)
-    state.seed(ss, state.K_N_SEEDS, _int(raw.get("n_seeds"), 1, 1, 20))
-    c_seeds.number_input("seeds", min_value=1, max_value=20, step=1, key=state.K_N_SEEDS,
+    state.seed(ss, state.K_N_SEEDS, _training_value("n_seeds", raw.get("n_seeds")))
+    c_seeds.number_input("seeds", min_value=f_n_seeds.min, max_value=f_n_seeds.max, step=1, key=state.K_N_SEEDS,
                          help="Train the baselines and the multi-task model with seeds seed … seed + n − 1: "
                               "Results then shows mean ± std and calls a difference transfer only when it "
                               "exceeds the seed-to-seed noise. n times the training time.")
 
 
 # ---- the experiment the form describes ----------------------------------------------------------
-draft = state.draft_from_session(ss, raw, task_names)
+draft, late_notes = state.review_config(state.draft_from_session(ss, raw, task_names))
+for late_note in late_notes:  # the widgets' bounds make this rare (e.g. a field without widget)
+    st.warning(md(late_note), icon=":material/tune:")
 config, config_error = state.validate(draft)
 written = state.config_to_params(draft)
 ss[state.SS_PARAMS] = written
@@ -446,11 +462,17 @@ if config is not None:
 
 st.divider()
 if config_error:
-    st.error(config_error, icon=":material/error:")
+    st.error(md(config_error), icon=":material/error:")
+# One submission starts one run: while the run this tab started for this very config is
+# queued or running, Train is disabled and a second click (sent before the page redrew)
+# starts nothing.
+already_started = state.started_run(ss, config)
 c_train, c_download, c_load = st.columns([1, 1, 2], vertical_alignment="top")
 train_clicked = c_train.button("Train", type="primary", key="train", icon=":material/play_arrow:",
-                               disabled=config is None, width="stretch",
+                               disabled=config is None or already_started is not None, width="stretch",
                                help="Start this experiment in the background (single-task baselines first).")
+if already_started:
+    c_train.caption(f"Started as run {md(already_started)}; change a setting (e.g. the seed) to train another.")
 c_download.download_button(
     "Download config (YAML)",
     data=config.to_yaml() if config is not None else yaml.safe_dump(draft, sort_keys=False),
@@ -462,12 +484,21 @@ with c_load.expander("Load a config (YAML)"):
                      on_change=_on_yaml_upload, label_visibility="collapsed")
     st.caption("The same file `mtl-lab run CONFIG` takes. Its values fill the form.")
 
-if train_clicked and config is not None:
+if train_clicked and config is not None and already_started is None:
+    started = ss.setdefault(state.SS_STARTED, {})
+    fingerprint = state.config_fingerprint(config)
+    started[fingerprint] = ""  # registered before the process starts: a rerun meanwhile starts nothing
+    new_run = None
     try:
+        state.check_dataset_access(config.dataset.name, config.dataset.options)
         new_run = jobs.start(config, store_path=state.store_path())
     except (ConfigError, DataError, StoreError) as exc:
-        st.error(str(exc))
-    else:
+        st.error(md(exc))
+    finally:
+        if new_run is None:
+            started.pop(fingerprint, None)
+    if new_run is not None:
+        started[fingerprint] = new_run
         state.set_run_id(new_run)
         st.rerun()  # redraw the frame too: the sidebar starts listing (and polling) the new run
 

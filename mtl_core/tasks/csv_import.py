@@ -77,6 +77,7 @@ _MISSING_CATEGORY = "<missing>"  # a missing categorical input is a category of 
 _SHOW = 5  # offending lines named in a message
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _MANY_CATEGORIES = 50  # a categorical input wider than this is probably an identifier
+MAX_FIELD_CHARS = 1024 * 1024  # longest cell, in characters (Python's csv module stops at 131,072)
 
 
 class CSVOptions(SplitOptions):
@@ -164,9 +165,15 @@ def _not_utf8(file: Path, where: str) -> DataError:
 
 def _records(stream: Iterable[str], file: Path) -> Iterator[tuple[int, list[str]]]:
     """(first line, fields) of every non-blank record; a quoted field may span lines."""
+    # The csv module refuses a field over its own limit (131,072 characters) with "field
+    # larger than field limit", which the message below would blame on a quote; the file
+    # size is bounded (max_bytes), so let the reader take any field and check its length.
+    if csv.field_size_limit() < _CSV_READER_LIMIT:
+        csv.field_size_limit(_CSV_READER_LIMIT)
     # strict: a stray quote ('"a"b') or a quote never closed is an error, not a guess.
     reader = csv.reader(stream, strict=True)
     start = 1
+    header: list[str] | None = None
     while True:
         try:
             record = next(reader)
@@ -179,8 +186,31 @@ def _records(stream: Iterable[str], file: Path) -> Iterator[tuple[int, list[str]
                 "and double quotes inside them (\"\")"
             ) from None
         if record and not (len(record) == 1 and not record[0].strip()):  # skip blank lines
+            _check_field_sizes(record, header, start, reader.line_num, file)
+            header = header or record
             yield start, record
         start = reader.line_num + 1
+
+
+_CSV_READER_LIMIT = 2**31 - 1  # the largest the csv module takes on every platform
+
+
+def _check_field_sizes(record: list[str], header: list[str] | None, start: int, end: int, file: Path) -> None:
+    for i, cell in enumerate(record):
+        if len(cell) <= MAX_FIELD_CHARS:
+            continue
+        if header is None:
+            where = f"column {i + 1} of the header"
+        elif i < len(header):
+            where = f"column '{header[i].strip()}'"
+        else:
+            where = f"column {i + 1}"
+        lines = f"on line {start}" if end <= start else f"on lines {start}-{end}"
+        raise DataError(
+            f"CSV file '{file}': the field in {where} {lines} is {len(cell):,} characters long, "
+            f"larger than the limit of {MAX_FIELD_CHARS:,} characters per field; shorten that "
+            "cell (cut a long text, or split it over several rows)"
+        )
 
 
 def _check_header(header: list[str], line: int, file: Path) -> list[str]:
@@ -336,6 +366,9 @@ def _plan_columns(
     for name in declared:
         if name not in header:
             raise _unknown_column(file, header, "target", name)
+        problem = task_name_problem(name)
+        if problem:
+            raise DataError(f"CSV file '{file}': target column '{name}' {problem}")
 
     if text_column is not None:
         if text_column not in header:
@@ -386,6 +419,33 @@ def _plan_columns(
     else:
         chosen = []
     return _Plan(declared, chosen, text_column)
+
+
+def task_name_problem(name: str) -> str | None:
+    """Why column `name` cannot be a task name, or None when it can.
+
+    A task name is a key of `--set weights.<task>=2` (parts split at '.', key and value at
+    the first '=') and of the model's `torch.nn.ModuleDict`s (no '.', no name the container
+    already uses as an attribute, such as 'keys' or 'training'). Refused here, when the
+    config is checked, rather than in torch after the baselines trained.
+    """
+    from torch import nn
+
+    fix = f"rename the column in the file (e.g. to '{_suggest(name)}') and import it again"
+    if "." in name:
+        return ("has a '.' in its name, which a task name cannot hold ('.' separates the parts of "
+                f"`--set weights.<task>=2` and of the model's parameter names); {fix}")
+    if "=" in name:
+        return f"has a '=' in its name, which `--set weights.<task>=2` would split at; {fix}"
+    if hasattr(nn.ModuleDict(), name):
+        return (f"is named like an attribute of the model's containers ('{name}' of torch.nn.ModuleDict), "
+                f"which a task name cannot be; {fix}")
+    return None
+
+
+def _suggest(name: str) -> str:
+    new = name.replace(".", "_").replace("=", "_")
+    return new if new != name else f"{name}_"
 
 
 # --------------------------------------------------------------------------- targets
