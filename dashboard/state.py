@@ -20,8 +20,7 @@ import os
 import re
 import types
 import typing
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping, MutableMapping, Sequence
 
@@ -32,6 +31,9 @@ from pydantic import BaseModel
 from dashboard.charts import ARM_LABELS
 from mtl_core.config import ExperimentConfig, apply_overrides
 from mtl_core.errors import ConfigError, DataError, MTLLabError, StoreError
+# The env vars `mtl-lab dashboard` sets: the folders the operator allows (--data-dir) and
+# whether it was asked to listen beyond loopback (--host).
+from mtl_core.launcher import ALLOW_REMOTE_ENV, DATA_DIRS_ENV, is_loopback
 from mtl_core.models import SHARING
 from mtl_core.store import RunStore, default_store_path
 from mtl_core.tasks import DATASETS, dataset_task_names
@@ -192,7 +194,7 @@ def _limited(spec: OptionField, limit: int | None) -> OptionField:
     if limit is None or spec.kind not in ("int", "float", "slider") or (spec.max is not None and spec.max <= limit):
         return spec
     default = spec.default if spec.default is None or spec.default <= limit else limit
-    return dataclasses.replace(spec, max=limit, limit=limit, default=default)
+    return replace(spec, max=limit, limit=limit, default=default)
 
 
 def _option_fields(model: type[BaseModel]) -> list[OptionField]:
@@ -815,7 +817,6 @@ def save_upload(filename: str, data: bytes) -> Path:
 
 
 # ---- which files the dashboard may read -----------------------------------------------------
-DATA_DIRS_ENV = "MTL_LAB_DATA_DIRS"  # os.pathsep-separated folders the operator allows (--data-dir)
 
 
 def allowed_data_dirs() -> list[Path]:
@@ -870,24 +871,6 @@ def read_csv_header(path: str) -> list[str]:
 
 
 # ---- the server's exposure ----------------------------------------------------------------------
-ALLOW_REMOTE_ENV = "MTL_LAB_ALLOW_REMOTE"  # set by `mtl-lab dashboard --host H` for a non-loopback H
-
-
-def is_loopback(address: Any) -> bool:
-    """True when a server bound to `address` is reachable from this machine only.
-
-    An empty address (Streamlit's default) binds every interface."""
-    import ipaddress
-
-    text = str(address or "").strip().strip("[]")
-    if text == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(text).is_loopback
-    except ValueError:
-        return False
-
-
 def exposure_message(address: Any, environ: Mapping[str, str] | None = None) -> str | None:
     """Why the dashboard refuses to run bound to `address`, or None when it may.
 

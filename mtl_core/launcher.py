@@ -62,8 +62,10 @@ def app_path() -> Path:
     return path
 
 
-def is_loopback(host: str) -> bool:
-    text = host.strip().strip("[]")
+def is_loopback(host: object) -> bool:
+    """True when a server bound to `host` is reachable from this machine only (an empty
+    address, Streamlit's default, binds every interface)."""
+    text = str(host or "").strip().strip("[]")
     if text == "localhost":
         return True
     try:
