@@ -17,7 +17,7 @@ from pydantic import Field
 
 from mtl_core.weighting.base import register_weighting
 from mtl_core.weighting.jacobian import GradientWeighting, GradOptions, Update
-from mtl_core.weighting.solvers import cagrad_weights, dual_cone_weights, min_norm_simplex, nash_bargaining
+from mtl_core.weighting.solvers import WarmStart, cagrad_weights, dual_cone_weights, min_norm_simplex, nash_bargaining
 
 
 # ---- MGDA ------------------------------------------------------------------------------------
@@ -42,14 +42,19 @@ class MGDA(GradientWeighting):
 
     The min-norm element of the convex hull of the gradients is a common descent
     direction for all tasks (or 0 at a Pareto-stationary point). We solve the
-    subproblem exactly (`solvers.min_norm_simplex`) rather than with the paper's
-    Frank-Wolfe iterations (used beyond `MAX_EXACT_TASKS` tasks). As in the authors'
+    subproblem exactly (`solvers.min_norm_simplex`: faces for few tasks, an active-set
+    method warm-started from the last step's face for more) rather than with the paper's
+    Frank-Wolfe iterations. As in the authors'
     code, α is found on the (optionally normalised) gradients and then applied to the
     raw losses, so the heads also get α_t·∇L_t. `mode: rep` is MGDA-UB (the paper's
     Section 3.3): gradients with respect to the shared representation Z of the batch,
     an upper bound that needs one backward pass through the encoder.
     Effective weights: α*.
     """
+
+    def __init__(self, tasks, options, *, base_weights):
+        super().__init__(tasks, options, base_weights=base_weights)
+        self._warm = WarmStart()
 
     def aggregate(self, G, losses, step):
         xp, M = self.gram(G)
@@ -62,7 +67,7 @@ class MGDA(GradientWeighting):
                 scale = scale * xp.array(losses)
             scale = xp.clip_min(scale, 1e-12)
             M = M / (scale[None, :] * scale[:, None])
-        return Update(weights=xp.tensor(min_norm_simplex(xp, M), G))
+        return Update(weights=xp.tensor(min_norm_simplex(xp, M, self._warm), G))
 
 
 # ---- CAGrad ----------------------------------------------------------------------------------
@@ -95,13 +100,17 @@ class CAGrad(GradientWeighting):
     where only the shared gradient is replaced.
     """
 
+    def __init__(self, tasks, options, *, base_weights):
+        super().__init__(tasks, options, base_weights=base_weights)
+        self._warm = WarmStart()
+
     def aggregate(self, G, losses, step):
         T, c = G.shape[0], float(self.options.c)
         xp, M = self.gram(G)
         if c == 0.0:
             coeffs = xp.full((T,), 1.0 / T)
         else:
-            w = cagrad_weights(xp, M, c)
+            w = cagrad_weights(xp, M, c, self._warm)
             g0_norm = xp.lib.sqrt(xp.clip_min(M.mean(), 0.0))
             gw_norm = xp.lib.sqrt(xp.clip_min(w @ M @ w, 0.0))
             coeffs = 1.0 / T + (c * g0_norm / (gw_norm + 1e-8)) * w
@@ -178,13 +187,18 @@ class UPGrad(GradientWeighting):
     divided by T: 1/T each by default, TorchJD's default).
 
     π(Gᵀu) = Gᵀv* with v* = argmin_{v ≥ u} vᵀ G Gᵀ v (their Proposition 1): one small QP
-    per task, solved exactly (`solvers.dual_cone_weights`). Every projected gradient has
+    per task, solved exactly (`solvers.dual_cone_weights`: faces for few tasks, else all T
+    together by an active-set method warm-started from the last step). Every projected gradient has
     a non-negative inner product with every task gradient, so d conflicts with no task.
     Effective weights: Σ_t v*_t, the coefficients of d. The heads get the manual weights.
     """
 
+    def __init__(self, tasks, options, *, base_weights):
+        super().__init__(tasks, options, base_weights=base_weights)
+        self._warm = WarmStart()
+
     def aggregate(self, G, losses, step):
         xp, M = self.gram(G)
         U = xp.lib.diag(xp.array(self.base_weights) / G.shape[0])
-        W = dual_cone_weights(xp, M, U)
+        W = dual_cone_weights(xp, M, U, self._warm)
         return Update(weights=xp.tensor(W.sum(0), G), task_weights=self.base_weights)
