@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -95,7 +96,7 @@ def cli_cases() -> list[tuple[str, Callable[[Lab], tuple[int, str]]]]:
     def corrupt_export(lab: Lab) -> tuple[int, str]:
         run_id = lab.finished_run()
         with sqlite3.connect(lab.db()) as conn:
-            conn.execute("UPDATE results SET result='[[[' WHERE run_id=?", (run_id,))
+            conn.execute("UPDATE results SET payload='[[[' WHERE run_id=?", (run_id,))
         return lab.cli("export", run_id, "--out", str(lab.dir / "x.csv"))
 
     def garbage_db(lab: Lab) -> tuple[int, str]:
@@ -140,8 +141,9 @@ def cli_cases() -> list[tuple[str, Callable[[Lab], tuple[int, str]]]]:
     def csv_file(name: str, text: str, targets: str) -> Callable[[Lab], tuple[int, str]]:
         def case(lab: Lab) -> tuple[int, str]:
             path = lab.write(name, text)
-            return lab.cli("run", "--config", quick, *TINY[:6], "--quiet", "--set", "dataset.name=csv",
-                           "--set", f"dataset.path={path}", "--set", f"dataset.options.targets={targets}")
+            config = lab.write("csv.yaml", f"dataset: {{name: csv, options: {{path: '{path}', targets: {targets}}}}}\n"
+                                           "steps: 20\neval_every: 10\nlog_every: 5\n")
+            return lab.cli("run", "--config", str(config), "--quiet")
         return case
 
     rows = "\n".join(f"{i % 7},{(i * 3) % 5},{i % 2},{(i * 0.37) % 1:.3f}" for i in range(200))
@@ -212,7 +214,7 @@ def cli_cases() -> list[tuple[str, Callable[[Lab], tuple[int, str]]]]:
         ("cancel a run whose PID now belongs to a stranger", cancel_reused_pid),
         ("disk full during a foreground run", disk_full),
         ("CSV: malformed (unbalanced quote)", csv_file("bad.csv", 'a,b\n1,"2\n3,4\n', "[a]")),
-        ("CSV: NaN in every target row", csv_file("nan.csv", "a,b\n" + "\n".join(f"{i},nan" for i in range(50)), "[b]")),
+        ("CSV: NaN in every target row", csv_file("nan.csv", "a,b\n" + "\n".join(f"{i},nan" for i in range(200)), "[b]")),
         ("CSV: target column name with a dot", csv_file("dot.csv", "x.1,y.2,z,w\n" + rows, "[x.1,y.2]")),
         ("CSV: a 20 MB field", csv_file("big.csv", big_field, "[b]")),
         ("CSV: target column missing", csv_file("ok.csv", "a,b,c,d\n" + rows, "[nope]")),
@@ -247,11 +249,16 @@ def dashboard_cases() -> list[tuple[str, dict[str, str], str]]:
     ]
 
 
-def run_dashboard_case(query: dict[str, str], page: str) -> tuple[bool, str]:
+def run_dashboard_case(query: dict[str, str], page: str, *, with_run: bool = False) -> tuple[bool, str]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     home = Path(tempfile.mkdtemp(prefix="mtl-hostile-ui-"))
+    if with_run:  # a lab that holds a finished run, so the pages draw more than "no runs yet"
+        lab = Lab()
+        lab.home = home / "lab"
+        lab.env["MTL_LAB_HOME"] = str(lab.home)
+        lab.finished_run("--name", '<iframe srcdoc="<script>document.title=1</script>"> ![t](http://127.0.0.1:9/x.png)')
     secret = home.parent / f"{home.name}-secret.csv"
     secret.write_text(f"{SECRET},b\n1,2\n")
     (home / "secret.csv").write_text(f"{SECRET},b\n1,2\n")
@@ -270,7 +277,10 @@ def run_dashboard_case(query: dict[str, str], page: str) -> tuple[bool, str]:
     labels = [str(getattr(w, "label", "")) for w in list(at.multiselect) + list(at.selectbox)]
     options = [str(o) for w in at.multiselect for o in w.options]
     text = "\n".join(shown + labels + options)
-    leaked = bool(at.exception) or TRACEBACK in text or SECRET in text or "root:x:0:0" in text
+    # Markup that reached Markdown unescaped: a raw tag or image (escaped ones read `\<`, `\!\[`).
+    # Select options are plain text in Streamlit (never Markdown), so only a file's content counts there.
+    raw_markup = re.search(r"(?<!\\)<(iframe|script)|(?<!\\)!(?<!\\)\[t", "\n".join(shown + labels))
+    leaked = bool(at.exception) or TRACEBACK in text or SECRET in text or "root:x:0:0" in text or bool(raw_markup)
     if at.exception:
         text = "EXCEPTION: " + "; ".join(str(e.value) for e in at.exception) + "\n" + text
     messages = [s for s in [str(e.value) for e in list(at.error) + list(at.warning)] if s]
@@ -300,7 +310,7 @@ def main() -> int:
         if args.only and args.only not in what:
             continue
         try:
-            leaked, message = run_dashboard_case(query, page)
+            leaked, message = run_dashboard_case(query, page, with_run="run" in query or "transfer" in query)
         except Exception as exc:
             leaked, message = True, f"harness: {type(exc).__name__}: {exc}"
         results.append((f"{what} ({page})", leaked, message))
