@@ -37,6 +37,7 @@ from mtl_core.launcher import ALLOW_REMOTE_ENV, DATA_DIRS_ENV, is_loopback
 from mtl_core.models import SHARING
 from mtl_core.store import RunStore, default_store_path
 from mtl_core.tasks import DATASETS, dataset_task_names
+from mtl_core.threads import usable_cores
 from mtl_core.weighting import WEIGHTING
 
 RUN_PARAM = "run"
@@ -56,6 +57,7 @@ K_LR = "cfg.lr"
 K_SEED = "cfg.seed"
 K_N_SEEDS = "cfg.n_seeds"
 K_DEVICE = "cfg.device"
+K_THREADS = "cfg.threads"
 K_CSV_TARGETS = "cfg.csv.targets"
 K_CSV_TEXT = "cfg.csv.text_column"
 NO_TEXT_COLUMN = "(none: tabular inputs)"
@@ -134,6 +136,9 @@ DASHBOARD_LIMITS: dict[str, int] = {
     "epochs": 1_000,
     "batch_size": 4_096,
     "n_seeds": 20,
+    # threads of one run: at most this server's cores (a link asking for 1,000 would make
+    # the training process start 1,000 threads)
+    "threads": usable_cores(),
 }
 
 
@@ -317,6 +322,26 @@ TRAINING_FIELDS: dict[str, OptionField] = {
     "optimizer.lr": OptionField("optimizer.lr", "float", 3e-3, min=1e-7, max=10.0),
 }
 WEIGHT_FIELD = OptionField("weight", "float", 1.0, min=0.0, max=5.0)  # the task weight sliders
+THREAD_SETTINGS = ("auto", "torch")  # besides a count (mtl_core.threads)
+
+
+def thread_choices() -> list[Any]:
+    """The threads widget's options: auto, 1 … this server's cores, torch."""
+    return ["auto", *range(1, DASHBOARD_LIMITS["threads"] + 1), "torch"]
+
+
+def threads_noted(value: Any) -> tuple[Any, str | None]:
+    """`threads` from a link or a YAML file made one of `thread_choices()`, and why it was
+    changed (None when kept)."""
+    if isinstance(value, str) and value.strip().lower() in THREAD_SETTINGS:
+        return value.strip().lower(), None
+    number, why = coerce_noted(OptionField("threads", "int", 1, min=1), value)
+    if why:
+        return "auto", why.replace("not a number", "not auto, torch or a number")
+    bound = DASHBOARD_LIMITS["threads"]
+    if number > bound:
+        return bound, f"above {bound:,} (this server's cores), {LIMIT_REASON}"
+    return number, None
 
 
 def _shown(value: Any) -> str:
@@ -348,6 +373,11 @@ def review_config(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if why:
             note(name, holder[key], used, why)
             holder[key] = used
+    if out.get("threads") is not None:
+        used, why = threads_noted(out["threads"])
+        if why:
+            note("threads", out["threads"], used, why)
+        out["threads"] = used
     if isinstance(out.get("weights"), dict):
         weights = {}
         for task, given in out["weights"].items():
@@ -580,7 +610,8 @@ def draft_from_session(
     elif ss.get(K_BUDGET) == "steps" and K_STEPS in ss:
         draft["steps"] = int(ss[K_STEPS])
         draft.pop("epochs", None)
-    for key, name in ((K_BATCH, "batch_size"), (K_SEED, "seed"), (K_N_SEEDS, "n_seeds"), (K_DEVICE, "device")):
+    for key, name in ((K_BATCH, "batch_size"), (K_SEED, "seed"), (K_N_SEEDS, "n_seeds"), (K_DEVICE, "device"),
+                      (K_THREADS, "threads")):
         if key in ss:
             draft[name] = ss[key]
     if K_LR in ss:

@@ -193,6 +193,9 @@ def format_result(result: dict[str, Any]) -> str:
     thr = result.get("throughput") or {}
     if thr.get("samples_per_s"):
         lines.append(f"\nthroughput: {thr['samples_per_s']:,.0f} samples/s on {result.get('device')}")
+    threads = result.get("threads")
+    if isinstance(threads, dict) and threads.get("label"):
+        lines.append(f"threads: {threads['label']}")
     return "\n".join(lines)
 
 
@@ -309,6 +312,9 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         config.name = args.name
     signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
     with RunStore() as store:
+        from mtl_core.threads import apply_budget
+
+        apply_budget(config, store=store)  # before the dataset and the model are built
         try:
             result = run_transfer(config, sink=TqdmSink(disable=args.quiet), store=store)
         except RunCancelled as exc:

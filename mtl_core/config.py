@@ -19,6 +19,7 @@ from mtl_core.registry import format_validation_error
 SHORTHANDS = ("dataset", "sharing", "weighting", "optimizer")
 # `dataset.path=x` is short for `dataset.options.path=x` (likewise sharing, weighting).
 OPTION_SECTIONS = ("dataset", "sharing", "weighting")
+MAX_THREADS = 1024  # `threads: N` beyond this is a typo, not a machine
 
 
 class _Strict(BaseModel):
@@ -142,6 +143,12 @@ class ExperimentConfig(ConfigModel):
         1, ge=1, le=20, description="train baselines and MTL with seeds seed … seed+n−1; report mean ± std"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | Literal["auto", "torch"] = Field(
+        "auto",
+        description="intra-op CPU threads of the training process: auto = the engine decides "
+        "(mtl_core.threads: 1 for small models or when other runs share the machine), N = exactly N, "
+        "torch = leave torch's own default",
+    )
     baselines: bool = Field(True, description="also train single-task baselines (cached)")
     interference: bool = Field(True, description="gradient-cosine snapshot at each evaluation")
     affinity_every: int = Field(
@@ -150,6 +157,25 @@ class ExperimentConfig(ConfigModel):
     affinity_lr: float | None = Field(
         None, gt=0, allow_inf_nan=False, description="step size of the affinity look-ahead; None = optimizer.lr"
     )
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, v: Any) -> Any:
+        # Before pydantic's own union check, so that a wrong value gets one message with
+        # the fix instead of one complaint per member of `int | Literal[...]`.
+        fix = ("give auto (the engine decides), torch (keep torch's default) or a whole number "
+               f"of threads from 1 to {MAX_THREADS}, e.g. threads: 1")
+        if isinstance(v, str) and v.strip().lower() in ("auto", "torch"):
+            return v.strip().lower()
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v.strip())
+        elif isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"{v!r} is not a thread count; {fix}")
+        if not 1 <= v <= MAX_THREADS:
+            raise ValueError(f"{v} is out of range; {fix}")
+        return v
 
     @field_validator("weights")
     @classmethod

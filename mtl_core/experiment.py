@@ -19,6 +19,7 @@ import torch
 import mtl_core
 from mtl_core.config import ExperimentConfig
 from mtl_core.engine import TrainResult, train
+from mtl_core import threads as thread_budget
 from mtl_core.grouping import all_groupings
 from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
 from mtl_core.metrics import comparison_table, delta_m, transfer_verdict
@@ -81,6 +82,9 @@ def run_experiment(
     each of the config's `n_seeds` seeds (seed, seed + 1, ...)."""
     sink = sink or Sink()
     cache = baseline_cache if baseline_cache is not None else MemoryBaselineCache()
+    # Applies an explicit `threads: N`; `auto` is applied by the worker / CLI, not here, so a
+    # notebook's own torch.set_num_threads is not overwritten (see mtl_core.threads).
+    threads_used = thread_budget.record_for(config)
     runs = []
     for k in range(config.n_seeds):
         cfg = config if k == 0 else config.model_copy(update={"seed": config.seed + k})
@@ -95,6 +99,7 @@ def run_experiment(
         runs.append((ds, mtl, baselines, recorder))
     ds, mtl, baselines, recorder = runs[0]
     result = build_results(config, ds, mtl, baselines, recorder, run_id=run_id)
+    result["threads"] = threads_used
     return _finite(_aggregate_seeds(result, runs)) if baselines else result
 
 

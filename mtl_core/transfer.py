@@ -375,7 +375,10 @@ def _run(config: TransferConfig, sink: Sink, *, run_id: str | None, dataset: MTL
     from mtl_core.experiment import _finite
     from mtl_core.tasks import load_dataset
 
+    from mtl_core.threads import record_for
+
     base = config.base
+    threads_used = record_for(config)  # applies an explicit base.threads: N (see mtl_core.threads)
     if dataset is None:
         dataset = load_dataset(base.dataset.name, base.dataset.options, seed=base.seed)
     pre, encoder = pretrain(config, dataset, sink)
@@ -410,6 +413,7 @@ def _run(config: TransferConfig, sink: Sink, *, run_id: str | None, dataset: MTL
             "target_steps": config.target_steps,
             "seed": base.seed,
             "device": pre.device,
+            "threads": threads_used,
             "encoder": base.model.text_encoder if dataset.input_kind == "tokens" else "mlp",
             "parameters": {"encoder": sum(p.numel() for p in encoder.parameters())},
             "versions": {"mtl_core": mtl_core.__version__, "torch": torch.__version__},

@@ -143,15 +143,23 @@ def _unrecorded(run_id: str, status: str, exc: BaseException) -> str:
 
 def _train(store: store_module.RunStore, run_id: str, config: dict[str, Any], sink: Sink) -> dict[str, Any]:
     """Run the stored config: a transfer experiment (`kind: transfer`) or a multi-task one."""
+    from mtl_core.threads import apply_budget
+
+    # The thread budget is applied right after the config is read, before the dataset or a
+    # model is built (mtl_core.threads: torch's default threads stall under contention).
     if config.get("kind") == "transfer":
         from mtl_core.transfer import TransferConfig, run_transfer
 
+        transfer_config = TransferConfig.parse(config)
+        apply_budget(transfer_config, store=store, run_id=run_id)
         # No store: this worker sets the run's status itself, the sink writes its curves.
-        return run_transfer(TransferConfig.parse(config), sink=sink, run_id=run_id)
+        return run_transfer(transfer_config, sink=sink, run_id=run_id)
     from mtl_core.config import ExperimentConfig
     from mtl_core.experiment import run_experiment
 
-    return run_experiment(ExperimentConfig.parse(config), sink=sink, baseline_cache=store, run_id=run_id)
+    experiment_config = ExperimentConfig.parse(config)
+    apply_budget(experiment_config, store=store, run_id=run_id)
+    return run_experiment(experiment_config, sink=sink, baseline_cache=store, run_id=run_id)
 
 
 def run(run_id: str, *, store_path: str | Path | None = None) -> int:

@@ -44,6 +44,13 @@ BAD = [
      "dataset.options.corelation", r"check its spelling"),
     ("dataset_option_out_of_range", {"dataset": {"name": "mmoe_synthetic", "options": {"correlation": 1.5}}},
      "dataset.options.correlation", r"less than or equal to 1"),
+    ("threads_zero", {"threads": 0}, "threads", r"0 is out of range; give auto .*torch .*from 1 to 1024"),
+    ("threads_negative", {"threads": -2}, "threads", r"-2 is out of range; give auto"),
+    ("threads_too_many", {"threads": 5000}, "threads", r"5000 is out of range; .*from 1 to 1024"),
+    ("threads_fraction", {"threads": 2.5}, "threads", r"2\.5 is not a thread count; give auto"),
+    ("threads_word", {"threads": "four"}, "threads", r"'four' is not a thread count; .*e\.g\. threads: 1"),
+    ("threads_bool", {"threads": True}, "threads", r"True is not a thread count"),
+    ("threads_null", {"threads": None}, "threads", r"None is not a thread count"),
 ]
 
 
@@ -205,3 +212,27 @@ def test_a_dotted_weight_key_says_task_names_have_no_dot():
     with pytest.raises(ConfigError, match=r"weights\.<task> takes one task name.*no '\.'"):
         apply_overrides({}, ["weights.price.usd=2"])
     assert apply_overrides({}, ["weights.price usd=2"]) == {"weights": {"price usd": 2}}
+
+
+# ---- threads (mtl_core.threads) ---------------------------------------------------------------
+def test_threads_default_to_auto_and_take_a_count_or_torch():
+    assert ExperimentConfig.parse({}).threads == "auto"
+    assert ExperimentConfig.parse({"threads": 3}).threads == 3
+    assert ExperimentConfig.parse({"threads": "torch"}).threads == "torch"
+    # From a URL or a YAML string: " Auto " and "2" mean auto and 2.
+    assert ExperimentConfig.parse({"threads": " Auto "}).threads == "auto"
+    assert ExperimentConfig.parse({"threads": "2"}).threads == 2
+
+
+def test_a_bad_thread_count_is_one_line_not_one_per_union_member():
+    with pytest.raises(ConfigError) as info:
+        ExperimentConfig.parse({"threads": 0})
+    assert str(info.value).count("\n") == 0, str(info.value)
+    assert str(info.value).startswith("threads: 0 is out of range")
+
+
+@pytest.mark.parametrize("threads", [1, 8, "auto", "torch"])
+def test_threads_round_trip_through_yaml_and_overrides(threads):
+    config = ExperimentConfig.parse({"dataset": SMALL, "threads": threads})
+    assert ExperimentConfig.from_yaml(config.to_yaml()).threads == threads
+    assert ExperimentConfig.parse(apply_overrides({"dataset": SMALL}, [f"threads={threads}"])).threads == threads

@@ -63,7 +63,10 @@ if run_id:
             speed = (result.get("throughput") or {}).get("samples_per_s")
             if speed:
                 c_speed.metric("training speed, samples/s", f"{speed:,.0f}",
-                               help=f"multi-task model on {md(result.get('device'))}")
+                               help=f"multi-task model on {md(result.get('device'))}"
+                                    + (f", CPU threads: {md(str(threads['label']))}"  # mtl_core.threads
+                                       if isinstance(threads := result.get("threads"), dict) and threads.get("label")
+                                       else ""))
 
             st.subheader("Single-task vs multi-task (test split)")
             frame = charts.comparison_frame(rows)

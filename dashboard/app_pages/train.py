@@ -437,12 +437,22 @@ with col_train:
         ss[state.K_DEVICE] = "auto"
     c_device.radio("device", devices, key=state.K_DEVICE, horizontal=True,
                    help="auto: the GPU when there is one. cuda is offered only on a machine with a CUDA GPU.")
-    c_seeds, _ = st.columns(2)
+    c_seeds, c_threads = st.columns(2)
     state.seed(ss, state.K_N_SEEDS, _training_value("n_seeds", raw.get("n_seeds")))
     c_seeds.number_input("seeds", min_value=f_n_seeds.min, max_value=f_n_seeds.max, step=1, key=state.K_N_SEEDS,
                          help="Train the baselines and the multi-task model with seeds seed … seed + n − 1: "
                               "Results then shows mean ± std and calls a difference transfer only when it "
                               "exceeds the seed-to-seed noise. n times the training time.")
+    thread_choices = state.thread_choices()
+    state.seed(ss, state.K_THREADS, state.threads_noted(raw.get("threads", "auto"))[0])
+    if ss[state.K_THREADS] not in thread_choices:
+        ss[state.K_THREADS] = "auto"
+    c_threads.selectbox(
+        "CPU threads", thread_choices, key=state.K_THREADS,
+        format_func=lambda v: {"auto": "auto (engine decides)", "torch": "torch's default"}.get(v, str(v)),
+        help="auto: 1 thread for small models or when other runs share the machine (more threads then wait "
+             "for each other and run slower); more only for a large model alone. A number: exactly that "
+             f"many (at most this server's {thread_choices[-2]} cores here). torch: torch's own default.")
 
 
 # ---- the experiment the form describes ----------------------------------------------------------
