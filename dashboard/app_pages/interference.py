@@ -212,14 +212,12 @@ def panel(run_id: str, was_active: bool) -> None:
 run_id = common.pick_run("Run", key="interference_run")
 if run_id:
     with common.store_errors(run_id):  # a damaged record: a message, not a traceback
-        row = common.read_run(run_id)  # says why when there is none
-        if row is None:
-            pass
-        elif state.is_transfer(row["config"]):
+        row = common.read_run(run_id)  # None after saying why there is none
+        if row is not None and state.is_transfer(row["config"]):
             st.info("This is a transfer experiment: it trains one task at a time, so there is no interference "
                     "to show. Its data-efficiency chart is on the Transfer page.", icon=":material/move_up:")
             st.page_link("app_pages/transfer.py", label="Open it on the Transfer page", icon=":material/move_up:",
                          query_params={state.TRANSFER_PARAM: run_id})
-        else:
+        elif row is not None:
             active = row["status"] in ACTIVE_STATUSES
             st.fragment(run_every=POLL_S if active else None)(common.guarded(panel))(run_id, active)
