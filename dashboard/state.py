@@ -64,6 +64,10 @@ NO_TEXT_COLUMN = "(none: tabular inputs)"
 CSV_SPECIAL = ("path", "targets", "inputs", "text_column")
 
 SS_PARAMS = "_experiment_params"  # the config params this tab last wrote
+# The last few it wrote: a rerun that the browser asked for before it had applied the
+# newest URL still carries an older one, which is an echo of this tab, not a new link.
+SS_WRITTEN = "_written_params"
+WRITTEN_KEPT = 16
 SS_PENDING = "_pending_params"  # a config to load into the form on the next run
 SS_RUN = "_watched_run"
 

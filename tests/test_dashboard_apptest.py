@@ -137,6 +137,27 @@ def test_widgets_change_the_config_that_would_be_submitted(lab):
     assert "0.29" in texts(at.markdown) and "0.71" in texts(at.markdown)  # normalised weights 1 : 2.5
 
 
+def test_a_rerun_that_still_carries_an_older_url_of_this_tab_keeps_the_form(lab):
+    # Keys pressed on a slider while the page reruns reach the server with the URL of the
+    # rerun before: that echo of this tab must not reset the slider to the older value.
+    at = app()
+    at.slider(key=state.k_weight("y2")).set_value(1.1).run()
+    older = dict(at.query_params)
+    at.slider(key=state.k_weight("y2")).set_value(1.5).run()
+    assert at.query_params["weights.y2"] == "1.5"
+    at.query_params.clear()
+    at.query_params.update(older)  # the browser had not applied the newest URL yet
+    at.run()
+    assert not at.exception
+    assert at.slider(key=state.k_weight("y2")).value == 1.5
+    assert submitted(at).weights == {"y2": 1.5}
+    # A link this tab never wrote still replaces the form.
+    at.query_params.clear()
+    at.query_params.update({"weights.y2": "3"})
+    at.run()
+    assert at.slider(key=state.k_weight("y2")).value == 3.0
+
+
 def test_toy_language_knobs_are_sliders_within_their_bounds(lab):
     at = app()
     at.selectbox(key=state.K_DATASET).set_value("toy_language").run()

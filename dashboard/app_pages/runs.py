@@ -186,6 +186,7 @@ if c_open.button("Open in Train", key="runs_open", icon=":material/open_in_new:"
                  width="stretch"):
     config = configs.get(selected[0]) or {}
     params = state.config_to_params(config)
+    ss[state.SS_PENDING] = params  # replaces the form even if this tab wrote this config before
     state.set_run_id(selected[0])
     st.switch_page("app_pages/train.py", query_params={**params, state.RUN_PARAM: selected[0]})
 with c_delete.popover("Delete selected", icon=":material/delete:", disabled=not selected,

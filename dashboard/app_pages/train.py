@@ -33,14 +33,16 @@ def _training_value(name: str, value: Any) -> Any:
 def _starting_params() -> tuple[dict[str, str], bool]:
     """The config params to fill the form with, and whether they replace what it holds.
 
-    A loaded YAML file or a link that differs from what this tab last wrote (e.g. "open
-    in Train" from the Runs page) replaces the form; a bare URL (page switch) keeps it.
+    A loaded YAML file or a link that this tab did not write (e.g. "open in Train" from
+    the Runs page) replaces the form; a bare URL (page switch) keeps it, and so does a URL
+    this tab wrote a moment ago: keys pressed on a slider during a rerun come back with
+    the URL of the rerun before, and must not reset the slider to that older value.
     """
     pending = ss.pop(state.SS_PENDING, None)
     if pending is not None:
         return pending, True
     incoming = state.config_params(st.query_params.to_dict())
-    if incoming:
+    if incoming and incoming not in ss.get(state.SS_WRITTEN, []):
         return incoming, incoming != ss.get(state.SS_PARAMS)
     return ss.get(state.SS_PARAMS, {}), False
 
@@ -462,6 +464,7 @@ for late_note in late_notes:  # the widgets' bounds make this rare (e.g. a field
 config, config_error = state.validate(draft)
 written = state.config_to_params(draft)
 ss[state.SS_PARAMS] = written
+ss[state.SS_WRITTEN] = [p for p in ss.get(state.SS_WRITTEN, []) if p != written][-(state.WRITTEN_KEPT - 1):] + [written]
 run_id = state.current_run_id()
 wanted_query = {**written, **({state.RUN_PARAM: run_id} if run_id else {})}
 if st.query_params.to_dict() != wanted_query:
