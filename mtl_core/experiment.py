@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import math
 from typing import Any, Protocol
 
@@ -19,12 +20,16 @@ import torch
 import mtl_core
 from mtl_core.config import ExperimentConfig
 from mtl_core.engine import TrainResult, train
+from mtl_core.ensemble import baseline_members, train_ensemble
+from mtl_core.errors import ConfigError, TrainingError
 from mtl_core import threads as thread_budget
 from mtl_core.grouping import all_groupings
 from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
 from mtl_core.metrics import comparison_table, delta_m, transfer_verdict
 from mtl_core.sink import MultiSink, RecordingSink, Sink
 from mtl_core.tasks import MTLDataset, load_dataset
+
+log = logging.getLogger(__name__)
 
 # Bump when a change to the engine makes cached baselines stale.
 BASELINE_FORMAT = 1
@@ -93,7 +98,7 @@ def run_experiment(
             cfg.dataset.name, cfg.dataset.options, seed=cfg.seed
         )
         ds = ds.select_tasks(cfg.task_list(ds.task_names))
-        baselines = {t: _baseline(cfg, ds, t, sink, cache, suffix) for t in ds.task_names} if cfg.baselines else {}
+        baselines = _baselines(cfg, ds, sink, cache, suffix) if cfg.baselines else {}
         recorder = RecordingSink()
         mtl = train(cfg, ds, MultiSink(sink, recorder), phase="mtl" + suffix)
         runs.append((ds, mtl, baselines, recorder))
@@ -123,6 +128,125 @@ def _aggregate_seeds(result: dict[str, Any], runs: list) -> dict[str, Any]:
     return result
 
 
+def _baselines(
+    config: ExperimentConfig, dataset: MTLDataset, sink: Sink, cache: BaselineCache, suffix: str = "",
+    *, batched: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Every task's single-task baseline: replayed from the cache, or trained.
+
+    Uncached tasks of the same kind and output size train together as one ensemble
+    (`mtl_core.ensemble`: each member is the run `_baseline` would train, to ~1e-7);
+    a task alone in its group, or a config the ensemble refuses (token data, dropout,
+    ...), trains on its own. `batched=False` trains every baseline on its own. The sink
+    receives the baselines' events in task order either way (see `_PhaseOrderSink`).
+    """
+    groups: dict[tuple[str, int], list[str]] = {}
+    for t in dataset.task_names:
+        if cache.get_baseline(baseline_key(config, t)) is None:
+            spec = dataset.tasks[t]
+            size = 1 if spec.kind == "regression" else int(spec.num_classes or 0)
+            groups.setdefault((spec.kind, size), []).append(t)
+    out: dict[str, dict[str, Any]] = {}
+    trained: dict[str, dict[str, Any] | TrainingError] = {}  # by an ensemble, events held
+    ordered = _PhaseOrderSink(sink)
+    for t in dataset.task_names:
+        group = next((g for g in groups.values() if t in g), None)
+        if t in trained:
+            ordered.release(f"stl:{t}{suffix}")
+        elif batched and group is not None and len(group) > 1 and group[0] == t:
+            trained.update(_baseline_ensemble(config, dataset, group, ordered, cache, suffix) or {})
+        if t in trained:
+            value = trained[t]
+            if isinstance(value, TrainingError):
+                raise value
+            out[t] = value
+        else:  # cached (replayed), alone in its group, or refused by the ensemble
+            out[t] = _baseline(config, dataset, t, sink, cache, suffix)
+    return out
+
+
+def _baseline_ensemble(
+    config: ExperimentConfig, dataset: MTLDataset, tasks: list[str], ordered: _PhaseOrderSink,
+    cache: BaselineCache, suffix: str,
+) -> dict[str, dict[str, Any] | TrainingError] | None:
+    """The baselines of `tasks` trained as one ensemble, the finished ones cached (a
+    diverged one is its TrainingError); None where the ensemble refuses this config."""
+    recorder = RecordingSink()
+    held = [f"stl:{t}{suffix}" for t in tasks[1:]]
+    ordered.hold(held)
+    try:
+        er = train_ensemble(
+            config, dataset, baseline_members(config, tasks, suffix), MultiSink(ordered, recorder), sharing="hard"
+        )
+    except ConfigError as exc:  # refused before any event: train these one by one
+        ordered.drop(held)
+        log.info("baselines %s train one by one: %s", ", ".join(tasks), exc)
+        return None
+    out: dict[str, dict[str, Any] | TrainingError] = {}
+    for t in tasks:
+        try:
+            result = er.result(f"stl:{t}{suffix}")
+        except TrainingError as exc:  # the engine's message; raised when the run reaches this task
+            out[t] = exc
+            continue
+        out[t] = _store_baseline(cache, baseline_key(config, t), t, result, recorder)
+    return out
+
+
+class _PhaseOrderSink(Sink):
+    """Passes an ensemble's events on as if its members had trained one after another.
+
+    The members train in lockstep, so their events interleave (stl:y1 step 20, stl:y2
+    step 20, stl:y1 step 40, ...); a run store that records "the phase training now"
+    would swing back and forth between them, and the dashboard's progress bar with it.
+    The first member's events go through live; the held members' are kept until
+    `release(phase)` sends them, when the run reaches that task in order.
+    """
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.held: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+
+    def hold(self, phases: list[str]) -> None:
+        """Keep the events of `phases` from now on, until released."""
+        self.held.update({p: [] for p in phases})
+
+    def drop(self, phases: list[str]) -> None:
+        for p in phases:
+            self.held.pop(p, None)
+
+    def release(self, phase: str) -> None:
+        for event, args in self.held.pop(phase, []):
+            getattr(self.sink, event)(*args)
+
+    def _pass(self, event: str, phase: str, *args: Any) -> None:
+        if phase in self.held:
+            self.held[phase].append((event, (phase, *args)))
+        else:
+            getattr(self.sink, event)(phase, *args)
+
+    def on_start(self, phase, info):
+        self._pass("on_start", phase, info)
+
+    def on_train(self, phase, step, losses, total, weights, extra):
+        self._pass("on_train", phase, step, losses, total, weights, extra)
+
+    def on_eval(self, phase, step, split, metrics):
+        self._pass("on_eval", phase, step, split, metrics)
+
+    def on_interference(self, phase, step, snapshot):
+        self._pass("on_interference", phase, step, snapshot)
+
+    def on_progress(self, phase, step, total_steps, samples_per_s):
+        self._pass("on_progress", phase, step, total_steps, samples_per_s)
+
+    def on_end(self, phase, status, error=None):
+        self._pass("on_end", phase, status, error)
+
+    def should_stop(self) -> bool:
+        return self.sink.should_stop()
+
+
 def _baseline(
     config: ExperimentConfig, dataset: MTLDataset, task: str, sink: Sink, cache: BaselineCache,
     suffix: str = "",
@@ -138,6 +262,13 @@ def _baseline(
         config, dataset, MultiSink(sink, recorder), phase=phase, tasks=[task], sharing="hard",
         weights={task: 1.0},
     )
+    return _store_baseline(cache, key, task, result, recorder)
+
+
+def _store_baseline(
+    cache: BaselineCache, key: str, task: str, result: TrainResult, recorder: RecordingSink
+) -> dict[str, Any]:
+    """A trained baseline's value (metrics, throughput, size, curve), cached under `key`."""
     value = {
         "key": key,
         "task": task,
