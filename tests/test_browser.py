@@ -29,7 +29,9 @@ CHROMIUM_ARGS = [
 ]
 # The quickstart experiment (all defaults) on a smaller budget, so the test stays fast.
 # Long enough (~15 s on two cores) for the page to poll the run several times.
-QUICKSTART_QUERY = "?steps=400&dataset.options.n_samples=3000"
+# Long enough (~10 s of training) that the live curve is seen growing between two of the
+# page's 2 s polls even when the baselines train fast (as one ensemble) on a quick machine.
+QUICKSTART_QUERY = "?steps=2000&dataset.options.n_samples=3000"
 TIMEOUT_S = 150
 
 pytestmark = pytest.mark.browser
