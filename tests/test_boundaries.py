@@ -26,18 +26,10 @@ import mtl_core.store as store_module
 from mtl_core import cli, jobs, worker
 from mtl_core.errors import ConfigError, DiskFullError, StoreError
 from mtl_core.store import RunStore, process_start_time
+from test_cli import TINY  # the same tiny experiment the CLI tests train
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = '=HYPERLINK("http://x")'
-TINY = {
-    "name": "tiny",
-    "dataset": {"name": "mmoe_synthetic", "options": {"n_samples": 300, "input_dim": 8}},
-    "model": {"hidden": [16]},
-    "steps": 40,
-    "batch_size": 32,
-    "eval_every": 20,
-    "seed": 0,
-}
 TIMEOUT_S = 120.0
 
 

@@ -37,7 +37,7 @@ from torch import nn
 from torch.autograd.graph import GradientEdge
 
 from mtl_core.weighting.base import ModelNeed, WeightingStrategy
-from mtl_core.weighting.solvers import Array, Ops, gramian
+from mtl_core.weighting.solvers import Array, Ops, WarmStart, gramian
 
 
 class GradOptions(BaseModel):
@@ -99,6 +99,8 @@ class GradientWeighting(WeightingStrategy):
         self._plan: _Plan | None = None
         self._G: torch.Tensor | None = None
         self._gram: tuple[torch.Tensor, int, Ops, Array] | None = None
+        # The last step's active set, for the QP solvers that warm-start from it (MGDA, CAGrad, UPGrad).
+        self.warm = WarmStart()
         # Heads of a run with unit manual weights need no multiplication.
         self._unit_base = bool((base_weights == 1).all())
 

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from mtl_core.weighting.base import register_weighting
 from mtl_core.weighting.jacobian import GradientWeighting, GradOptions, Update
-from mtl_core.weighting.solvers import WarmStart, cagrad_weights, dual_cone_weights, min_norm_simplex, nash_bargaining
+from mtl_core.weighting.solvers import cagrad_weights, dual_cone_weights, min_norm_simplex, nash_bargaining
 
 
 # ---- MGDA ------------------------------------------------------------------------------------
@@ -52,10 +52,6 @@ class MGDA(GradientWeighting):
     Effective weights: α*.
     """
 
-    def __init__(self, tasks, options, *, base_weights):
-        super().__init__(tasks, options, base_weights=base_weights)
-        self._warm = WarmStart()
-
     def aggregate(self, G, losses, step):
         xp, M = self.gram(G)
         norm = self.options.normalization
@@ -67,7 +63,7 @@ class MGDA(GradientWeighting):
                 scale = scale * xp.array(losses)
             scale = xp.clip_min(scale, 1e-12)
             M = M / (scale[None, :] * scale[:, None])
-        return Update(weights=xp.tensor(min_norm_simplex(xp, M, self._warm), G))
+        return Update(weights=xp.tensor(min_norm_simplex(xp, M, self.warm), G))
 
 
 # ---- CAGrad ----------------------------------------------------------------------------------
@@ -100,17 +96,13 @@ class CAGrad(GradientWeighting):
     where only the shared gradient is replaced.
     """
 
-    def __init__(self, tasks, options, *, base_weights):
-        super().__init__(tasks, options, base_weights=base_weights)
-        self._warm = WarmStart()
-
     def aggregate(self, G, losses, step):
         T, c = G.shape[0], float(self.options.c)
         xp, M = self.gram(G)
         if c == 0.0:
             coeffs = xp.full((T,), 1.0 / T)
         else:
-            w = cagrad_weights(xp, M, c, self._warm)
+            w = cagrad_weights(xp, M, c, self.warm)
             g0_norm = xp.lib.sqrt(xp.clip_min(M.mean(), 0.0))
             gw_norm = xp.lib.sqrt(xp.clip_min(w @ M @ w, 0.0))
             coeffs = 1.0 / T + (c * g0_norm / (gw_norm + 1e-8)) * w
@@ -193,12 +185,8 @@ class UPGrad(GradientWeighting):
     Effective weights: Σ_t v*_t, the coefficients of d. The heads get the manual weights.
     """
 
-    def __init__(self, tasks, options, *, base_weights):
-        super().__init__(tasks, options, base_weights=base_weights)
-        self._warm = WarmStart()
-
     def aggregate(self, G, losses, step):
         xp, M = self.gram(G)
         U = xp.lib.diag(xp.array(self.base_weights) / G.shape[0])
-        W = dual_cone_weights(xp, M, U, self._warm)
+        W = dual_cone_weights(xp, M, U, self.warm)
         return Update(weights=xp.tensor(W.sum(0), G), task_weights=self.base_weights)
