@@ -64,12 +64,20 @@ def entity_f1(true_seqs: list[list[str]], pred_seqs: list[list[str]]) -> float:
 
 
 def task_metrics(spec: TaskSpec, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """All metrics of one task from model outputs (logits or values) and targets."""
+    """All metrics of one task from model outputs (logits or values) and targets.
+
+    A regression task trained on standardised targets (`spec.target_scale`) is scored in
+    its original units: outputs and targets are mapped back, y·std + mean, first (MSE
+    scales by std², MAE by std; R² is unchanged)."""
     out = output.detach().float().cpu()
     y = target.detach().cpu()
     if spec.kind == "regression":
         keep = ~torch.isnan(y)
-        yt, yp = y[keep].numpy(), out[keep].numpy()
+        if spec.target_scale is None:
+            yt, yp = y[keep].numpy(), out[keep].numpy()
+        else:  # float64: a float32 y·std + mean would lose digits of a large target
+            yt = spec.to_original_units(y[keep]).numpy()
+            yp = spec.to_original_units(output.detach().cpu()[keep]).numpy()
         if len(yt) == 0:
             return {}
         r2 = float(skm.r2_score(yt, yp)) if len(yt) > 1 else float("nan")

@@ -95,7 +95,7 @@ def test_mixed_inputs_standardise_numbers_and_one_hot_categories(tmp_path):
 def test_standardisation_uses_training_statistics_only(tmp_path):
     path = tabular_csv(tmp_path)
     raw = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=0)  # x1 by row id
-    ds = from_csv(path, targets={"rid": "regression"}, inputs=["x1"])
+    ds = from_csv(path, targets={"rid": "regression"}, inputs=["x1"], standardise_targets=False)  # rid: raw ids
     train_raw = raw[ds.train.y["rid"].long().numpy()]
     mean, std = train_raw.mean(), train_raw.std()
     assert not math.isclose(mean, raw.mean(), rel_tol=1e-4)  # the test can tell the two apart
@@ -107,7 +107,7 @@ def test_standardisation_uses_training_statistics_only(tmp_path):
 def test_missing_numeric_inputs_take_the_training_median_and_are_counted(tmp_path):
     path = tabular_csv(tmp_path)
     raw = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=1)  # x2, NaN every 7th row
-    ds = from_csv(path, targets={"rid": "regression"}, inputs=["x2"])
+    ds = from_csv(path, targets={"rid": "regression"}, inputs=["x2"], standardise_targets=False)
     assert ds.info["imputed"] == {"x2": int(np.isnan(raw).sum())} == {"x2": 6}
     train_raw = raw[ds.train.y["rid"].long().numpy()]
     filled = np.where(np.isnan(train_raw), np.nanmedian(train_raw), train_raw)
@@ -121,7 +121,8 @@ def test_unseen_category_outside_training_gives_all_zero_one_hot(tmp_path):
     rows = [[i % 5, ["red", "blue"][i % 2] if i != 17 else "purple", "ab"[i % 2], i] for i in range(30)]
     path = write(tmp_path, table(["x", "colour", "label", "rid"], rows))
     for seed in range(10):
-        ds = from_csv(path, targets={"label": "classification", "rid": "regression"}, seed=seed)
+        ds = from_csv(path, targets={"label": "classification", "rid": "regression"}, seed=seed,
+                      standardise_targets=False)
         in_train = 17 in ds.train.y["rid"].long().tolist()
         assert ("colour_purple" in ds.feature_names) == in_train
         if not in_train:
@@ -173,7 +174,9 @@ def test_a_dict_of_kinds_overrides_inference(tmp_path):
     path = write(tmp_path, table(["x", "level", "size"], rows))
     ds = from_csv(path, targets={"level": "regression", "size": "classification"})
     assert ds.tasks["level"].kind == "regression" and ds.train.y["level"].dtype == torch.float32
-    assert set(all_rows(ds, "level").tolist()) == {1.0, 2.0, 3.0}
+    # Trained standardised (issue 12), the values are the file's once mapped back.
+    level = ds.tasks["level"].to_original_units(all_rows(ds, "level"))
+    assert set(level.round(decimals=4).tolist()) == {1.0, 2.0, 3.0}
     assert ds.tasks["size"].kind == "classification" and ds.tasks["size"].num_classes == 30
     assert ds.info["targets"]["level"] == {"kind": "regression", "inferred": False}
 
@@ -197,7 +200,7 @@ def test_text_column_and_tagging_target_round_trip(tmp_path):
     data = SENTENCES * 4
     ds = from_csv(
         text_csv(tmp_path), text_column="sentence",
-        targets={"pos": "tagging", "mood": "classification", "rid": "regression"},
+        targets={"pos": "tagging", "mood": "classification", "rid": "regression"}, standardise_targets=False,
     )
     assert_valid(ds, {"pos": "tagging", "mood": "classification", "rid": "regression"})
     assert ds.input_kind == "tokens" and ds.vocab[:2] == ["<pad>", "<unk>"]

@@ -6,11 +6,17 @@ Conventions every dataset follows (the engine, metrics and importers rely on the
 - classification targets are int64 `(N,)`, tagging targets int64 `(N, L)`, regression
   targets float32 `(N,)`;
 - a missing label is `IGNORE_INDEX` (-100) in an integer target and NaN in a float one:
-  its loss is masked, the row is kept for the other tasks.
+  its loss is masked, the row is kept for the other tasks;
+- a regression target may be stored standardised, (y − mean) / std with the training
+  rows' statistics, so that its loss sits on the scale of the other tasks' (a target in
+  the 100,000s would otherwise dwarf every cross-entropy and take all the weight). The
+  spec's `target_scale = (mean, std)` records it, and `metrics.task_metrics` maps
+  predictions and targets back: metrics are always in the original units.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Literal, Sequence
 
@@ -47,6 +53,9 @@ class TaskSpec:
     metric: str = ""  # primary metric; "" = the kind's default
     higher_is_better: bool | None = None
     description: str = ""
+    # Regression only: (mean, std) the stored targets were standardised with (training rows);
+    # None = the targets are in their original units.
+    target_scale: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         default_metric, default_hib = DEFAULT_METRIC[self.kind]
@@ -58,6 +67,18 @@ class TaskSpec:
             object.__setattr__(self, "higher_is_better", default_hib)
         if self.kind != "regression":
             assert self.num_classes and self.num_classes >= 2, f"{self.name}: num_classes"
+            assert self.target_scale is None, f"{self.name}: only a regression target has a scale"
+        elif self.target_scale is not None:
+            mean, std = self.target_scale
+            assert math.isfinite(mean) and math.isfinite(std) and std > 0, f"{self.name}: target_scale"
+
+    def to_original_units(self, values: torch.Tensor) -> torch.Tensor:
+        """Regression values (targets or predictions) in the target's original units, float64."""
+        values = values.detach().double()
+        if self.target_scale is None:
+            return values
+        mean, std = self.target_scale
+        return values * std + mean
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +89,7 @@ class TaskSpec:
             "metric": self.metric,
             "higher_is_better": self.higher_is_better,
             "description": self.description,
+            "target_scale": list(self.target_scale) if self.target_scale else None,
         }
 
 
@@ -175,6 +197,23 @@ class SplitOptions(BaseModel):
                 "so that the training split holds enough rows"
             )
         return self
+
+
+def fit_target_scale(train_values: torch.Tensor | np.ndarray) -> tuple[float, float, bool]:
+    """(mean, std, constant) of a regression target's labelled *training* values.
+
+    The validation and test rows are standardised with these same statistics, so nothing
+    of them leaks into training. Population std (ddof = 0), as scikit-learn's
+    StandardScaler. A constant target (std 0, e.g. one labelled training row) cannot be
+    divided by its spread: it is centred only (std 1) and `constant` is True so that the
+    caller can warn.
+    """
+    values = np.asarray(train_values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    assert values.size, "a regression task has at least one labelled training row (checked by the importer)"
+    mean, std = float(values.mean()), float(values.std())
+    constant = std == 0.0
+    return mean, (1.0 if constant else std), constant
 
 
 def split_indices(

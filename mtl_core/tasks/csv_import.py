@@ -20,6 +20,13 @@ One row is one example; each target column is one task. What the importer does:
   in a target column means "no label for this task on this row": `IGNORE_INDEX` in a
   classification/tagging target, NaN in a regression one. The row is kept for the
   other tasks.
+- **Regression scale.** A regression target is standardised, (y − mean) / std with the
+  mean and std of its labelled *training* rows (validation and test rows use the same
+  statistics), so that a price in the 100,000s trains with a loss of order 1 beside a
+  cross-entropy instead of taking all the weight. The spec keeps `target_scale =
+  (mean, std)` and every metric is reported in the column's own units
+  (`metrics.task_metrics`). `standardise_targets=False` keeps the raw units. A column
+  constant on the training rows is centred only (std 1) and a warning says so.
 - **Splits.** `split_indices` with the seed, stratified by the first classification
   target; when a class is too rare to stratify (e.g. one example) the split falls back
   to an unstratified one and says so in `info["warnings"]`.
@@ -36,6 +43,7 @@ cause raises `DataError` naming the file, the column and the first offending lin
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import hashlib
 import io
@@ -61,6 +69,7 @@ from mtl_core.tasks.base import (
     SplitOptions,
     TaskKind,
     TaskSpec,
+    fit_target_scale,
     register_dataset,
     split_indices,
 )
@@ -105,6 +114,11 @@ class CSVOptions(SplitOptions):
     )
     min_rows: int = Field(
         1, ge=1, description="fewest data rows accepted (the engine passes its batch size)"
+    )
+    standardise_targets: bool = Field(
+        True,
+        description="train regression targets standardised with the training rows' mean and std "
+        "(losses of order 1 beside the other tasks'); metrics stay in the column's units",
     )
 
 
@@ -754,6 +768,32 @@ def _split_rows(
     return {"train": train, "val": val, "test": test}, stratify_by
 
 
+def _standardise_regression(
+    y: dict[str, np.ndarray], specs: dict[str, TaskSpec], train: np.ndarray, *, warnings: list[str],
+) -> dict[str, dict[str, float]]:
+    """Standardise each regression target in place with its training rows' statistics;
+    the specs get `target_scale`. Returns {task: {mean, std}} for `info`."""
+    scales: dict[str, dict[str, float]] = {}
+    for name, spec in specs.items():
+        if spec.kind != "regression":
+            continue
+        mean, std, constant = fit_target_scale(y[name][train])
+        if constant:
+            warnings.append(
+                f"regression target '{name}' has the same value ({mean:.6g}) on every labelled training "
+                "row, so it has no spread to standardise by: it is centred only (std 1); check the "
+                "column, or drop it from targets"
+            )
+        y[name] = ((y[name].astype(np.float64) - mean) / std).astype(np.float32)
+        specs[name] = dataclasses.replace(
+            spec, target_scale=(mean, std),
+            description=f"{spec.description}; trained standardised (training mean {mean:.4g}, std {std:.4g}), "
+            "metrics in the column's units",
+        )
+        scales[name] = {"mean": mean, "std": std}
+    return scales
+
+
 def _labelled_counts(
     y: dict[str, np.ndarray], splits: dict[str, np.ndarray], lines: np.ndarray, *, seed: int,
     file: Path, warnings: list[str],
@@ -794,6 +834,7 @@ def from_csv(
     max_bytes: int = DEFAULT_MAX_BYTES,
     min_rows: int = 1,
     max_classes: int = 20,
+    standardise_targets: bool = True,
 ) -> MTLDataset:
     """Build a multi-task dataset from a CSV file; deterministic for a given seed.
 
@@ -810,6 +851,8 @@ def from_csv(
         min_rows: fewest data rows accepted (the engine passes its batch size).
         max_classes: most distinct integer (or text) values for a target inferred as
             classification; an integer column with more is a regression target.
+        standardise_targets: store regression targets as (y − mean) / std with the
+            training rows' statistics (see the module docstring); False keeps raw units.
 
     Raises:
         DataError: the file cannot be used (message names file, column, lines and the fix).
@@ -866,6 +909,10 @@ def from_csv(
         n, y, specs, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, warnings=warnings
     )
     labelled_counts = _labelled_counts(y, splits, lines, seed=seed, file=file, warnings=warnings)
+    # After the split and its checks (every task has a labelled training row), before tensors.
+    scales = (
+        _standardise_regression(y, specs, splits["train"], warnings=warnings) if standardise_targets else {}
+    )
     info: dict = {
         "source": str(file.resolve()),
         "file_name": file.name,
@@ -879,6 +926,9 @@ def from_csv(
         "labelled": labelled_counts,
         "targets": {t: {"kind": k, "inferred": plan.targets[t] is None} for t, k in kinds.items()},
         "stratified_by": stratified_by,
+        "standardise_targets": standardise_targets,
+        # task -> {mean, std} of the training rows, in the column's units (empty: raw units)
+        "target_scale": scales,
     }
 
     # Inputs last: their statistics (scaler, medians, categories, vocabulary) come from train rows.
@@ -954,4 +1004,5 @@ def build_csv(opts: CSVOptions, seed: int) -> MTLDataset:
         max_bytes=opts.max_bytes,
         min_rows=opts.min_rows,
         max_classes=opts.max_classes,
+        standardise_targets=opts.standardise_targets,
     )

@@ -107,7 +107,8 @@ def build_penguins(opts: PenguinsOptions, seed: int) -> MTLDataset:
         ),
         "body_mass": TaskSpec(
             "body_mass", "regression",
-            description="body mass in kilograms (body_mass_g / 1000); MSE is in kg²",
+            description="body mass in kilograms (body_mass_g / 1000), not standardised "
+            "(mean about 4.2 kg, std about 0.8 kg); MSE is in kg²",
         ),
     }
     return MTLDataset(
