@@ -71,3 +71,20 @@ def all_groupings(Z: Sequence[Sequence[float]], tasks: Sequence[str]) -> list[di
     if len(tasks) > MAX_TASKS:
         return []
     return [best_grouping(Z, tasks, k) for k in range(1, len(tasks) + 1)]
+
+
+def recommend_grouping(groupings: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The grouping to suggest among the best one per number of models (`all_groupings`):
+    the highest score, and on a tie the fewer models (one model fewer to train and serve).
+
+    Scores of different group counts are comparable: each is the total affinity the tasks
+    receive from their group-mates, and a task alone receives 0 — so all tasks apart
+    scores 0, and training tasks together is suggested only when they help each other
+    on balance (TAG, Fifty et al., 2021). None when there is nothing to choose from.
+    """
+    if not groupings:
+        return None
+    top = max(g["score"] for g in groupings)
+    # A tie up to rounding: sums of the same affinities in another order differ in the last bits.
+    tol = 1e-9 * max(abs(g["score"]) for g in groupings) + 1e-300
+    return min((g for g in groupings if g["score"] >= top - tol), key=lambda g: g["n_groups"])

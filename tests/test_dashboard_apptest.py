@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from dashboard import state  # noqa: E402
 from mtl_core import jobs  # noqa: E402
 from mtl_core.config import ExperimentConfig  # noqa: E402
+from mtl_core.grouping import recommend_grouping  # noqa: E402
 from mtl_core.store import TERMINAL_STATUSES, RunStore  # noqa: E402
 
 APP = str(ROOT / "dashboard" / "app.py")
@@ -270,7 +271,7 @@ def test_csv_upload_becomes_tasks_and_a_broken_csv_is_reported(lab):
     assert saved.parent == lab / "uploads" and saved.exists()
     at.multiselect(key=state.K_CSV_TARGETS).set_value(["label", "price"]).run()
     assert not at.exception
-    assert [c.label for c in at.checkbox] == ["label", "price"]
+    assert [c.label for c in at.checkbox] == ["standardise targets", "label", "price"]
     assert submitted(at).dataset.options["targets"] == ["label", "price"]
 
     broken = app()
@@ -391,8 +392,8 @@ def test_interference_and_results_pages_explain_a_finished_three_task_run(lab):
     pairs = at.dataframe[0].value
     assert list(pairs["pair"]) == ["y1 · y2", "y1 · y3", "y2 · y3"]
     assert {"mean cosine", "conflict rate %", "trend", "evaluations"} <= set(pairs.columns)
-    grouping = {g["n_groups"]: g["text"] for g in result["interference"]["grouping"]}
-    assert f"Suggestion: **{grouping[2]}**." in texts(at.markdown)  # 3 tasks: two models by default
+    best = recommend_grouping(result["interference"]["grouping"])  # the best-scoring split, by default
+    assert f"Suggestion: **{best['text']}**." in texts(at.markdown)
     at.selectbox(key="interference_groups").set_value(3).run()
     assert "train y1 alone, y2 alone and y3 alone" in texts(at.markdown)
     for row in result["tasks"]:  # the plain-words verdict of every task

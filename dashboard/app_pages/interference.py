@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import charts, state
 from dashboard.app_pages import common
 from dashboard.safe_text import html_md, md
-from mtl_core.grouping import all_groupings
+from mtl_core.grouping import all_groupings, recommend_grouping
 from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
 from mtl_core.store import ACTIVE_STATUSES
 
@@ -70,27 +70,52 @@ def affinity_section(info: Mapping[str, Any], tasks: list[str], colors: Mapping[
     with right:
         groupings = info.get("grouping") or []
         if groupings:
-            st.markdown("**Which tasks to train together**")
-            by_n = {g["n_groups"]: g for g in groupings}
-            options = sorted(by_n)
-            if st.session_state.get("interference_groups") not in options:
-                st.session_state["interference_groups"] = 2 if len(tasks) > 2 else options[0]
-            n = st.selectbox("number of models", options, key="interference_groups",
-                             format_func=lambda v: f"{v} model{'s' if v > 1 else ''}",
-                             help="The best split of the tasks into this many models under the affinity "
-                                  "(TAG's selection step, Fifty et al., 2021: exhaustive up to 8 tasks).")
-            choice = by_n[n]
-            st.markdown(f"Suggestion: **{md(choice['text'])}**.")
-            st.markdown(" &nbsp; ".join(
-                "<span style='border:1px solid #ccc; border-radius:6px; padding:2px 8px'>"
-                + ", ".join(chip(t, colors) for t in group) + "</span>"
-                for group in choice["groups"]
-            ), unsafe_allow_html=True)
-            st.caption(f"Score {choice['score'] * 10 ** k:+.2f} {charts.scale_label(k)}: the affinity each task "
-                       "receives from its group-mates, summed (a task alone receives 0). Among splits into the "
-                       "same number of models, the higher the better.")
+            grouping_panel(groupings, colors, k)
         elif len(tasks) > 8:
             st.caption("Grouping searches every split of up to 8 tasks; this run has more.")
+
+
+def grouping_panel(groupings: list[dict[str, Any]], colors: Mapping[str, str], k: int) -> None:
+    """The best split for each number of models with its score, the recommended one first chosen."""
+    st.markdown("**Which tasks to train together**")
+    by_n = {g["n_groups"]: g for g in groupings}
+    options = sorted(by_n)
+    best = recommend_grouping(groupings)
+    assert best is not None  # groupings is not empty
+    # Follow the recommendation (it moves while a run trains) until the user picks another count.
+    key, seeded = "interference_groups", "_interference_groups_recommended"
+    if st.session_state.get(key) not in options or st.session_state.get(key) == st.session_state.get(seeded):
+        st.session_state[key] = best["n_groups"]
+    st.session_state[seeded] = best["n_groups"]
+    scale = 10.0 ** k
+    st.dataframe(
+        {"models": options,
+         "best split": [by_n[n]["text"] for n in options],
+         f"score {charts.scale_label(k)}".strip(): [by_n[n]["score"] * scale for n in options],
+         "recommended": ["✓" if n == best["n_groups"] else "" for n in options]},
+        hide_index=True,
+        column_config={f"score {charts.scale_label(k)}".strip(): st.column_config.NumberColumn(format="%+.2f")},
+    )
+    n = st.selectbox("number of models", options, key=key,
+                     format_func=lambda v: f"{v} model{'s' if v > 1 else ''}"
+                     + (" (recommended)" if v == best["n_groups"] else ""),
+                     help="The best split of the tasks into this many models under the affinity "
+                          "(TAG's selection step, Fifty et al., 2021: exhaustive up to 8 tasks).")
+    choice = by_n[n]
+    st.markdown(f"Suggestion: **{md(choice['text'])}**.")
+    st.markdown(" &nbsp; ".join(
+        "<span style='border:1px solid #ccc; border-radius:6px; padding:2px 8px'>"
+        + ", ".join(chip(t, colors) for t in group) + "</span>"
+        for group in choice["groups"]
+    ), unsafe_allow_html=True)
+    st.caption(
+        f"Score: the inter-task affinity (Fifty et al., 2021) each task receives from its group-mates — the mean "
+        f"of the column's entries from its group — summed over the tasks; a task alone receives 0, so training "
+        f"every task apart scores 0 and a split scores above it only when its groups help their members on "
+        f"balance. Recommended: the highest score, on a tie the fewer models "
+        f"(here {best['n_groups']} model{'s' if best['n_groups'] > 1 else ''}, score "
+        f"{best['score'] * scale:+.2f}{' ' + charts.scale_label(k) if k else ''}). The affinity is measured on "
+        "one run: a small score is within its noise.")
 
 
 def verdicts_section(result: Mapping[str, Any], config: Mapping[str, Any], colors: Mapping[str, str]) -> None:
