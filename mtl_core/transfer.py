@@ -205,6 +205,45 @@ def labelled_rows(split: Split, task: str) -> np.ndarray:
     return np.flatnonzero(mask.cpu().numpy())
 
 
+def subset_size(fraction: float, n_pool: int, *, min_rows: int) -> int:
+    """Labelled target rows a `fraction` trains on: round(fraction·n_pool), at least
+    `min_rows` (one batch), at most all of them (`n_pool`)."""
+    return min(n_pool, max(min_rows, int(round(fraction * n_pool))))
+
+
+def fraction_plan(fractions: list[float], n_pool: int, *, min_rows: int) -> list[dict[str, Any]]:
+    """The data sizes a transfer run trains on: fractions that clamp to the same number of
+    examples (several below one batch, or several above all the rows) would train the very
+    same models on the very same subset, so they are merged into one size.
+
+    One entry per distinct size, smallest first: `n_labelled`, `fraction` (the largest of
+    the merged fractions: its nominal count lies closest to the actual one at either
+    clamp) and `fractions` (every requested fraction that gives this size).
+    """
+    plan: dict[int, list[float]] = {}
+    for f in sorted(fractions):
+        plan.setdefault(subset_size(f, n_pool, min_rows=min_rows), []).append(f)
+    return [{"n_labelled": n, "fraction": fs[-1], "fractions": fs} for n, fs in sorted(plan.items())]
+
+
+def describe_merged(plan: list[dict[str, Any]], *, min_rows: int, n_pool: int) -> str:
+    """'1 % and 5 % both give 32 labelled examples (at least one batch of 32): trained once, shown as 5 %.'
+    for every merged size of `fraction_plan`; '' when nothing was merged."""
+    notes = []
+    for entry in plan:
+        if len(entry["fractions"]) < 2:
+            continue
+        shares = [f"{f * 100:g} %" for f in entry["fractions"]]
+        listed = ", ".join(shares[:-1]) + " and " + shares[-1]
+        n = entry["n_labelled"]
+        why = ("all the labelled rows" if n == n_pool else
+               f"at least one batch of {min_rows}" if n == min_rows else "the same count after rounding")
+        both = "both" if len(shares) == 2 else "all"
+        notes.append(f"{listed} {both} give {n:,} labelled examples ({why}): trained once, "
+                     f"shown as {entry['fraction'] * 100:g} %.")
+    return " ".join(notes)
+
+
 def target_subset(split: Split, spec: TaskSpec, fraction: float, *, min_rows: int, seed: int) -> np.ndarray:
     """Sorted indices of a seeded `fraction` of the labelled rows of `split` for `spec`.
 
@@ -220,7 +259,7 @@ def target_subset(split: Split, spec: TaskSpec, fraction: float, *, min_rows: in
             f"target task {spec.name!r} has no labelled rows in its training split; choose a target "
             "with labels or fill in its column"
         )
-    n = min(len(pool), max(min_rows, int(round(fraction * len(pool)))))
+    n = subset_size(fraction, len(pool), min_rows=min_rows)
     if n == len(pool):
         return pool
     stratify = split.y[spec.name][pool].cpu().numpy() if spec.kind == "classification" else None
@@ -387,6 +426,7 @@ def _run(config: TransferConfig, sink: Sink, *, run_id: str | None, dataset: MTL
     target_ds = dataset.select_tasks([config.target])
     spec = target_ds.tasks[config.target]
     n_available = len(labelled_rows(target_ds.train, config.target))
+    plan = fraction_plan(config.fractions, n_available, min_rows=target_cfg.batch_size)
     # One frozen encoder serves every frozen arm: its weights never move, and a cached
     # feature extractor (MiniLM) then computes each sentence once for all of them.
     frozen = frozen_copy(encoder) if "frozen" in config.arms and not is_frozen(encoder) else encoder
@@ -404,7 +444,10 @@ def _run(config: TransferConfig, sink: Sink, *, run_id: str | None, dataset: MTL
             "metric": spec.metric,
             "higher_is_better": spec.higher_is_better,
             "arms": list(config.arms),
-            "fractions": list(config.fractions),
+            "fractions": [p["fraction"] for p in plan],  # one per distinct data size
+            "requested_fractions": list(config.fractions),
+            "merged_fractions": [p for p in plan if len(p["fractions"]) > 1],
+            "merged_text": describe_merged(plan, min_rows=target_cfg.batch_size, n_pool=n_available),
             "n_target_train": n_available,
             "rows": list(rows),
             "pretrain": pre.test,
@@ -420,7 +463,7 @@ def _run(config: TransferConfig, sink: Sink, *, run_id: str | None, dataset: MTL
         })
 
     try:
-        for fraction in config.fractions:
+        for fraction in (p["fraction"] for p in plan):
             index = target_subset(target_ds.train, spec, fraction, min_rows=target_cfg.batch_size, seed=base.seed)
             subset = dataclasses.replace(target_ds, train=target_ds.train.subset(index))
             for arm in config.arms:
@@ -459,6 +502,7 @@ def format_transfer(result: dict[str, Any]) -> str:
         f"(test {result['metric']} {arrow}, {result['target_steps']} steps per model, "
         f"{result['n_target_train']} labelled target rows in all)",
         transfer_table(result).round(4).to_string(),
+        *([result["merged_text"]] if result.get("merged_text") else []),
         "",
         "pre-training (test): " + ", ".join(
             f"{t} {_primary(m, result.get('pretrain_metric', {}).get(t))}" for t, m in result["pretrain"].items()

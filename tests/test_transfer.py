@@ -22,6 +22,9 @@ from mtl_core.tasks import load_dataset
 from mtl_core.transfer import (
     TransferConfig,
     build_target_model,
+    describe_merged,
+    format_transfer,
+    fraction_plan,
     pretrain,
     run_transfer,
     target_subset,
@@ -137,6 +140,44 @@ def test_fractions_give_monotone_subsets_of_at_least_one_batch():
     assert sizes[1] == round(0.1 * n_train) and sizes[-1] == n_train
 
 
+def test_fractions_that_clamp_to_one_count_are_merged_on_100_examples():
+    # 1 % and 5 % of 100 rows are 1 and 5, both below a batch of 16: the same 16 rows.
+    plan = fraction_plan([0.01, 0.05, 0.2, 1.0], 100, min_rows=16)
+    assert plan == [
+        {"n_labelled": 16, "fraction": 0.05, "fractions": [0.01, 0.05]},
+        {"n_labelled": 20, "fraction": 0.2, "fractions": [0.2]},
+        {"n_labelled": 100, "fraction": 1.0, "fractions": [1.0]},
+    ]
+    assert describe_merged(plan, min_rows=16, n_pool=100) == (
+        "1 % and 5 % both give 16 labelled examples (at least one batch of 16): trained once, shown as 5 %.")
+    # A batch of 32: 20 % (20 rows) joins them; every size is a distinct count.
+    plan = fraction_plan([0.01, 0.05, 0.2, 1.0], 100, min_rows=32)
+    assert [(p["n_labelled"], p["fractions"]) for p in plan] == [(32, [0.01, 0.05, 0.2]), (100, [1.0])]
+    assert describe_merged(plan, min_rows=32, n_pool=100).startswith("1 %, 5 % and 20 % all give 32")
+    # Fewer labelled rows than a batch: every fraction is all of them, shown as 100 %.
+    plan = fraction_plan([0.05, 0.5, 1.0], 10, min_rows=16)
+    assert plan == [{"n_labelled": 10, "fraction": 1.0, "fractions": [0.05, 0.5, 1.0]}]
+    assert "(all the labelled rows)" in describe_merged(plan, min_rows=16, n_pool=10)
+    assert describe_merged(fraction_plan([0.5, 1.0], 100, min_rows=16), min_rows=16, n_pool=100) == ""
+    # The sizes are those target_subset draws.
+    ds = load_dataset("toy_language", {"n_samples": 200}, seed=0)
+    pool = len(ds.train)
+    for entry in fraction_plan([0.01, 0.05, 0.2, 1.0], pool, min_rows=16):
+        for f in entry["fractions"]:
+            assert len(target_subset(ds.train, ds.tasks["topic"], f, min_rows=16, seed=0)) == entry["n_labelled"]
+
+
+def test_the_reading_text_follows_the_metric_direction():
+    from dashboard.transfer_chart import reading_text
+
+    mse = reading_text("mse", False)
+    assert mse.startswith("Lower test mse is better")
+    assert "lies below the dashed scratch line, the sources helped" in mse and "above it, they hurt" in mse
+    acc = reading_text("accuracy", True)
+    assert "lies above the dashed scratch line, the sources helped" in acc and "below it, they hurt" in acc
+    assert "above" not in reading_text("score", None) and "below" not in reading_text("score", None)
+
+
 def test_a_subset_keeps_the_class_proportions_and_is_seeded():
     ds = load_dataset("toy_language", {"n_samples": 1000}, seed=0)
     spec = ds.tasks["topic"]
@@ -232,6 +273,19 @@ def test_run_transfer_has_one_row_per_arm_and_fraction_and_is_stored():
     assert {"pretrain", "frozen@0.05", "finetune@0.5", "scratch@1"} <= set(curves["phase"])
     table = transfer_table(result)
     assert list(table.columns) == ["frozen", "finetune", "scratch"] and len(table) == 3
+
+
+def test_fractions_below_one_batch_train_once_and_say_so():
+    config = tiny(arms=["scratch"], fractions=[0.01, 0.02, 1.0])
+    result = run_transfer(config)
+    n_pool = result["n_target_train"]
+    assert n_pool * 0.02 < 16  # both fractions clamp to one batch of 16
+    assert [(r["fraction"], r["n_labelled"]) for r in result["rows"]] == [(0.02, 16), (1.0, n_pool)]
+    assert result["fractions"] == [0.02, 1.0] and result["requested_fractions"] == [0.01, 0.02, 1.0]
+    assert result["merged_fractions"] == [{"n_labelled": 16, "fraction": 0.02, "fractions": [0.01, 0.02]}]
+    assert result["merged_text"] == (
+        "1 % and 2 % both give 16 labelled examples (at least one batch of 16): trained once, shown as 2 %.")
+    assert result["merged_text"] in format_transfer(result)
 
 
 def test_a_cancelled_transfer_run_keeps_the_finished_cells():

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, state
+from dashboard.transfer_chart import reading_text
 from dashboard.app_pages import common
 from dashboard.safe_text import html_md, md
 from mtl_core import jobs
@@ -24,9 +25,10 @@ ss = st.session_state
 st.title("Transfer")
 st.caption("Pre-train a shared encoder on some tasks (the sources), then learn a held-out task (the target) "
            "from 1 % … 100 % of its labels three ways: with the encoder **frozen** and a new head, with the "
-           "encoder **fine-tuned**, and **from scratch** as the control. Where the pre-trained lines lie above "
-           "the scratch line, the sources taught the encoder something the target can use (Caruana, 1997; "
-           "the pre-train / fine-tune recipe of MT-DNN, Liu et al., 2019).")
+           "encoder **fine-tuned**, and **from scratch** as the control. Where a pre-trained line is better than "
+           "the scratch line (above it for a score such as accuracy, below it for an error such as MSE), the "
+           "sources taught the encoder something the target can use (Caruana, 1997; the pre-train / fine-tune "
+           "recipe of MT-DNN, Liu et al., 2019).")
 
 
 # ---- the watched transfer run --------------------------------------------------------------------
@@ -92,6 +94,9 @@ def show_result(result: dict[str, Any]) -> None:
         result["rows"], metric=metric, higher_is_better=hib, arms=result.get("arms"),
         title=f"test {metric} of {result['target']} vs labelled examples",
     ))
+    st.caption(md(reading_text(metric, hib)))
+    if result.get("merged_text"):
+        st.info(md(result["merged_text"]), icon=":material/merge:")
     table = result_frame(result)
     best = [c for c in table.columns if c in charts.ARM_LABELS.values()]
 
@@ -101,7 +106,7 @@ def show_result(result: dict[str, Any]) -> None:
         return ["background-color: " + charts.BETTER_BG if c == winner else "" for c in row.index]
 
     st.table(table.style.apply(mark_best, axis=1)
-             .format({**{c: "{:.4g}" for c in best}, "labelled %": "{:g} %", "labelled examples": "{:,}"})
+             .format({**{c: "{:.4g}" for c in best}, "labelled %": "{:.3g} %", "labelled examples": "{:,}"})
              .hide(axis="index"))
     st.caption(f"Test {md(metric)} {arrow} of the target **{md(result['target'])}** (best arm of each row shaded), "
                f"each model trained {result['target_steps']:,} steps on its share of the "
@@ -119,9 +124,11 @@ def show_result(result: dict[str, Any]) -> None:
 
 
 def result_frame(result: dict[str, Any]) -> pd.DataFrame:
-    """The data-efficiency table: one row per data size, one column per arm."""
+    """The data-efficiency table: one row per data size, one column per arm. "labelled %" is
+    the share actually trained on (a fraction below one batch trains on a whole batch)."""
     table = transfer_table(result).reset_index()
-    table["fraction"] = table["fraction"] * 100.0
+    total = result.get("n_target_train")
+    table["fraction"] = (table["n_labelled"] / total if total else table["fraction"]) * 100.0
     return table.rename(columns={"fraction": "labelled %", "n_labelled": "labelled examples",
                                  **charts.ARM_LABELS}).rename_axis(columns=None)
 
