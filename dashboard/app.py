@@ -57,6 +57,11 @@ PAGES = [
 ]
 page = st.navigation(PAGES)
 
+# One standby training process kept ready (torch imported, at idle CPU priority), so that
+# a click on Train shows its first point in about a second instead of after the seconds a
+# fresh process spends importing torch (mtl_core.jobs.keep_warm; MTL_LAB_WARM_WORKER=0: off).
+jobs.keep_warm()
+
 
 def _active_runs(polling: bool) -> None:
     """Runs queued or training now, each a link that watches it on the Train page."""

@@ -6,19 +6,31 @@ re-imports the parent's main script in the child, which under Streamlit means
 re-running the dashboard page; and a fork of a process holding torch threads or an
 open SQLite connection is unsafe. The worker and its watchers talk only through the
 run store, so a browser refresh or a dashboard restart re-attaches by reading it.
+
+A fresh process spends seconds importing torch before its first step. A long-lived
+caller (the dashboard) calls `keep_warm()` to keep one **standby** worker ready: the
+same `python -m mtl_core.worker`, started ahead with `--standby`, which imports
+everything at idle CPU priority and then waits for one run id on its stdin. `start`
+hands the next run to it and starts a fresh standby for the run after, so each run
+still has a process of its own (nothing carries over between runs) and cancel, kill
+and interrupt work as for any worker. A standby ends when its caller does (its stdin
+closes).
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import IO, TYPE_CHECKING, Any, Union
 
 import pandas as pd
 
@@ -92,20 +104,15 @@ def start(
     `config` is an ExperimentConfig, a `mtl_core.transfer.TransferConfig` (a transfer
     experiment: the worker runs `run_transfer`), or a plain dict of either (a dict with
     `kind: transfer` is a transfer experiment). Returns the run id at once; the run
-    trains in the background. Raises ConfigError for an invalid config (nothing is
-    stored then) and StoreError if the process cannot start.
+    trains in the background, in the standby worker when `keep_warm()` keeps one ready
+    (then a new standby is started for the next run). Raises ConfigError for an invalid
+    config (nothing is stored then) and StoreError if the process cannot start.
     """
     config = _validated(config)
     _reap()
     with RunStore(store_path) as store:
         run_id = store.create_run(config.model_dump(mode="json"), name=name)
         log_file_path = log_path(run_id, store_path=store.path)
-        env = os.environ.copy()
-        env["MTL_LAB_DB"] = str(store.path)
-        env["PYTHONUNBUFFERED"] = "1"  # log lines appear as they are written
-        # The worker must import this very mtl_core, installed or not.
-        package_root = str(Path(mtl_core.__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         try:
             log_file = _open_log(log_file_path)
         except OSError as exc:
@@ -121,29 +128,167 @@ def start(
                 )
             _fail_start(store, run_id, message)
             raise (DiskFullError if exc.errno == errno.ENOSPC else StoreError)(message) from None
-        try:
-            with log_file:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "mtl_core.worker", run_id],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,  # survives Ctrl-C and the end of the dashboard
-                )
-        except OSError as exc:
-            _fail_start(store, run_id, f"could not start the training process: {exc}")
-            raise StoreError(
-                f"could not start the training process for run {run_id}: {exc}; "
-                f"check that {sys.executable} can run `python -m mtl_core.worker`"
-            ) from None
+        with log_file:
+            handed = _hand_to_standby(run_id, store.path, log_file_path)
+            if handed is not None:
+                proc, pid_start = handed
+            else:
+                proc, pid_start = _start_worker(store, run_id, log_file)
         _CHILDREN[run_id] = proc
-        # The start time is read before the reaper may collect the child: a pid is only
-        # an identity together with it.
-        pid_start = process_start_time(proc.pid)
         _watch(run_id, proc)
         store.set_pid(run_id, proc.pid, pid_start=pid_start)
+    if _WARM.enabled and os.environ.get(WARM_ENV, "1") != "0":
+        _ensure_standby()  # for the next click; it waits at idle priority meanwhile
     return run_id
+
+
+def _worker_env(store_path: Path | None = None) -> dict[str, str]:
+    """The environment of a worker process: ours, plus where the store is and this mtl_core."""
+    env = os.environ.copy()
+    if store_path is not None:
+        env["MTL_LAB_DB"] = str(store_path)
+    env["PYTHONUNBUFFERED"] = "1"  # log lines appear as they are written
+    # The worker must import this very mtl_core, installed or not.
+    package_root = str(Path(mtl_core.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _start_worker(store: RunStore, run_id: str, log_file: IO[bytes]) -> tuple[subprocess.Popen, int | None]:
+    """A fresh `python -m mtl_core.worker RUN_ID` (the cold path); returns it and its start time."""
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mtl_core.worker", run_id],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=_worker_env(store.path),
+            start_new_session=True,  # survives Ctrl-C and the end of the dashboard
+        )
+    except OSError as exc:
+        _fail_start(store, run_id, f"could not start the training process: {exc}")
+        raise StoreError(
+            f"could not start the training process for run {run_id}: {exc}; "
+            f"check that {sys.executable} can run `python -m mtl_core.worker`"
+        ) from None
+    # The start time is read before the reaper may collect the child: a pid is only
+    # an identity together with it.
+    return proc, process_start_time(proc.pid)
+
+
+# ---- the standby worker ------------------------------------------------------------------------
+WARM_ENV = "MTL_LAB_WARM_WORKER"  # "0": never keep a standby worker (keep_warm does nothing)
+
+
+@dataclass
+class _Standby:
+    proc: subprocess.Popen
+    pid_start: int | None
+    key: str  # its start-up environment (`_env_key`): a changed one needs a new standby
+
+
+class _WarmState:
+    def __init__(self) -> None:
+        self.enabled = False
+        self.standby: _Standby | None = None
+        self.lock = threading.Lock()  # Streamlit serves each browser session in a thread
+
+
+_WARM = _WarmState()
+
+
+def keep_warm(enabled: bool = True) -> bool:
+    """Keep one standby worker ready from now on (False: stop, and end the one waiting).
+
+    For long-lived callers that start runs, like the dashboard: the next `start` then
+    skips the seconds a fresh process spends importing torch. The standby imports at idle
+    CPU priority, so it never slows a run that is training. `MTL_LAB_WARM_WORKER=0` turns
+    this off. Returns whether a standby is kept.
+    """
+    _WARM.enabled = bool(enabled) and os.environ.get(WARM_ENV, "1") != "0"
+    if _WARM.enabled:
+        _ensure_standby()
+    else:
+        _discard_standby()
+    return _WARM.enabled
+
+
+def standby_pid() -> int | None:
+    """The pid of the standby worker waiting now, if any (for tests and benchmarks)."""
+    standby = _WARM.standby
+    return standby.proc.pid if standby is not None and standby.proc.poll() is None else None
+
+
+# Variables read when Python, torch or its math libraries start: a standby started under
+# other values of these cannot serve the run. Every other variable is passed with the run
+# and set in the standby before it trains (as a cold worker would inherit it).
+_STARTUP_ENV_PREFIXES = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH", "CUDA", "NVIDIA", "LD_", "PATH")
+
+
+def _env_key() -> str:
+    env = {k: v for k, v in _worker_env().items() if k.startswith(_STARTUP_ENV_PREFIXES)}
+    blob = json.dumps([sys.executable, sorted(env.items())])
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _ensure_standby() -> None:
+    """Start a standby unless a live one with this environment is waiting."""
+    with _WARM.lock:
+        key = _env_key()
+        current = _WARM.standby
+        if current is not None and current.proc.poll() is None and current.key == key:
+            return
+        _close_standby(current)
+        _WARM.standby = None
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mtl_core.worker", "--standby"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,  # until it has a run: then the run's log
+                stderr=subprocess.DEVNULL,
+                env=_worker_env(),
+                start_new_session=True,
+            )
+        except OSError:
+            return  # no standby: runs start cold, as without keep_warm
+        _WARM.standby = _Standby(proc, process_start_time(proc.pid), key)
+        _watch(f"standby-{proc.pid}", proc)
+
+
+def _hand_to_standby(run_id: str, db: Path, log_file_path: Path) -> tuple[subprocess.Popen, int | None] | None:
+    """Give run `run_id` to the waiting standby; None when there is none (or it is gone)."""
+    with _WARM.lock:
+        standby, _WARM.standby = _WARM.standby, None
+        if standby is None:
+            return None
+        if standby.proc.poll() is not None or standby.key != _env_key() or standby.proc.stdin is None:
+            _close_standby(standby)
+            return None
+        message = {"run_id": run_id, "db": str(db), "log": str(log_file_path), "env": _worker_env(db)}
+        try:
+            standby.proc.stdin.write((json.dumps(message) + "\n").encode())
+            standby.proc.stdin.close()  # one run per process
+        except OSError:  # it died since the poll
+            _close_standby(standby)
+            return None
+        return standby.proc, standby.pid_start
+
+
+def _discard_standby() -> None:
+    with _WARM.lock:
+        _close_standby(_WARM.standby)
+        _WARM.standby = None
+
+
+def _close_standby(standby: _Standby | None) -> None:
+    """End a standby that will not be used: closing its stdin is its signal to exit."""
+    if standby is None:
+        return
+    try:
+        if standby.proc.stdin is not None:
+            standby.proc.stdin.close()
+    except OSError:
+        pass
 
 
 def _open_log(path: Path):

@@ -816,6 +816,11 @@ class RunStore:
                 [(run_id, *row) for row in rows],
             )
 
+    def has_metrics(self, run_id: str) -> bool:
+        """Whether the run has logged anything yet (one indexed lookup: a live view polls it
+        quickly until the first point arrives)."""
+        return bool(self._read("SELECT 1 FROM metrics WHERE run_id=? LIMIT 1", (run_id,), run_id=run_id))
+
     def metrics(
         self,
         run_id: str,
@@ -841,6 +846,27 @@ class RunStore:
                 sql += f" AND {column}=?"
                 params.append(value)
         rows = self._read(sql + " ORDER BY step, rowid", params, run_id=run_id)
+        return self._metric_frame(run_id, rows)
+
+    def metrics_since(
+        self, run_id: str, after_rowid: int = 0, *, metric: str | None = None
+    ) -> tuple[pd.DataFrame, int]:
+        """(rows logged after `after_rowid`, the last row id read) — a live view keeps the
+        rows it has and reads only the new ones at each poll (pass back the id it got).
+
+        Rows come in the order they were logged (a run logs its phases one after another,
+        each by step); row ids only grow, so none is missed or read twice.
+        """
+        sql = "SELECT rowid, phase, step, task, split, metric, value, wall_time FROM metrics WHERE run_id=? AND rowid > ?"
+        params: list[Any] = [run_id, int(after_rowid)]
+        if metric is not None:
+            sql += " AND metric=?"
+            params.append(metric)
+        rows = self._read(sql + " ORDER BY rowid", params, run_id=run_id)
+        last = int(rows[-1][0]) if rows else int(after_rowid)
+        return self._metric_frame(run_id, [r[1:] for r in rows]), last
+
+    def _metric_frame(self, run_id: str, rows: list[tuple]) -> pd.DataFrame:
         df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
         # SQLite stores NaN as NULL; fixed dtypes keep an empty or all-NaN frame usable.
         try:

@@ -6,15 +6,24 @@ store (path in `$MTL_LAB_DB`, else the default store), trains, and writes everyt
 back through a `StoreSink`. Its stdout/stderr go to the run's log file.
 
 Exit code 0 when the run finished or was cancelled, 1 when it failed.
+
+`python -m mtl_core.worker --standby` is the same process started ahead of its run (see
+`mtl_core.jobs.keep_warm`): it imports torch and the engine at idle CPU priority, then
+reads one line `{"run_id": ..., "db": ..., "log": ..., "env": {...}}` from stdin, takes
+back normal priority, takes the starter's environment as it is now, sends its output to the
+run's log and trains that run as above. At the end of
+its stdin (its starter ended or chose another) or on SIGTERM while it waits, it exits 0.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -200,13 +209,109 @@ def _flush(sink: store_module.StoreSink) -> None:
         log.exception("could not write the run's last logged rows")
 
 
+# ---- the standby worker ------------------------------------------------------------------------
+class _Handoff:
+    """The run a standby was given (filled by its stdin reader thread)."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.message: dict[str, Any] | None = None  # None after `arrived`: stdin ended, no run
+
+
+_HANDOFF = _Handoff()
+
+
+def _on_sigterm_standby(signum: int, frame: Any) -> None:
+    if _HANDOFF.message is None:
+        raise SystemExit(0)  # no run yet: a standby asked to go simply goes
+    store_module.request_stop()  # the run was handed over: a cancel, as in `_on_sigterm`
+
+
+def _set_policy(tid: int, policy: int) -> None:
+    """Scheduling policy of one thread (Linux); where not allowed, priority stays as it is."""
+    try:
+        os.sched_setscheduler(tid, policy, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+
+
+def _read_handoff(main_tid: int | None) -> None:
+    """Wait for the run on stdin; on arrival, give the main thread normal priority back."""
+    try:
+        line = sys.stdin.buffer.readline()
+        message = json.loads(line) if line.strip() else None
+    except (OSError, ValueError):
+        message = None
+    if message is not None:
+        _HANDOFF.message = message
+        if main_tid is not None and hasattr(os, "SCHED_OTHER"):
+            _set_policy(main_tid, os.SCHED_OTHER)  # it may still be importing: finish at full speed
+    _HANDOFF.arrived.set()
+
+
+def _warm_up() -> None:
+    """Import what every run needs, so that a run handed over starts training at once."""
+    import torch
+
+    import mtl_core.experiment  # noqa: F401  (engine, models, weighting, datasets, metrics)
+    import mtl_core.threads  # noqa: F401
+    import mtl_core.transfer  # noqa: F401
+
+    # An optimiser's first construction imports torch._dynamo (~3 s on a small CPU).
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+
+
+def standby() -> int:
+    """The body of `python -m mtl_core.worker --standby`: warm up, wait for a run, train it."""
+    signal.signal(signal.SIGTERM, _on_sigterm_standby)
+    main_tid = threading.get_native_id() if hasattr(threading, "get_native_id") else None
+    # The reader is started before the main thread lowers its priority (threads inherit it).
+    threading.Thread(target=_read_handoff, args=(main_tid,), name="handoff", daemon=True).start()
+    if hasattr(os, "SCHED_IDLE") and main_tid is not None:
+        _set_policy(main_tid, os.SCHED_IDLE)  # only CPU no one else wants
+    try:
+        _warm_up()
+    except Exception:  # a broken install shows itself in the run instead (a cold start's error)
+        pass
+    _HANDOFF.arrived.wait()
+    message = _HANDOFF.message
+    if message is None:
+        return 0
+    if hasattr(os, "SCHED_OTHER") and main_tid is not None:
+        _set_policy(main_tid, os.SCHED_OTHER)
+    _redirect_output(str(message.get("log") or ""))
+    env = message.get("env")
+    if isinstance(env, dict):  # the starter's environment now, as a cold worker inherits it
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+    db = str(message.get("db") or "") or None
+    if db is not None:
+        os.environ["MTL_LAB_DB"] = db
+    return run(str(message["run_id"]), store_path=db)
+
+
+def _redirect_output(path: str) -> None:
+    """Point stdout and stderr (the file descriptors) at the run's log file."""
+    if not path:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError:
+        return  # the run still trains and records its end in the store
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m mtl_core.worker RUN_ID", file=sys.stderr)
+        print("usage: python -m mtl_core.worker RUN_ID | --standby", file=sys.stderr)
         return 2
     try:
-        return run(args[0])
+        return standby() if args[0] == "--standby" else run(args[0])
     except MTLLabError as exc:  # an unknown run id, an unusable store: one line, no traceback
         try:
             print(f"error: {exc}", file=sys.stderr)

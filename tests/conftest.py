@@ -1,4 +1,4 @@
-"""Fixtures every test gets: one CPU thread and a private MTL_LAB_HOME.
+"""Fixtures every test gets: one CPU thread, a private MTL_LAB_HOME, no standby worker.
 
 One thread keeps training tests fast and their timings stable on a small machine
 (intra-op threading only pays off for large tensors). A temporary MTL_LAB_HOME keeps
@@ -27,5 +27,7 @@ def _one_thread_and_private_home(
     base = tmp_path_factory.getbasetemp().resolve()
     if current is None or not Path(current).resolve().is_relative_to(base):
         monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path / "mtl_lab_home"))
+    # No standby worker importing torch beside every page test (tests of it turn it on).
+    monkeypatch.setenv("MTL_LAB_WARM_WORKER", "0")
     yield
     torch.set_num_threads(threads)

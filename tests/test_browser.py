@@ -84,7 +84,8 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 45.0) -> No
 def start_server(home: Path, port: int) -> subprocess.Popen:
     """`streamlit run dashboard/app.py` bound to 127.0.0.1:port, with MTL_LAB_HOME=home."""
     env = {**os.environ, "MTL_LAB_HOME": str(home), "OMP_NUM_THREADS": "1",
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+           "MTL_LAB_WARM_WORKER": "1"}  # as a user gets it: runs start in a standby worker
     log = open(home / "streamlit.log", "wb")
     return subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
