@@ -12,6 +12,12 @@
    `--repeats` times each. Prints the median samples/s of each condition (from the runs'
    stored results), the slow-down in %, and the CPU seconds the server spent meanwhile.
    The workers get OMP_NUM_THREADS=1, so runs compare on a small machine.
+4. `--click N`: what a user waits for. N times: open the Train page with the default
+   experiment (a new seed each time, so no baseline is cached), wait until the server's
+   standby worker is warm (`mtl_core.jobs.keep_warm`: its process idle for 1 s; `--cold`
+   turns the standby off and measures a fresh process instead), click Train, and time
+   click → first curve point drawn on the page and click → the finish banner. Prints
+   each, then the median and range.
 
 Needs /usr/bin/chromium and playwright, like tests/test_browser.py.
 """
@@ -120,6 +126,66 @@ def measure_watch(browser, base: str, home: Path, server_pid: int, *, steps: int
     print(f"  slow-down from watching: {100 * (1 - watched_ / alone):+.1f} %")
 
 
+def standby_pids(server_pid: int) -> list[int]:
+    """Children of the server that run `mtl_core.worker --standby` (from /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == server_pid and b"--standby" in cmd:
+            pids.append(int(entry.name))
+    return pids
+
+
+def wait_warm(server_pid: int, timeout: float = 120.0) -> float:
+    """Seconds until a standby worker exists and has used no CPU for 1 s (warmed up)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        pids = standby_pids(server_pid)
+        if pids:
+            try:
+                before = cpu_seconds(pids[0])
+                time.sleep(1.0)
+                if cpu_seconds(pids[0]) - before < 0.02:
+                    return time.perf_counter() - t0
+            except OSError:
+                pass
+        else:
+            time.sleep(0.2)
+    raise SystemExit(f"no warm standby worker after {timeout:.0f} s")
+
+
+def measure_clicks(page, base: str, server_pid: int, *, n: int, cold: bool) -> None:
+    """Click → first point and click → result on the Train page's default experiment."""
+    import statistics
+
+    first, done = [], []
+    for i in range(n):
+        page.goto(base + f"/?seed={100 + i}")
+        train = page.locator(".st-key-train button:visible")
+        train.wait_for(timeout=120_000)
+        if not cold:
+            wait_warm(server_pid)
+        else:
+            time.sleep(2.0)  # the page settled, as when warm
+        t0 = time.perf_counter()
+        train.click()
+        page.locator(".st-key-live_curves .js-plotly-plot").first.wait_for(timeout=300_000)
+        first.append(time.perf_counter() - t0)
+        page.get_by_text("Finished. Δm =").wait_for(timeout=300_000)
+        done.append(time.perf_counter() - t0)
+        print(f"  click {i + 1}/{n}: first point {first[-1]:5.2f} s, result {done[-1]:5.2f} s", flush=True)
+    label = "fresh process (no standby)" if cold else "standby worker"
+    print(f"{label}, default experiment, {n} clicks (clock: time.perf_counter in the bench process):")
+    for name, values in (("click -> first point", first), ("click -> result     ", done)):
+        print(f"  {name}: median {statistics.median(values):5.2f} s  (range {min(values):.2f}-{max(values):.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=None,
@@ -128,15 +194,19 @@ def main() -> None:
     parser.add_argument("--watch", action="store_true", help="measure the slow-down a watching page causes")
     parser.add_argument("--watch-steps", type=int, default=6000, help="steps of each --watch run (~15-20 s)")
     parser.add_argument("--repeats", type=int, default=3, help="--watch runs per condition")
+    parser.add_argument("--click", type=int, default=0, help="clicks to time (click -> first point, -> result)")
+    parser.add_argument("--cold", action="store_true", help="--click without the standby worker")
     args = parser.parse_args()
     if args.runs is None:
-        args.runs = 0 if args.watch else 3
+        args.runs = 0 if (args.watch or args.click) else 3
 
     from playwright.sync_api import sync_playwright
 
     home = Path(tempfile.mkdtemp(prefix="mtl-lab-bench-"))
     port = free_port()
-    env = {**os.environ, "MTL_LAB_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "MTL_LAB_HOME": str(home), "MTL_LAB_WARM_WORKER": "0" if args.cold else "1"}
+    if not args.click:  # --click measures what a user gets: the engine's own thread budget
+        env["OMP_NUM_THREADS"] = "1"
     # Workers started from here (--watch) inherit this process's environment.
     os.environ.update(MTL_LAB_HOME=str(home), OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
@@ -166,6 +236,9 @@ def main() -> None:
                 measure_watch(browser, base, home, server.pid, steps=args.watch_steps, repeats=args.repeats)
                 page = browser.new_page(viewport={"width": 1400, "height": 1600})
                 train = page.locator(".st-key-train button:visible")
+
+            if args.click:
+                measure_clicks(page, base, server.pid, n=args.click, cold=args.cold)
 
             t_runs = time.perf_counter()
             for i in range(args.runs):

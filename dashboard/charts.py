@@ -97,6 +97,41 @@ def _select(metrics: pd.DataFrame, **equals: Any) -> pd.DataFrame:
 
 
 # ---- training curves ------------------------------------------------------------------
+# Points per curve drawn at most: a long run's curve is thinned (every k-th point, the last
+# always kept) so a live redraw costs the same at step 600 and at step 60,000.
+MAX_CURVE_POINTS = 500
+
+
+def thin(steps: np.ndarray, values: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most `max_points` evenly spaced points of a curve, its first and last kept."""
+    n = len(steps)
+    if max_points <= 0 or n <= max_points:
+        return steps, values
+    keep = np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+    return steps[keep], values[keep]
+
+
+class _Curves:
+    """The long-form metrics split once by (phase, split, metric, task): a figure with many
+    curves reads each with a dict lookup instead of a scan of the whole frame."""
+
+    KEY = ["phase", "split", "metric", "task"]
+
+    def __init__(self, metrics: pd.DataFrame | None) -> None:
+        if metrics is None or metrics.empty:
+            self.groups: dict[tuple, pd.DataFrame] = {}
+        else:
+            self.groups = {key: df for key, df in metrics.groupby(self.KEY, sort=False)}
+
+    def get(self, smoothing: float = 0.0, **equals: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of one curve, smoothed on every point and then thinned for drawing."""
+        df = self.groups.get(tuple(equals[k] for k in self.KEY))
+        if df is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        df = df.sort_values("step", kind="stable")
+        return thin(df["step"].to_numpy(), ema(df["value"], smoothing))
+
+
 def loss_curves(
     metrics: pd.DataFrame,
     tasks: Sequence[str],
@@ -106,60 +141,65 @@ def loss_curves(
     log_y: bool = False,
     show_total: bool = True,
     show_baselines: bool = True,
+    reuse: go.Figure | None = None,
 ) -> go.Figure:
     """Training loss (left) and validation loss (right) of the multi-task model per task.
 
     Left: each task's training loss and the weighted total Σ_t w_t L_t the optimiser
-    sees. Right: each task's validation loss, with its single-task baseline's validation
-    loss as a dashed line of the same colour (phase "stl:<task>").
+    sees. Right: each task's validation loss. With `show_baselines`, each task's single-task
+    baseline (phase "stl:<task>") is drawn beside it as a dashed line of the same colour on
+    both sides, so its curves show while the baselines train, before the multi-task model
+    starts. Curves longer than MAX_CURVE_POINTS are thinned for drawing.
+
+    `reuse`: the figure this function returned at the previous poll of a live view. When it
+    has the same traces and settings, only their points are replaced (a few ms, instead of
+    the ~100 ms a new plotly figure costs) and it is returned.
     """
     colors = dict(colors) if colors is not None else task_colors(tasks)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation loss"),
-                        horizontal_spacing=0.08)
+    curves = _Curves(metrics)
+    traces: list[tuple[dict[str, Any], int, tuple[np.ndarray, np.ndarray]]] = []
     for task in tasks:
         color = _color_of(task, colors)
-        train = _select(metrics, phase="mtl", split="train", metric="loss", task=task)
-        fig.add_trace(
-            go.Scatter(
-                x=train["step"], y=ema(train["value"], smoothing), mode="lines",
-                name=plot(f"{task} · train"), legendgroup=plot(task), line=dict(color=color, width=2),
-            ),
-            row=1, col=1,
-        )
-        val = _select(metrics, phase="mtl", split="val", metric="loss", task=task)
-        fig.add_trace(
-            go.Scatter(
-                x=val["step"], y=val["value"], mode="lines+markers", name=plot(f"{task} · val"),
-                legendgroup=plot(task), line=dict(color=color, width=2), marker=dict(size=5),
-            ),
-            row=1, col=2,
-        )
+        base_phase = f"stl:{task}"
+        train = curves.get(smoothing, phase="mtl", split="train", metric="loss", task=task)
+        traces.append((dict(mode="lines", name=plot(f"{task} · train"), legendgroup=plot(task),
+                            line=dict(color=color, width=2)), 1, train))
         if show_baselines:
-            base = _select(metrics, phase=f"stl:{task}", split="val", metric="loss", task=task)
-            if not base.empty:
-                fig.add_trace(
-                    go.Scatter(
-                        x=base["step"], y=base["value"], mode="lines",
-                        name=plot(f"{task} · single-task val"), legendgroup=plot(task),
-                        line=dict(color=color, width=2, dash="dash"), opacity=0.8,
-                    ),
-                    row=1, col=2,
-                )
+            base = curves.get(smoothing, phase=base_phase, split="train", metric="loss", task=task)
+            if len(base[0]):
+                traces.append((dict(mode="lines", name=plot(f"{task} · single-task train"),
+                                    legendgroup=plot(task), line=dict(color=color, width=1.5, dash="dash"),
+                                    opacity=0.6), 1, base))
+        val = curves.get(phase="mtl", split="val", metric="loss", task=task)
+        traces.append((dict(mode="lines+markers", name=plot(f"{task} · val"), legendgroup=plot(task),
+                            line=dict(color=color, width=2), marker=dict(size=5)), 2, val))
+        if show_baselines:
+            base = curves.get(phase=base_phase, split="val", metric="loss", task=task)
+            if len(base[0]):
+                traces.append((dict(mode="lines", name=plot(f"{task} · single-task val"),
+                                    legendgroup=plot(task), line=dict(color=color, width=2, dash="dash"),
+                                    opacity=0.8), 2, base))
     if show_total:
-        total = _select(metrics, phase="mtl", split="train", metric="loss", task="total")
-        if not total.empty:
-            fig.add_trace(
-                go.Scatter(
-                    x=total["step"], y=ema(total["value"], smoothing), mode="lines",
-                    name="weighted total", legendgroup="total",
-                    line=dict(color=TOTAL_COLOR, width=1.5, dash="dot"),
-                ),
-                row=1, col=1,
-            )
+        total = curves.get(smoothing, phase="mtl", split="train", metric="loss", task="total")
+        if len(total[0]):
+            traces.append((dict(mode="lines", name="weighted total", legendgroup="total",
+                                line=dict(color=TOTAL_COLOR, width=1.5, dash="dot")), 1, total))
+
+    signature = ([(spec["name"], col) for spec, col, _ in traces], log_y)
+    if reuse is not None and getattr(reuse, "_mtl_signature", None) == signature:
+        with reuse.batch_update():
+            for trace, (_, _, (x, y)) in zip(reuse.data, traces):
+                trace.x, trace.y = x, y
+        return reuse
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation loss"),
+                        horizontal_spacing=0.08)
+    for spec, col, (x, y) in traces:
+        fig.add_trace(go.Scatter(x=x, y=y, **spec), row=1, col=col)
     fig.update_layout(**_LAYOUT, height=420)
     fig.update_xaxes(title_text="step")
     if log_y:
         fig.update_yaxes(type="log")
+    fig._mtl_signature = signature
     return fig
 
 

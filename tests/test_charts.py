@@ -75,7 +75,7 @@ def test_loss_curves_keep_one_colour_per_task_across_traces():
     fig = charts.loss_curves(_metrics(), TASKS, colors=colors)
     for task in TASKS:
         task_traces = [t for t in fig.data if t.legendgroup == task]
-        assert len(task_traces) == 3
+        assert len(task_traces) == 4  # train, val, and the baseline's train and val
         assert {t.line.color for t in task_traces} == {colors[task]}
     assert colors["y1"] != colors["y2"]
 
@@ -85,6 +85,41 @@ def test_loss_curves_without_baselines_or_data_still_build():
     assert not any("single-task" in t.name for t in fig.data)
     empty = charts.loss_curves(pd.DataFrame(columns=_metrics().columns), TASKS)
     assert charts.point_count(empty) == 0
+
+
+def test_baselines_training_curves_show_before_the_multi_task_model_starts():
+    # While only the baselines have trained, the chart is not empty: their training losses
+    # stream in as dashed lines (a click on Train shows a first point within seconds).
+    m = _metrics()
+    early = m[m["phase"].str.startswith("stl:") & (m["step"] <= 10)]
+    fig = charts.loss_curves(early, TASKS)
+    base = _trace(fig, "y1 · single-task train")
+    assert list(base.x) == [10] and list(base.y) == [4.0] and base.line.dash == "dash"
+    assert charts.point_count(fig) > 0
+
+
+def test_long_curves_are_thinned_to_a_fixed_number_of_points_keeping_both_ends():
+    steps = np.arange(10, 60_001, 10)
+    x, y = charts.thin(steps, steps * 2.0, 500)
+    assert len(x) == 500 and x[0] == 10 and x[-1] == 60_000 and np.all(np.diff(x) > 0)
+    assert np.array_equal(y, x * 2.0)  # each kept point keeps its own value
+    short = np.arange(5)
+    assert charts.thin(short, short, 500)[0] is short  # short curves are drawn whole
+    rows = [("mtl", int(s), "y1", "train", "loss", 1.0, 0.0) for s in steps]
+    long_run = pd.DataFrame(rows, columns=_metrics().columns)
+    assert len(_trace(charts.loss_curves(long_run, ["y1"]), "y1 · train").x) == charts.MAX_CURVE_POINTS
+
+
+def test_a_live_redraw_reuses_the_figure_when_only_points_were_added():
+    m = _metrics()
+    first = charts.loss_curves(m[m["step"] <= 20], TASKS)
+    again = charts.loss_curves(m, TASKS, reuse=first)
+    assert again is first  # the same traces: points replaced, figure kept
+    fresh = charts.loss_curves(m, TASKS)
+    assert [list(t.y) for t in again.data] == [list(t.y) for t in fresh.data]
+    # Other traces (baselines hidden) or other settings (log scale): a new figure.
+    assert charts.loss_curves(m, TASKS, reuse=first, show_baselines=False) is not first
+    assert charts.loss_curves(m, TASKS, reuse=first, log_y=True) is not first
 
 
 def test_point_count_grows_with_logged_steps():

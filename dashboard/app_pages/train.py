@@ -20,6 +20,9 @@ from mtl_core.tasks import DATASETS
 from mtl_core.weighting import WEIGHTING
 
 POLL_S = 2.0  # a live redraw costs the server ~0.5 core at 1 s on 2 cores: see bench/dashboard.py --watch
+# Until the first point arrives the panel is only a progress bar and a caption (cheap to
+# redraw): polled faster, so the first point shows within a moment of its logging.
+STARTING_POLL_S = 0.4
 DEFAULTS = ExperimentConfig.parse({})
 ss = st.session_state
 
@@ -262,10 +265,15 @@ def watch(run_id: str) -> None:
                 st.toast(f"Cancelling {md(run_id)}…")
         except StoreError as exc:
             st.error(md(exc))
-    st.fragment(run_every=POLL_S if active else None)(common.guarded(live_panel))(run_id, active)
+    try:
+        starting = active and not state.get_store().has_metrics(run_id)
+    except common.STORE_READ_ERRORS:
+        starting = False  # the live panel says what is wrong with the store
+    poll = (STARTING_POLL_S if starting else POLL_S) if active else None
+    st.fragment(run_every=poll)(common.guarded(live_panel))(run_id, active, starting)
 
 
-def live_panel(run_id: str, was_active: bool) -> None:
+def live_panel(run_id: str, was_active: bool, was_starting: bool = False) -> None:
     run, message = state.get_live_run(run_id)
     if run is None:
         st.warning(md(message))
@@ -302,14 +310,21 @@ def live_panel(run_id: str, was_active: bool) -> None:
     smoothing = c1.slider("smoothing (EMA of the training curves)", 0.0, 0.99, 0.0, 0.01, key="live_smoothing")
     log_y = c2.toggle("log scale", key="live_log")
     baselines = c3.toggle("single-task baselines", value=True, key="live_baselines")
-    metrics = store.metrics(run_id, metric="loss")
+    # Only the rows logged since the last poll are read, and the figure drawn then gets the
+    # new points (see bench/dashboard.py --watch for what watching costs a run).
+    metrics = state.live_metrics(ss, run_id, metric="loss")
     if metrics.empty:
         st.caption("Waiting for the first logged step…")
     else:
-        st.plotly_chart(charts.loss_curves(metrics, tasks, colors=colors, smoothing=smoothing, log_y=log_y,
-                                           show_baselines=baselines))
+        figure = charts.loss_curves(metrics, tasks, colors=colors, smoothing=smoothing, log_y=log_y,
+                                    show_baselines=baselines, reuse=state.live_figure(ss))
+        state.keep_live_figure(ss, figure)
+        with st.container(key="live_curves"):  # `.st-key-live_curves` for the browser test and bench
+            st.plotly_chart(figure)
     if was_active and status not in ACTIVE_STATUSES:
         st.rerun()  # the run ended: one full rerun stops the polling and drops Cancel
+    elif was_starting and not metrics.empty:
+        st.rerun()  # the first point is drawn: poll at the normal pace from now on
 
 
 # ---- the page -----------------------------------------------------------------------------------
