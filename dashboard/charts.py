@@ -655,8 +655,8 @@ def data_efficiency_chart(
             mode="lines+markers", name=plot(ARM_LABELS.get(arm, arm)),
             line=dict(color=color, width=2.5, dash="dash" if arm == "scratch" else "solid"),
             marker=dict(size=8, color=color),
-            customdata=[[100.0 * float(r["fraction"])] for r in points],
-            hovertemplate="%{x:,} labelled (%{customdata[0]:.3g} %): %{y:.4g}<extra>%{fullData.name}</extra>",
+            # The count, not the asked-for fraction: fractions that clamp to one count are merged.
+            hovertemplate="%{x:,} labelled examples: %{y:.4g}<extra>%{fullData.name}</extra>",
         ))
     arrow = "" if higher_is_better is None else (" ↑" if higher_is_better else " ↓")
     fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=380, showlegend=True,

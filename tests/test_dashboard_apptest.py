@@ -273,6 +273,9 @@ def test_csv_upload_becomes_tasks_and_a_broken_csv_is_reported(lab):
     assert not at.exception
     assert [c.label for c in at.checkbox] == ["standardise targets", "label", "price"]
     assert submitted(at).dataset.options["targets"] == ["label", "price"]
+    # The summary says on which scale the regression target trains, with its statistics.
+    scale = next(c.value for c in at.caption if "train standardised" in c.value)
+    assert "price (mean" in scale and "std" in scale
 
     broken = app()
     broken.selectbox(key=state.K_DATASET).set_value("csv").run()

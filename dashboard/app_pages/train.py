@@ -151,6 +151,7 @@ def _csv_summary(options_json: str, mtime: float) -> dict[str, Any]:
     return {"rows": {k: v for k, v in ds.summary()["splits"].items()},
             "tasks": {t: s.kind for t, s in ds.tasks.items()},
             "inputs": ds.input_kind, "input_dim": ds.input_dim, "vocab": ds.vocab_size,
+            "target_scale": dict(ds.info.get("target_scale") or {}),
             "warnings": list(ds.info.get("warnings", []))}
 
 
@@ -206,6 +207,16 @@ def csv_check(options: Mapping[str, Any]) -> None:
     tasks = ", ".join(f"{md(t)} ({k})" for t, k in summary["tasks"].items())
     rows = summary["rows"]
     st.caption(f"{rows['train']} train / {rows['val']} val / {rows['test']} test rows · tasks: {tasks}")
+    scales = summary.get("target_scale") or {}
+    regression = [t for t, k in summary["tasks"].items() if k == "regression"]
+    if scales:
+        st.caption("Regression targets train standardised with the training rows' mean and std (losses of "
+                   "order 1 beside the other tasks'); metrics are in the column's units: "
+                   + ", ".join(f"{md(t)} (mean {v['mean']:,.4g}, std {v['std']:,.4g})" for t, v in scales.items())
+                   + ".")
+    elif regression and len(summary["tasks"]) > 1:
+        st.caption(f"Regression targets train in raw units ({', '.join(md(t) for t in regression)}): a target "
+                   "with large values has a loss that may dwarf the other tasks' and take most of the weight.")
     for warning in summary["warnings"]:
         st.warning(md(warning))
 
