@@ -138,11 +138,27 @@ class ExperimentConfig(ConfigModel):
     batch_size: int = Field(64, ge=1, le=1_000_000)
     eval_every: int = Field(50, ge=1, description="evaluate on validation every N steps")
     log_every: int = Field(10, ge=1, description="log training losses every N steps")
+    selection: Literal["best_val", "last"] = Field(
+        "best_val",
+        description="which weights give the test metrics: best_val = the evaluation step with the best "
+        "validation score (each baseline: its primary metric; the multi-task model: Δm vs the baselines' "
+        "validation metrics; see mtl_core.selection), last = the weights at the end of training",
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     n_seeds: int = Field(
         1, ge=1, le=20, description="train baselines and MTL with seeds seed … seed+n−1; report mean ± std"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto",
+        description="mixed precision of the forward pass: auto = bf16 on a CUDA GPU that supports it, "
+        "off on the CPU; bf16 = bfloat16 autocast (also on the CPU when asked); fp16 = float16 with "
+        "loss scaling (CUDA only); off = float32. Losses, weighting and metrics stay float32",
+    )
+    compile: bool = Field(
+        False, description="torch.compile the model's forward pass (pays on a GPU with a large model; "
+        "falls back to eager with a warning where compilation fails)",
+    )
     threads: int | Literal["auto", "torch"] = Field(
         "auto",
         description="intra-op CPU threads of the training process: auto = the engine decides "
@@ -152,7 +168,8 @@ class ExperimentConfig(ConfigModel):
     baselines: bool = Field(True, description="also train single-task baselines (cached)")
     interference: bool = Field(True, description="gradient-cosine snapshot at each evaluation")
     affinity_every: int = Field(
-        1, ge=0, description="look-ahead task affinity (Fifty et al., 2021) every N-th evaluation; 0 = off"
+        2, ge=0, description="look-ahead task affinity (Fifty et al., 2021) every N-th evaluation; 0 = off "
+        "(default 2: every evaluation cost ~5 % of a quickstart run, every other one ~4 %; bench/interference_cost.py)"
     )
     affinity_lr: float | None = Field(
         None, gt=0, allow_inf_nan=False, description="step size of the affinity look-ahead; None = optimizer.lr"
@@ -176,6 +193,16 @@ class ExperimentConfig(ConfigModel):
         if not 1 <= v <= MAX_THREADS:
             raise ValueError(f"{v} is out of range; {fix}")
         return v
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp(cls, v: Any) -> Any:
+        # YAML 1.1 reads an unquoted `amp: off` (or `--set amp=off`) as the boolean false.
+        if v is False:
+            return "off"
+        if v is True:
+            raise ValueError("true is not a precision; give auto, off, bf16 or fp16, e.g. amp: bf16")
+        return v.strip().lower() if isinstance(v, str) else v
 
     @field_validator("weights")
     @classmethod
@@ -245,6 +272,15 @@ class ExperimentConfig(ConfigModel):
             check(sh.parse_options(self.sharing.options, where="sharing"), tasks=tasks, model=self.model)
         wt = WEIGHTING.get(self.weighting.name, field_name="weighting.name")
         self.weighting.options = wt.parse_options(self.weighting.options, where="weighting").model_dump(mode="json")
+        if self.amp == "fp16" and self.device == "cpu":
+            raise ValueError("amp: 'fp16' needs a CUDA GPU (float16 with loss scaling); on the CPU use "
+                             "amp: bf16 (bfloat16 autocast) or off")
+        if self.compile and self.weighting.options.get("mode") == "rep":
+            raise ValueError(
+                f"compile: weighting {self.weighting.name!r} in mode 'rep' differentiates with respect to the "
+                "shared representation, which a compiled forward pass hides inside one graph; set "
+                "weighting.options.mode to 'params' or compile to false"
+            )
         if self.sampling.mode == "random" and not getattr(wt.obj, "supports_task_sampling", True):
             raise ValueError(
                 f"weighting: {self.weighting.name!r} needs every task's gradient at each step; "

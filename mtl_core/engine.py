@@ -8,6 +8,8 @@ steps (no per-task `.item()` in the hot loop).
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 import math
 import time
@@ -22,6 +24,7 @@ from mtl_core.interference import lookahead_affinity, snapshot, task_gradients
 from mtl_core.metrics import task_metrics
 from mtl_core.models import MultiTaskModel, build_model
 from mtl_core.models.heads import has_missing, task_loss
+from mtl_core.selection import DeltaMScore, Score, keeper, single_task_score
 from mtl_core.sink import Sink
 from mtl_core.tasks.base import MTLDataset, Split
 from mtl_core.weighting import WeightingStrategy, build_weighting
@@ -48,6 +51,14 @@ class TrainResult:
     interference: dict[str, Any] | None = None
     gates: dict[str, dict[str, float]] | None = None  # expert gate weights per task (MMoE-style)
     model: MultiTaskModel | None = field(default=None, repr=False)
+    # Checkpoint selection (mtl_core.selection): `test` and `val` are the metrics at
+    # `selected_step`; `test_last` and `val_last` those of the weights at the end.
+    selected_step: int | None = None
+    test_last: dict[str, dict[str, float]] | None = None
+    val_last: dict[str, dict[str, float]] | None = None
+    # Every task's test outputs at the selected step (CPU, float32): the paired comparison
+    # with another model on the same test rows (mtl_core.significance).
+    test_outputs: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -74,6 +85,80 @@ def make_optimizer(config: ExperimentConfig, params: list[torch.nn.Parameter]) -
     return cls(params, lr=o.lr, weight_decay=o.weight_decay)
 
 
+def resolve_amp(requested: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `amp` on `device`, or None for full float32.
+
+    auto = bfloat16 on a CUDA GPU that supports it, else off (on the CPU, bfloat16
+    autocast is slower than float32 for our small models: bench/gpu.py); bf16 = bfloat16
+    anywhere it is supported, the CPU included when asked for explicitly; fp16 = float16
+    with a GradScaler, CUDA only (float16 without loss scaling underflows, and the
+    scaler is a CUDA feature here).
+    """
+    cuda = device.type == "cuda"
+    if requested == "off":
+        return None
+    if requested == "auto":
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+    if requested == "bf16":
+        if cuda and not torch.cuda.is_bf16_supported():
+            raise ConfigError("amp: this GPU does not support bfloat16; use amp: fp16 (with loss scaling) or off")
+        return torch.bfloat16
+    if not cuda:  # fp16
+        raise ConfigError(
+            f"amp: 'fp16' needs a CUDA GPU (float16 training with a GradScaler), but this run is on {device.type}; "
+            "use amp: bf16 (bfloat16 autocast, also on the CPU), auto or off"
+        )
+    return torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """A context that runs the forward pass under autocast to `dtype`; a no-op when None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _grad_scaler(amp: torch.dtype | None, device: torch.device, strategy: WeightingStrategy):
+    """A GradScaler for float16 training (None otherwise). The scale reaches the strategy's
+    own backward pass as `grad_scale`, so every strategy must take that argument."""
+    if amp is not torch.float16:
+        return None
+    if "grad_scale" not in inspect.signature(strategy.backward).parameters:
+        name = strategy.registry_name or type(strategy).__name__
+        raise ConfigError(
+            f"amp: 'fp16' scales the gradients (GradScaler), which weighting {name!r} does not support yet; "
+            "use amp: bf16 (no scaling needed) or off"
+        )
+    return torch.amp.GradScaler(device.type)
+
+
+def compile_model(model: MultiTaskModel, example: torch.Tensor) -> str:
+    """Compile `model`'s forward with `torch.compile` in place; returns "on", or
+    "failed: <reason>" after a logged fall-back to eager execution.
+
+    The forward is replaced on the instance (`model.forward = torch.compile(...)`), so
+    the model keeps its class, state_dict keys and methods (shared_parameters, ...). It
+    is tried at once on one training batch, forward and backward, under a forked RNG
+    (the run's random stream is left as it was), because torch.compile fails lazily, at
+    the first call: a missing C++ compiler or an unsupported operation then falls back
+    here, before training starts, instead of failing the run mid-way.
+    """
+    try:
+        model.forward = torch.compile(model.forward)
+        devices = [example.device] if example.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            out = model(example)
+            sum(o.float().sum() for o in out.values()).backward()
+    except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
+        model.__dict__.pop("forward", None)
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
+        log.warning("compile: torch.compile failed (%s); training without it", reason)
+        return f"failed: {reason}"
+    finally:
+        model.zero_grad(set_to_none=True)
+    return "on"
+
+
 class BatchSampler:
     """Shuffled mini-batches without replacement, epoch after epoch, from a seeded generator."""
 
@@ -92,22 +177,38 @@ class BatchSampler:
 
 
 @torch.no_grad()
-def evaluate(model: MultiTaskModel, data: Split, dataset: MTLDataset) -> dict[str, dict[str, float]]:
-    """Metrics and mean loss of every task of `model` on `data` (eval mode)."""
+@torch.no_grad()
+def predict(model: MultiTaskModel, data: Split, *, amp: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Every task's outputs (logits or values) of `model` on `data`, in eval mode, float32.
+
+    `amp`: the forward pass runs under autocast to this dtype (as training does); the
+    outputs are cast to float32, so metrics never see bfloat16 rounding of their sums.
+    """
     was_training = model.training
     model.eval()
     outputs: dict[str, list[torch.Tensor]] = {t: [] for t in model.tasks}
-    for start in range(0, len(data), EVAL_BATCH):
-        out = model(data.x[start : start + EVAL_BATCH])
-        for t in model.tasks:
-            outputs[t].append(out[t])
+    with autocast(data.x.device, amp):
+        for start in range(0, len(data), EVAL_BATCH):
+            out = model(data.x[start : start + EVAL_BATCH])
+            for t in model.tasks:
+                outputs[t].append(out[t])
     model.train(was_training)
+    return {t: torch.cat(outputs[t]).float() for t in model.tasks}
+
+
+@torch.no_grad()
+def evaluate(
+    model: MultiTaskModel, data: Split, dataset: MTLDataset, *, amp: torch.dtype | None = None,
+    outputs: dict[str, torch.Tensor] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Metrics and mean loss of every task of `model` on `data` (eval mode); `outputs`:
+    the model's `predict` on `data` when the caller already has them."""
+    outputs = predict(model, data, amp=amp) if outputs is None else outputs
     result = {}
     for t in model.tasks:
         spec = dataset.tasks[t]
-        out = torch.cat(outputs[t])
-        result[t] = task_metrics(spec, out, data.y[t])
-        result[t]["loss"] = float(task_loss(spec.kind, out, data.y[t]))
+        result[t] = task_metrics(spec, outputs[t], data.y[t])
+        result[t]["loss"] = float(task_loss(spec.kind, outputs[t], data.y[t]))
     return result
 
 
@@ -120,20 +221,42 @@ def interference_snapshot(
     affinity_lr: float | None = None,
 ) -> dict[str, Any] | None:
     """Gradient interference on the shared parameters at one batch: pairwise cosine,
-    magnitude similarity, norms and, when `affinity_lr` is given, look-ahead affinity."""
+    magnitude similarity, norms and, when `affinity_lr` is given, look-ahead affinity.
+
+    Protocol: the engine passes one fixed training batch (`SNAPSHOT_BATCH` rows, drawn
+    once from the run's seed), measured in eval mode and in float32 whatever `amp` says,
+    so that snapshots of one run, and of runs with different weighting strategies, are
+    measured alike. That is why a gradient method's own per-step G (on a mini-batch, in
+    train mode, under autocast) is not reused here, although it would save one backward
+    pass per task: the snapshot would then depend on the strategy and on mini-batch
+    noise. The costs cut instead (issue 11, bench/interference_cost.py): each task's
+    gradient starts at its own loss node (no zero gradients pushed through the other
+    heads), and the affinity look-ahead reuses the losses of this forward pass as its
+    "before".
+    """
     shared = [p for p in model.shared_parameters() if p.requires_grad]
     if not shared or len(model.tasks) < 2:
         return None
     was_training = model.training
     model.eval()  # no dropout noise in the measurement
+    kinds = [dataset.tasks[t].kind for t in model.tasks]
 
-    def losses_now() -> torch.Tensor:
+    def task_losses() -> list[torch.Tensor]:
         out = model(xb)
-        return torch.stack([task_loss(dataset.tasks[t].kind, out[t], yb[t]) for t in model.tasks])
+        return [task_loss(kind, out[t], yb[t]) for kind, t in zip(kinds, model.tasks)]
 
-    G = task_gradients(losses_now(), shared)
-    affinity = lookahead_affinity(shared, G, affinity_lr, losses_now) if affinity_lr else None
-    model.train(was_training)
+    try:
+        losses = task_losses()
+        G = task_gradients(losses, shared)
+        affinity = None
+        if affinity_lr:
+            before = torch.stack([loss.detach() for loss in losses])
+            del losses  # free the graph before the look-ahead passes
+            with torch.no_grad():
+                affinity = lookahead_affinity(shared, G, affinity_lr, lambda: torch.stack(task_losses()),
+                                              before=before)
+    finally:
+        model.train(was_training)
     return snapshot(G, model.tasks, affinity)
 
 
@@ -148,6 +271,7 @@ def train(
     weights: dict[str, float] | None = None,
     keep_model: bool = False,
     model: MultiTaskModel | None = None,
+    score: Score | None = None,
 ) -> TrainResult:
     """Train one model on `dataset` as `config` says; return its test metrics.
 
@@ -155,6 +279,9 @@ def train(
     reuse the multi-task config with one task and hard sharing). `model` trains a
     prepared model instead of a fresh one (transfer learning: a pre-trained encoder,
     possibly frozen — parameters with requires_grad=False are left out of the optimiser).
+    With `config.selection == "best_val"` the test metrics are those of the evaluation step
+    with the best `score` of the validation metrics (`mtl_core.selection`; default: the
+    primary metric for one task, validation Δm against the first evaluation for several).
     """
     sink = sink or Sink()
     tasks = list(tasks or config.task_list(dataset.task_names))
@@ -175,6 +302,9 @@ def train(
     weighting_name = config.weighting.name if sharing is None else "manual"
     weighting_opts = config.weighting.options if sharing is None else {}
     strategy: WeightingStrategy = build_weighting(weighting_name, tasks, weighting_opts, base_weights=w0).to(device)
+    amp = resolve_amp(config.amp, device)
+    scaler = _grad_scaler(amp, device, strategy)
+    compiled = compile_model(model, train_data.x[: config.batch_size]) if config.compile else "off"
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(config, [*trainable, *strategy.parameters()])
     specs = [dataset.tasks[t] for t in tasks]
@@ -187,25 +317,32 @@ def train(
     snap_idx = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(config.seed + 1))[
         : max(SNAPSHOT_BATCH, config.batch_size)
     ].to(device)
+    snap_batch: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None  # gathered at the first snapshot
 
     sink.on_start(phase, {
         "tasks": tasks, "total_steps": steps, "batch_size": batches.batch_size, "device": str(device),
         "sharing": sharing_name, "parameter_counts": model.parameter_counts(),
+        "amp": str(amp).removeprefix("torch.") if amp is not None else "off", "compile": compiled,
     })
-    # Per-step losses and weights stay on the device until the next logging step.
-    loss_buf = torch.zeros(config.log_every, T, device=device)
-    weight_buf = torch.zeros(config.log_every, T, device=device)
-    active_buf = torch.zeros(config.log_every, T, dtype=torch.bool, device=device)
-    extra_buf = torch.zeros(config.log_every, device=device)
+    # Per-step losses, weights and task masks stay on the device, one small tensor per
+    # step, until the next logging step stacks them: appending to a list launches no
+    # kernel, where copying each row into a preallocated buffer cost three indexed copies
+    # per step (issue 11; on a GPU each is a kernel launch).
+    loss_rows: list[torch.Tensor] = []
+    weight_rows: list[torch.Tensor] = []
+    active_rows: list[torch.Tensor] = []
+    reg_rows: list[torch.Tensor] = []
     all_active = torch.ones(T, dtype=torch.bool, device=device)
     one_active = torch.eye(T, dtype=torch.bool, device=device)
-    has_reg = False
-    k = 0
+    forward_context = autocast(device, amp)  # forward + losses only; a no-op context when amp is off
     val_metrics: dict[str, dict[str, float]] = {}
     gates: dict[str, dict[str, float]] | None = None
     last_snapshot = None
     n_evals = 0
     affinity_lr = config.affinity_lr or config.optimizer.lr
+    if score is None:
+        score = single_task_score(specs[0]) if T == 1 else DeltaMScore(dict(zip(tasks, specs)))
+    best = keeper(config.selection, score)
     train_seconds, tick = 0.0, time.perf_counter()
     model.train()
 
@@ -215,58 +352,74 @@ def train(
                 raise RunCancelled(f"run cancelled at step {step - 1} of {steps}")
             idx = batches.next()
             xb = train_data.x[idx]
-            if probs is None:
-                out = model(xb)
-                losses = torch.stack(
-                    [task_loss(specs[i].kind, out[t], train_data.y[t][idx], masked=masked[i]) for i, t in enumerate(tasks)]
-                )
-                active_row = all_active
-            else:  # one task this step; the others get a zero loss and no gradient
-                j = int(torch.multinomial(probs, 1, generator=gen))
-                active_row = one_active[j]
-                out = model(xb, [tasks[j]])
-                loss_j = task_loss(specs[j].kind, out[tasks[j]], train_data.y[tasks[j]][idx], masked=masked[j])
-                losses = torch.stack([loss_j if i == j else loss_j.new_zeros(()) for i in range(T)])
+            with forward_context:
+                if probs is None:
+                    out = model(xb)
+                    task_losses = [task_loss(specs[i].kind, out[t], train_data.y[t][idx], masked=masked[i])
+                                   for i, t in enumerate(tasks)]
+                    active_row = all_active
+                else:  # one task this step; the others get a zero loss and no gradient
+                    j = int(torch.multinomial(probs, 1, generator=gen))
+                    active_row = one_active[j]
+                    out = model(xb, [tasks[j]])
+                    loss_j = task_loss(specs[j].kind, out[tasks[j]], train_data.y[tasks[j]][idx], masked=masked[j])
+                    task_losses = [loss_j if i == j else loss_j.new_zeros(()) for i in range(T)]
+                if amp is not None:  # the strategies weigh float32 losses, whatever the forward ran in
+                    task_losses = [loss.float() for loss in task_losses]
+                losses = torch.stack(task_losses)
             reg = model.regularizer()
             optimizer.zero_grad(set_to_none=True)
-            applied = strategy.backward(losses, step=step, model=model, extra_loss=reg)
-            optimizer.step()
+            if scaler is None:
+                applied = strategy.backward(losses, step=step, model=model, extra_loss=reg)
+                optimizer.step()
+            else:  # fp16: gradients scaled against underflow (GradScaler), steps with inf/NaN skipped
+                applied = strategy.backward(losses, step=step, model=model, extra_loss=reg,
+                                            grad_scale=scaler.scale(torch.ones((), device=device)))
+                scaler.step(optimizer)
+                scaler.update()
 
-            loss_buf[k] = losses.detach()
-            weight_buf[k] = applied
-            active_buf[k] = active_row
+            loss_rows.append(losses.detach())
+            weight_rows.append(applied)
+            active_rows.append(active_row)
             if reg is not None:
-                extra_buf[k] = reg.detach()
-                has_reg = True
-            k += 1
+                reg_rows.append(reg.detach())
 
             evaluate_now = step % config.eval_every == 0 or step == steps
-            if k == config.log_every or evaluate_now:
-                _check_finite(loss_buf[:k], active_buf[:k], tasks, step - k + 1)
+            if len(loss_rows) == config.log_every or evaluate_now:
+                _flush_train_log(sink, phase, step, tasks, loss_rows, weight_rows, active_rows, reg_rows)
                 train_seconds += time.perf_counter() - tick  # evaluation time is not training time
-                _log_train(sink, phase, step, tasks, loss_buf[:k], weight_buf[:k], active_buf[:k],
-                           extra_buf[:k] if has_reg else None)
                 sink.on_progress(phase, step, steps, step * batches.batch_size / max(train_seconds, 1e-9))
-                k = 0
                 if evaluate_now:
-                    val_metrics = evaluate(model, val_data, dataset)
+                    val_metrics = evaluate(model, val_data, dataset, amp=amp)
                     sink.on_eval(phase, step, "val", val_metrics)
+                    if best is not None:
+                        best.offer(step, val_metrics, model)
                     if hasattr(model, "gate_weights"):  # MMoE-style modes: which experts each task uses
                         gates = model.gate_weights()
                         sink.on_eval(phase, step, "gates", gates)
                     if config.interference:
                         n_evals += 1
                         measure_affinity = config.affinity_every and n_evals % config.affinity_every == 0
+                        if snap_batch is None:
+                            snap_batch = train_data.x[snap_idx], {t: train_data.y[t][snap_idx] for t in tasks}
                         last_snapshot = interference_snapshot(
-                            model, dataset, train_data.x[snap_idx], {t: train_data.y[t][snap_idx] for t in tasks},
-                            affinity_lr=affinity_lr if measure_affinity else None,
+                            model, dataset, *snap_batch, affinity_lr=affinity_lr if measure_affinity else None,
                         )
                         if last_snapshot is not None:
                             sink.on_interference(phase, step, last_snapshot)
                 tick = time.perf_counter()
 
-        test_metrics = evaluate(model, dataset.test.to(device), dataset)
-        sink.on_eval(phase, steps, "test", test_metrics)
+        test_data = dataset.test.to(device)
+        test_outputs = predict(model, test_data, amp=amp)
+        test_last = test_metrics = evaluate(model, test_data, dataset, outputs=test_outputs)
+        selected, val_last = steps, val_metrics
+        if best is not None and best.step is not None:
+            selected, val_metrics = best.step, best.val
+            if best.step != steps:  # the selected weights are not the last: test them
+                best.restore(model)
+                test_outputs = predict(model, test_data, amp=amp)
+                test_metrics = evaluate(model, test_data, dataset, outputs=test_outputs)
+        sink.on_eval(phase, selected, "test", test_metrics)
     except RunCancelled as exc:
         sink.on_end(phase, "cancelled", str(exc))
         raise
@@ -279,6 +432,8 @@ def train(
         samples_per_s=steps * batches.batch_size / max(train_seconds, 1e-9),
         train_seconds=train_seconds, device=str(device), parameter_counts=model.parameter_counts(),
         interference=last_snapshot, gates=gates, model=model if keep_model else None,
+        selected_step=selected, test_last=test_last, val_last=val_last,
+        test_outputs={t: o.cpu() for t, o in test_outputs.items()},
     )
 
 
@@ -307,17 +462,32 @@ def _check_finite(losses: torch.Tensor, active: torch.Tensor, tasks: list[str], 
     )
 
 
-def _log_train(sink, phase, step, tasks, losses, weights, active, extra) -> None:
+def _flush_train_log(sink, phase, step, tasks, loss_rows, weight_rows, active_rows, reg_rows) -> None:
+    """Stop on a non-finite loss, else send the mean losses and weights since the last log
+    to the sink; empties the row lists. One device-to-host transfer for everything (a
+    GPU waits once per logging step, not once per figure)."""
+    losses, weights, active = torch.stack(loss_rows), torch.stack(weight_rows), torch.stack(active_rows)
+    k, T = losses.shape
     counts = active.sum(0).clamp_min(1)
-    mean_loss = (losses * active).sum(0) / counts
-    mean_w = weights.mean(0)
-    total = float(((losses * weights).sum(1)).mean())
-    ml, mw, seen = mean_loss.tolist(), mean_w.tolist(), active.any(0).tolist()
-    extras = {"reg": float(extra.mean())} if extra is not None else {}
+    parts = [
+        (active & ~torch.isfinite(losses)).any().reshape(1).float(),
+        (losses * active).sum(0) / counts,
+        weights.mean(0).to(losses.dtype),
+        active.any(0).float(),
+        (losses * weights).sum(1).mean().reshape(1),
+    ]
+    if reg_rows:
+        parts.append(torch.stack(reg_rows).float().mean().reshape(1))
+    values = torch.cat(parts).tolist()
+    if values[0]:
+        _check_finite(losses, active, tasks, step - k + 1)  # raises, naming task and step
+    ml, mw, seen = values[1 : 1 + T], values[1 + T : 1 + 2 * T], values[1 + 2 * T : 1 + 3 * T]
+    extras = {"reg": values[2 + 3 * T]} if reg_rows else {}
+    loss_rows.clear(), weight_rows.clear(), active_rows.clear(), reg_rows.clear()
     sink.on_train(
         phase, step,
         {t: ml[i] for i, t in enumerate(tasks) if seen[i]},
-        total,
+        values[1 + 3 * T],
         {t: mw[i] for i, t in enumerate(tasks)},
         extras,
     )

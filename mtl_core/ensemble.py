@@ -47,6 +47,7 @@ from mtl_core.engine import (
     evaluate,
     interference_snapshot,
     make_optimizer,
+    predict,
     resolve_device,
     total_steps,
 )
@@ -54,6 +55,7 @@ from mtl_core.errors import ConfigError, RunCancelled, TrainingError
 from mtl_core.models import MultiTaskModel, build_model
 from mtl_core.models.encoders import MLPEncoder
 from mtl_core.models.heads import TaskHead, has_missing
+from mtl_core.selection import DeltaMScore, Score, keeper, single_task_score
 from mtl_core.sink import Sink
 from mtl_core.tasks.base import IGNORE_INDEX, MTLDataset
 
@@ -118,9 +120,14 @@ def train_ensemble(
     should_stop: Callable[[], bool] | None = None,
     keep_models: bool = False,
     impl: Impl = "batched",
+    scores: Sequence[Score] | None = None,
 ) -> EnsembleResult:
     """Train `members` together; member k reproduces
     `engine.train(config with seed_k, dataset, tasks=tasks_k, weights=w_k, sharing=sharing)`.
+
+    With `config.selection == "best_val"` each member keeps its own best checkpoint
+    (`mtl_core.selection`) by `scores[k]` (default: a one-task member's primary validation
+    metric, a multi-task member's validation Δm against its own first evaluation).
 
     `sharing` overrides the config's mode as in `engine.train` (the baselines pass
     "hard", which also means weighting "manual" with the members' weights).
@@ -169,6 +176,10 @@ def train_ensemble(
     snap_idx = [_snapshot_rows(m.seed, len(train_data), config.batch_size, device) for m in members]
     affinity_lr = config.affinity_lr or config.optimizer.lr
     n_evals, k = 0, 0
+    if scores is None:
+        scores = [single_task_score(dataset.tasks[m.tasks[0]]) if len(m.tasks) == 1
+                  else DeltaMScore({t: dataset.tasks[t] for t in m.tasks}) for m in members]
+    keepers = [keeper(config.selection, score) for score in scores]
     train_seconds, tick = 0.0, time.perf_counter()
 
     def end_alive(status: str, message: str | None = None) -> None:
@@ -210,6 +221,8 @@ def train_ensemble(
                             continue
                         val_metrics[j] = evaluate(model, val_data, dataset)
                         sink.on_eval(m.phase, step, "val", val_metrics[j])
+                        if keepers[j] is not None:
+                            keepers[j].offer(step, val_metrics[j], model)
                         if interference:
                             snapshots[j] = interference_snapshot(
                                 model, dataset, train_data.x[snap_idx[j]],
@@ -228,13 +241,24 @@ def train_ensemble(
             if not alive[j]:
                 results.append(None)
                 continue
-            test_metrics = evaluate(model, test_data, dataset)
-            sink.on_eval(m.phase, steps, "test", test_metrics)
+            outputs = predict(model, test_data)
+            test_last = test_metrics = evaluate(model, test_data, dataset, outputs=outputs)
+            selected, val_selected = steps, val_metrics[j]
+            best = keepers[j]
+            if best is not None and best.step is not None:
+                selected, val_selected = best.step, best.val
+                if best.step != steps:  # the selected weights are not the last: test them
+                    best.restore(model)
+                    outputs = predict(model, test_data)
+                    test_metrics = evaluate(model, test_data, dataset, outputs=outputs)
+            sink.on_eval(m.phase, selected, "test", test_metrics)
             if keep_models:
                 for p in model.parameters():  # own storage, not a view into the whole stack
                     p.data = p.data.clone()
             results.append(TrainResult(
-                phase=m.phase, tasks=list(m.tasks), steps=steps, test=test_metrics, val=val_metrics[j],
+                phase=m.phase, tasks=list(m.tasks), steps=steps, test=test_metrics, val=val_selected,
+                selected_step=selected, test_last=test_last, val_last=val_metrics[j],
+                test_outputs={t: o.cpu() for t, o in outputs.items()},
                 samples_per_s=steps * B / max(train_seconds, 1e-9), train_seconds=train_seconds,
                 device=str(device), parameter_counts=model.parameter_counts(), interference=snapshots[j],
                 model=model if keep_models else None,

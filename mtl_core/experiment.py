@@ -26,13 +26,15 @@ from mtl_core import threads as thread_budget
 from mtl_core.grouping import all_groupings
 from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
 from mtl_core.metrics import comparison_table, delta_m, transfer_verdict
+from mtl_core.selection import DeltaMScore
+from mtl_core.significance import combine, delta_m_interval, paired_interval
 from mtl_core.sink import MultiSink, RecordingSink, Sink
 from mtl_core.tasks import MTLDataset, load_dataset
 
 log = logging.getLogger(__name__)
 
 # Bump when a change to the engine makes cached baselines stale.
-BASELINE_FORMAT = 1
+BASELINE_FORMAT = 2  # 2: checkpoint selection (test metrics at the selected step, test_last)
 
 
 class BaselineCache(Protocol):
@@ -71,6 +73,7 @@ def baseline_key(config: ExperimentConfig, task: str) -> str:
         "batch_size": config.batch_size,
         "eval_every": config.eval_every,
         "seed": config.seed,
+        "selection": config.selection,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -100,7 +103,7 @@ def run_experiment(
         ds = ds.select_tasks(cfg.task_list(ds.task_names))
         baselines = _baselines(cfg, ds, sink, cache, suffix) if cfg.baselines else {}
         recorder = RecordingSink()
-        mtl = train(cfg, ds, MultiSink(sink, recorder), phase="mtl" + suffix)
+        mtl = train(cfg, ds, MultiSink(sink, recorder), phase="mtl" + suffix, score=mtl_score(ds, baselines))
         runs.append((ds, mtl, baselines, recorder))
     ds, mtl, baselines, recorder = runs[0]
     result = build_results(config, ds, mtl, baselines, recorder, run_id=run_id)
@@ -108,15 +111,33 @@ def run_experiment(
     return _finite(_aggregate_seeds(result, runs)) if baselines else result
 
 
+def mtl_score(dataset: MTLDataset, baselines: dict[str, dict[str, Any]]) -> DeltaMScore:
+    """The multi-task model's selection score: validation Δm against the baselines'
+    validation metrics at their own selected steps (`mtl_core.selection`)."""
+    reference = {}
+    for t, b in baselines.items():
+        value = (b.get("val") or {}).get(dataset.tasks[t].metric)
+        if value is not None:
+            reference[t] = float(value)
+    return DeltaMScore(dataset.tasks, reference if len(reference) == len(dataset.tasks) else None)
+
+
 def _aggregate_seeds(result: dict[str, Any], runs: list) -> dict[str, Any]:
-    """Per task: mean ± std over seeds of STL and MTL, with a verdict that names a
-    difference only when it exceeds the seed-to-seed noise."""
+    """Per task: mean ± std over seeds of STL and MTL, and a verdict that names a difference
+    only when its 95 % interval excludes 0 (`metrics.transfer_verdict`): over seeds (Student
+    t) and over the test examples (paired bootstrap of the two models' predictions on the
+    same rows, `mtl_core.significance`) — so one seed gets an honest verdict too. Δm gets
+    the same treatment (`delta_m_interval`, combined over seeds)."""
     rows = []
     for row in result["tasks"]:
         t, metric = row["name"], row["metric"]
         stl = [b[t]["test"][metric] for _, _, b, _ in runs if t in b]
         mtl = [m.test[t][metric] for _, m, _, _ in runs]
-        v = transfer_verdict(stl, mtl, higher_is_better=row["higher_is_better"]) if stl else {}
+        examples = [_task_interval(ds, t, m, b[t]) for ds, m, b, _ in runs if t in b]
+        examples = examples if examples and all(e is not None for e in examples) else None
+        v = transfer_verdict(stl, mtl, higher_is_better=row["higher_is_better"], examples=examples) if stl else {}
+        if "low" in v:
+            v["interval"] = {"low": v["low"], "high": v["high"], "level": 0.95, "method": v.get("method", "")}
         rows.append({
             **row,
             "stl": v.get("stl_mean"), "mtl": v.get("mtl_mean", sum(mtl) / len(mtl)),
@@ -125,7 +146,35 @@ def _aggregate_seeds(result: dict[str, Any], runs: list) -> dict[str, Any]:
     result["tasks"] = rows
     result["delta_m"] = delta_m(rows)
     result["seeds"] = [result["seed"] + k for k in range(len(runs))]
+    per_seed = [_delta_m_interval(ds, m, b) for ds, m, b, _ in runs]
+    if per_seed and all(p is not None for p in per_seed):
+        dm = combine(per_seed, [p["diff"] for p in per_seed])
+        result["delta_m_interval"] = {
+            "low": dm["low"], "high": dm["high"], "level": 0.95, "method": dm.get("method", ""),
+            "per_seed": [{k: p[k] for k in ("diff", "low", "high")} for p in per_seed],
+        }
+        result["delta_m_verdict"] = dm["verdict"]
     return result
+
+
+def _task_interval(dataset: MTLDataset, task: str, mtl: TrainResult, baseline: dict[str, Any]) -> dict[str, Any] | None:
+    """The paired bootstrap interval of one task at one seed; None when an output is missing."""
+    stl_out = baseline.get("test_output")
+    if stl_out is None or not mtl.test_outputs or task not in mtl.test_outputs:
+        return None
+    return paired_interval(dataset.tasks[task], dataset.test.y[task], torch.as_tensor(stl_out),
+                           mtl.test_outputs[task])
+
+
+def _delta_m_interval(dataset: MTLDataset, mtl: TrainResult, baselines: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    if not mtl.test_outputs or any(b.get("test_output") is None for b in baselines.values()):
+        return None
+    tasks = [t for t in dataset.task_names if t in baselines]
+    return delta_m_interval(
+        {t: dataset.tasks[t] for t in tasks}, {t: dataset.test.y[t] for t in tasks},
+        {t: torch.as_tensor(baselines[t]["test_output"]) for t in tasks},
+        {t: mtl.test_outputs[t] for t in tasks},
+    )
 
 
 def _baselines(
@@ -274,6 +323,11 @@ def _store_baseline(
         "task": task,
         "test": result.test[task],
         "val": result.val.get(task, {}),
+        "selected_step": result.selected_step,
+        "test_last": (result.test_last or result.test)[task],
+        # Its test outputs at the selected step: the multi-task model is compared with it
+        # example by example (mtl_core.significance), from the cache as when just trained.
+        "test_output": result.test_outputs[task].tolist() if result.test_outputs else None,
         "steps": result.steps,
         "samples_per_s": result.samples_per_s,
         "parameter_count": result.parameter_counts["total"],
@@ -304,7 +358,7 @@ def _replay(sink: Sink, phase: str, task: str, cached: dict[str, Any]) -> None:
             sink.on_train(phase, point["step"], {task: loss}, loss, {task: 1.0}, {})
         if "val" in point:
             sink.on_eval(phase, point["step"], "val", {task: point["val"]})
-    sink.on_eval(phase, cached["steps"], "test", {task: cached["test"]})
+    sink.on_eval(phase, cached.get("selected_step") or cached["steps"], "test", {task: cached["test"]})
     sink.on_end(phase, "finished")
 
 
@@ -320,6 +374,11 @@ def build_results(
     """The results JSON (the contract the dashboard and later tools read)."""
     stl = {t: b["test"] for t, b in baselines.items()}
     rows = comparison_table(dataset.tasks, stl, mtl.test)
+    # The same comparison with the weights at the end of training (selection `last`).
+    stl_last = {t: b.get("test_last") or b["test"] for t, b in baselines.items()}
+    rows_last = comparison_table(dataset.tasks, stl_last, mtl.test_last or mtl.test)
+    for row, last in zip(rows, rows_last):
+        row["at_end"] = {"stl": last["stl"], "mtl": last["mtl"], "delta_pct": last["delta_pct"]}
     snapshots = recorder.interference
     stl_params = sum(b["parameter_count"] for b in baselines.values())
     result = {
@@ -333,6 +392,13 @@ def build_results(
         "dataset": {k: v for k, v in dataset.summary().items() if k != "info"},
         "tasks": rows,
         "delta_m": delta_m(rows) if baselines else float("nan"),
+        "selection": {
+            "rule": config.selection,
+            "mtl_step": mtl.selected_step,
+            "baseline_steps": {t: b.get("selected_step") for t, b in baselines.items()},
+            "steps": mtl.steps,
+            "delta_m_at_end": delta_m(rows_last) if baselines else float("nan"),
+        },
         "interference": interference_results(mtl, snapshots),
         "gates": mtl.gates,
         "throughput": {

@@ -8,24 +8,28 @@ that helps one task hurts the other (the "conflicting gradients" of Yu et al., 2
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 
-def task_gradients(losses: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
-    """G (T, P): the flattened gradient of each task loss w.r.t. `params`.
+def task_gradients(losses: torch.Tensor | Sequence[torch.Tensor], params: list[nn.Parameter]) -> torch.Tensor:
+    """G (T, P): the flattened gradient of each task loss w.r.t. `params`, in float32.
 
+    `losses` is the (T,) stacked losses or, cheaper, the list of the T scalar losses: a
+    backward pass from `losses[t]` of a stack also pushes zero gradients through every
+    other task's head, one from the task's own loss node does not (the same values).
     A task that does not reach some parameter contributes zeros there.
     """
-    rows = []
-    for t in range(losses.shape[0]):
-        grads = torch.autograd.grad(losses[t], params, retain_graph=True, allow_unused=True)
-        rows.append(
-            torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
-        )
-    return torch.stack(rows)
+    T = len(losses)
+    sizes = [p.numel() for p in params]
+    G = torch.empty(T, sum(sizes), dtype=torch.float32, device=params[0].device)
+    for t in range(T):
+        grads = torch.autograd.grad(losses[t], params, retain_graph=True, allow_unused=True,
+                                    materialize_grads=True)
+        torch.cat([g.reshape(-1).float() for g in grads], out=G[t])
+    return G
 
 
 def grad_cosine(G: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -43,7 +47,12 @@ def magnitude_similarity(G: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 
 @torch.no_grad()
 def lookahead_affinity(
-    params: list[nn.Parameter], G: torch.Tensor, lr: float, task_losses: Callable[[], torch.Tensor]
+    params: list[nn.Parameter],
+    G: torch.Tensor,
+    lr: float,
+    task_losses: Callable[[], torch.Tensor],
+    *,
+    before: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Inter-task affinity by look-ahead (Fifty et al., NeurIPS 2021, "Which Tasks Should Be
     Learned Together?", Eq. 1): Z_{i→j} = 1 − L_j(θ_s − η·g_i, θ_j) / L_j(θ_s, θ_j).
@@ -51,9 +60,12 @@ def lookahead_affinity(
     Row i, column j: how much a step on the shared parameters with task i's gradient g_i
     (row i of G, a plain SGD step of size η) lowers task j's loss on the same batch; > 0
     means i helps j. `task_losses()` evaluates every task's loss at the current
-    parameters. The parameters are restored exactly afterwards: it is a measurement.
+    parameters; `before`, when the caller already has those losses at θ_s (the forward
+    pass that gave G), saves one evaluation. The parameters are restored exactly
+    afterwards: it is a measurement.
     """
-    before = task_losses()
+    if before is None:
+        before = task_losses()
     saved = [p.detach().clone() for p in params]
     sizes = [p.numel() for p in params]
     T = G.shape[0]
@@ -61,8 +73,8 @@ def lookahead_affinity(
     try:
         for i in range(T):
             for p, g in zip(params, torch.split(G[i], sizes)):
-                p.sub_(lr * g.view_as(p))
-            Z[i] = 1 - task_losses() / before.clamp_min(1e-12)
+                p.sub_(lr * g.view_as(p).to(p.dtype))
+            Z[i] = 1 - task_losses().float() / before.float().clamp_min(1e-12)
             for p, old in zip(params, saved):
                 p.copy_(old)
     finally:
@@ -97,8 +109,12 @@ def mean_matrix(snapshots: list[dict[str, Any]], key: str) -> list[list[float]] 
 
 
 def pair_summary(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per task pair: mean gradient cosine, share of conflicting evaluations (cos < 0) and
-    trend (mean cosine over the last half of training minus the first half)."""
+    """Per task pair: mean gradient cosine, share of conflicting evaluations (cos < 0),
+    trend (mean cosine over the last half of training minus the first half), and a verdict
+    "agree" / "conflict" / "no clear sign" with the interval of the mean cosine
+    (`significance.pair_sign`: a pair conflicts only when it is clearly below 0)."""
+    from mtl_core.significance import pair_sign
+
     if not snapshots:
         return []
     tasks = snapshots[0]["tasks"]
@@ -113,6 +129,7 @@ def pair_summary(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "conflict_rate": sum(c < 0 for c in cos) / len(cos),
             "trend": trend,
             "evaluations": len(cos),
+            **{k: v for k, v in pair_sign(cos).items() if k in ("verdict", "low", "high", "n_eff")},
         })
     return out
 

@@ -568,7 +568,8 @@ class RunStore:
         Columns: id, name, status, created_at, started_at, finished_at (pandas UTC
         timestamps), dataset, sharing, weighting, tasks (comma-joined; "all" when the config
         takes every task of the dataset), phase, step, total_steps, samples_per_s, device,
-        pid, error, code_version, cancel_requested, delta_m (from the result; NaN if none).
+        pid, error, code_version, cancel_requested, delta_m and delta_m_verdict (from the
+        result; NaN / None if none).
         """
         where, params = "", []
         if status is not None:
@@ -586,7 +587,8 @@ class RunStore:
                    CASE WHEN json_valid(r.config) THEN json_extract(r.config, '$.tasks') END,
                    r.phase, r.step, r.total_steps, r.samples_per_s, r.device, r.pid, r.error,
                    r.code_version, r.cancel_requested,
-                   res.delta_m
+                   res.delta_m,
+                   CASE WHEN json_valid(res.payload) THEN json_extract(res.payload, '$.delta_m_verdict') END
             FROM runs r LEFT JOIN results res ON res.run_id = r.id
             {where}
             ORDER BY r.created_at DESC, r.rowid DESC
@@ -598,7 +600,7 @@ class RunStore:
             "id", "name", "status", "created_at", "started_at", "finished_at",
             "dataset", "sharing", "weighting", "tasks",
             "phase", "step", "total_steps", "samples_per_s", "device", "pid", "error",
-            "code_version", "cancel_requested", "delta_m",
+            "code_version", "cancel_requested", "delta_m", "delta_m_verdict",
         ]
         tasks_at = columns.index("tasks")
         rows = [(*r[:tasks_at], _tasks_label(r[tasks_at]), *r[tasks_at + 1 :]) for r in rows]

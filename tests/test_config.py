@@ -236,3 +236,36 @@ def test_threads_round_trip_through_yaml_and_overrides(threads):
     config = ExperimentConfig.parse({"dataset": SMALL, "threads": threads})
     assert ExperimentConfig.from_yaml(config.to_yaml()).threads == threads
     assert ExperimentConfig.parse(apply_overrides({"dataset": SMALL}, [f"threads={threads}"])).threads == threads
+
+
+# ---- amp and compile (mixed precision, torch.compile) ------------------------------------------
+def test_amp_defaults_to_auto_and_compile_to_off():
+    config = ExperimentConfig.parse({})
+    assert config.amp == "auto" and config.compile is False
+
+
+@pytest.mark.parametrize(("amp", "compile_"), [("auto", False), ("off", True), ("bf16", False), ("fp16", True)])
+def test_amp_and_compile_round_trip_through_yaml_json_and_overrides(amp, compile_):
+    config = ExperimentConfig.parse({"dataset": SMALL, "amp": amp, "compile": compile_})
+    for again in (ExperimentConfig.from_yaml(config.to_yaml()), ExperimentConfig.parse(json.loads(json.dumps(config.to_dict())))):
+        assert (again.amp, again.compile) == (amp, compile_)
+    overridden = ExperimentConfig.parse(apply_overrides({"dataset": SMALL}, [f"amp={amp}", f"compile={compile_}"]))
+    assert (overridden.amp, overridden.compile) == (amp, compile_)
+
+
+@pytest.mark.parametrize(("data", "fix"), [
+    ({"amp": "fp32"}, r"amp: .*'auto', 'off', 'bf16' or 'fp16'"),
+    ({"amp": "fp16", "device": "cpu"}, r"amp: 'fp16' needs a CUDA GPU .*amp: bf16"),
+    ({"compile": "sometimes"}, r"compile: "),
+    ({"compile": True, "weighting": {"name": "graddrop"}}, r"compile: weighting 'graddrop' in mode 'rep'.*'params'"),
+], ids=["unknown_amp", "fp16_on_cpu", "compile_not_a_bool", "compile_with_rep_mode"])
+def test_bad_amp_or_compile_is_refused_naming_the_field_and_fix(data, fix):
+    with pytest.raises(ConfigError, match=fix):
+        ExperimentConfig.parse({"dataset": SMALL, **data})
+
+
+def test_an_unquoted_yaml_off_means_amp_off_and_on_is_refused():
+    assert ExperimentConfig.from_yaml("amp: off").amp == "off"  # YAML 1.1 reads `off` as false
+    assert ExperimentConfig.parse({"amp": " BF16 "}).amp == "bf16"
+    with pytest.raises(ConfigError, match=r"amp: true is not a precision; give auto, off, bf16 or fp16"):
+        ExperimentConfig.from_yaml("amp: on")

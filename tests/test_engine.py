@@ -424,3 +424,30 @@ def test_experiment_on_a_task_subset_trains_only_those_tasks():
     assert [row["name"] for row in result["tasks"]] == ["y3", "y1"]
     assert set(result["baselines"]) == {"y3", "y1"}
     assert result["interference"]["tasks"] == ["y3", "y1"]
+
+
+# ---- logging: one transfer per logging step (issue 11) -------------------------------------
+def test_a_logged_window_is_the_mean_of_its_steps():
+    every, fine = RecordingSink(), RecordingSink()
+    train(make_config(log_every=5, steps=20, eval_every=100, weights={"y1": 2.0}), small_dataset(), every)
+    train(make_config(log_every=1, steps=20, eval_every=100, weights={"y1": 2.0}), small_dataset(), fine)
+    assert [row["step"] for row in every.train] == [5, 10, 15, 20]
+    for i, row in enumerate(every.train):
+        steps = fine.train[5 * i : 5 * i + 5]
+        for task in ("y1", "y2"):
+            assert row["losses"][task] == pytest.approx(np.mean([s["losses"][task] for s in steps]), rel=1e-6)
+        assert row["total"] == pytest.approx(np.mean([s["total"] for s in steps]), rel=1e-6)
+        assert row["weights"] == {"y1": 2.0, "y2": 1.0}
+
+
+def test_soft_sharing_logs_its_regulariser_every_logging_step():
+    sink = RecordingSink()
+    train(make_config(sharing={"name": "soft"}, log_every=4, steps=12, eval_every=100), small_dataset(), sink)
+    assert [row["step"] for row in sink.train] == [4, 8, 12]
+    assert all(row["reg"] > 0 and math.isfinite(row["reg"]) for row in sink.train)
+
+
+def test_the_start_event_says_which_precision_and_compilation_the_run_uses():
+    sink = StartRecorder()
+    train(make_config(), small_dataset(), sink)
+    assert sink.starts[0][1]["amp"] == "off" and sink.starts[0][1]["compile"] == "off"

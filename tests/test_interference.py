@@ -129,13 +129,14 @@ def test_verdicts_compare_mtl_and_stl_paired_over_seeds():
     from mtl_core.metrics import transfer_verdict
 
     clear = transfer_verdict([2.0, 2.2, 1.8], [1.5, 1.7, 1.3], higher_is_better=False)
-    assert clear["verdict"] == "positive transfer" and "helps" in clear["verdict_text"]
+    assert clear["verdict"] == "helped" and "helps" in clear["verdict_text"]
     noisy = transfer_verdict([2.0, 2.2, 1.8], [1.5, 2.6, 1.9], higher_is_better=False)
     assert noisy["verdict"] == "no clear difference" and "noise" in noisy["verdict_text"]
     worse = transfer_verdict([0.9, 0.92, 0.88], [0.8, 0.83, 0.78], higher_is_better=True)
-    assert worse["verdict"] == "negative transfer" and worse["mtl_std"] == pytest.approx(0.025166, rel=1e-3)
+    assert worse["verdict"] == "hurt" and worse["mtl_std"] == pytest.approx(0.025166, rel=1e-3)
+    # One seed with nothing but the two numbers has no noise estimate: no verdict either way.
     one = transfer_verdict([0.9], [0.95], higher_is_better=True)
-    assert one["verdict"] == "positive transfer" and "one seed" in one["verdict_text"]
+    assert one["verdict"] == "no clear difference" and "one seed" in one["verdict_text"]
 
 
 def test_a_run_with_several_seeds_reports_mean_std_and_verdicts():
@@ -146,5 +147,64 @@ def test_a_run_with_several_seeds_reports_mean_std_and_verdicts():
     assert result["seeds"] == [0, 1, 2]
     for row in result["tasks"]:
         assert row["n_seeds"] == 3 and row["stl_std"] > 0 and row["mtl_std"] > 0
-        assert row["verdict"] in ("positive transfer", "negative transfer", "no clear difference")
+        assert row["verdict"] in ("helped", "hurt", "no clear difference")
+        assert row["interval"]["low"] <= row["diff"] <= row["interval"]["high"]
         assert row["mtl"] == pytest.approx(row["mtl_mean"])
+
+
+# ---- the snapshot's cost cuts measure the same thing (issue 11) --------------------------------
+def _hard_model_and_batch(n: int = 64):
+    from mtl_core.config import ModelSpec
+    from mtl_core.models.heads import task_loss
+
+    ds = load_dataset("mmoe_synthetic", {"n_samples": 300, "input_dim": 8, "n_tasks": 3}, seed=0)
+    torch.manual_seed(0)
+    model = build_model("hard", ds, ds.task_names, ModelSpec(hidden=[16, 8], head_hidden=4))
+    x, y = ds.train.x[:n], {t: ds.train.y[t][:n] for t in ds.task_names}
+
+    def losses():
+        out = model(x)
+        return [task_loss("regression", out[t], y[t]) for t in ds.task_names]
+
+    return ds, model, x, y, losses
+
+
+def test_task_gradients_from_each_loss_equal_those_from_the_stacked_losses():
+    from mtl_core.interference import task_gradients
+
+    _, model, _, _, losses = _hard_model_and_batch()
+    shared = model.shared_parameters()
+    from_list = task_gradients(losses(), shared)
+    from_stack = task_gradients(torch.stack(losses()), shared)
+    assert from_list.shape == (3, sum(p.numel() for p in shared)) and from_list.dtype == torch.float32
+    torch.testing.assert_close(from_list, from_stack, rtol=0, atol=1e-7)
+
+
+def test_snapshot_cosine_equals_that_of_a_gradient_methods_G_on_the_same_batch():
+    # What a reuse of the step's G would give where the batch and the mode are the same:
+    # the snapshot's cosine is that of PCGrad's own per-task gradients.
+    from mtl_core.interference import grad_cosine
+    from mtl_core.weighting import build_weighting
+
+    ds, model, x, y, losses = _hard_model_and_batch()
+    snap = interference_snapshot(model, ds, x, y)
+    s = build_weighting("pcgrad", ds.task_names, {}, base_weights=torch.ones(3))
+    model.eval()
+    s.backward(torch.stack(losses()), step=1, model=model)
+    expected = grad_cosine(s.last_grads)
+    assert torch.allclose(torch.tensor(snap["grad_cosine"]), expected, atol=1e-5)
+    assert snap["grad_norm"] == pytest.approx(s.last_grads.norm(dim=1).tolist(), rel=1e-5)
+
+
+def test_affinity_reusing_the_snapshots_forward_equals_the_one_that_recomputes_it():
+    from mtl_core.interference import task_gradients
+
+    ds, model, x, y, losses = _hard_model_and_batch()
+    snap = interference_snapshot(model, ds, x, y, affinity_lr=0.05)
+    shared = model.shared_parameters()
+    model.eval()
+    with torch.enable_grad():
+        G = task_gradients(losses(), shared)
+    with torch.no_grad():
+        Z = lookahead_affinity(shared, G, 0.05, lambda: torch.stack(losses()))  # computes its own "before"
+    assert torch.allclose(torch.tensor(snap["affinity"]), Z, atol=1e-6)

@@ -16,6 +16,7 @@ from mtl_core.metrics import (
     entity_f1,
     relative_change,
     task_metrics,
+    transfer_verdict,
 )
 from mtl_core.tasks.base import IGNORE_INDEX, TaskSpec
 
@@ -217,3 +218,50 @@ def test_metrics_are_plain_floats():
     m = task_metrics(spec, torch.tensor([0.0, 1.0, 2.0]), torch.tensor([0.5, 1.0, 1.0]))
     assert all(type(v) is float for v in m.values())
     assert np.isfinite(list(m.values())).all()
+
+
+# ---- verdicts over seeds: Student's t, not 2·sd/√n --------------------------------------------
+def test_seed_interval_uses_the_t_quantile():
+    # d = [1, 2, 3]: mean 2, sd 1, n 3 -> 2 ± t_{0.975, 2}/√3 with t_{0.975, 2} = 4.3027.
+    v = transfer_verdict([0.0, 0.0, 0.0], [1.0, 2.0, 3.0], higher_is_better=True)
+    half = 4.302653 / math.sqrt(3)
+    assert v["diff"] == pytest.approx(2.0)
+    assert (v["low"], v["high"]) == pytest.approx((2 - half, 2 + half), rel=1e-5)
+    assert v["noise"] == pytest.approx(half, rel=1e-5)
+    # The old rule, |mean| > 2·sd/√n = 1.15, called this transfer; the 95 % t interval
+    # (−0.48, 4.48) includes 0, so it is noise.
+    assert abs(2.0) > 2 * 1.0 / math.sqrt(3)
+    assert v["verdict"] == "no clear difference" and "noise" in v["verdict_text"]
+
+
+def test_seed_verdict_words_and_direction():
+    clear = transfer_verdict([2.0, 2.2, 1.8], [1.5, 1.75, 1.3], higher_is_better=False)  # MSE down
+    assert clear["verdict"] == "helped" and "helps" in clear["verdict_text"] and clear["low"] > 0
+    worse = transfer_verdict([0.9, 0.92, 0.88], [0.8, 0.83, 0.78], higher_is_better=True)
+    assert worse["verdict"] == "hurt" and worse["high"] < 0
+    assert worse["mtl_std"] == pytest.approx(0.025166, rel=1e-3)
+    assert worse["delta_pct"] == pytest.approx((0.80333 - 0.9) / 0.9 * 100, rel=1e-3)
+    assert "Student t" in worse["method"]
+
+
+def test_one_seed_takes_its_verdict_from_the_example_interval():
+    bare = transfer_verdict([0.9], [0.95], higher_is_better=True)
+    assert bare["verdict"] == "no clear difference" and "one seed" in bare["verdict_text"]
+    assert math.isnan(bare["low"]) and math.isnan(bare["stl_std"])
+    sure = transfer_verdict([0.6], [0.9], higher_is_better=True, examples=[{"low": 0.2, "high": 0.4}])
+    assert sure["verdict"] == "helped" and (sure["low"], sure["high"]) == (0.2, 0.4)
+    assert "one seed" in sure["verdict_text"]
+    unsure = transfer_verdict([0.6], [0.62], higher_is_better=True, examples=[{"low": -0.05, "high": 0.09}])
+    assert unsure["verdict"] == "no clear difference" and "noise" in unsure["verdict_text"]
+
+
+def test_seeds_agreeing_on_a_gain_the_test_examples_cannot_confirm_is_no_clear_difference():
+    # Three seeds all +0.02 ± 0.001 (a tight t interval), but each test set is too small
+    # to tell 0.02 from 0 -> both intervals must exclude 0 for "helped".
+    ex = [{"low": -0.03, "high": 0.07}] * 3
+    v = transfer_verdict([0.80, 0.81, 0.79], [0.82, 0.83, 0.81], higher_is_better=True, examples=ex)
+    assert v["low"] > 0 and v["example_low"] == pytest.approx(-0.03)
+    assert v["verdict"] == "no clear difference"
+    sure = transfer_verdict([0.80, 0.81, 0.79], [0.82, 0.83, 0.81], higher_is_better=True,
+                            examples=[{"low": 0.01, "high": 0.03}] * 3)
+    assert sure["verdict"] == "helped"

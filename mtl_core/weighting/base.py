@@ -101,15 +101,22 @@ class WeightingStrategy(nn.Module):
         step: int,
         model: nn.Module,
         extra_loss: torch.Tensor | None = None,
+        grad_scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Back-propagate the combined loss; return the weights applied (T,), detached.
 
-        `losses` is (T,), with 0 for tasks not sampled this step; `extra_loss` is a
-        regulariser added unweighted (soft sharing).
+        `losses` is (T,) float32, with 0 for tasks not sampled this step; `extra_loss` is
+        a regulariser added unweighted (soft sharing). `grad_scale` (a scalar tensor, fp16
+        training): the gradients left in `.grad` must be this multiple of the true ones, as
+        a GradScaler expects (it divides them back and skips steps with inf/NaN). The
+        engine keeps the returned tensor until its next logging step: do not modify it in
+        place afterwards (return a new tensor or a buffer you replace, not one you update).
         """
         total, w = self.objective(losses, step)
         if extra_loss is not None:
             total = total + extra_loss
+        if grad_scale is not None:
+            total = total * grad_scale
         total.backward()
         return w.detach()
 

@@ -83,9 +83,9 @@ class GradNorm(GradientWeighting):
         self._update_weights(G.norm(dim=1), losses, w.to(G.dtype))
         return Update(weights=w.to(G.dtype))
 
-    def backward(self, losses, *, step, model, extra_loss=None):
+    def backward(self, losses, *, step, model, extra_loss=None, grad_scale=None):
         if self.options.layer == "all":
-            return super().backward(losses, step=step, model=model, extra_loss=extra_loss)
+            return super().backward(losses, step=step, model=model, extra_loss=extra_loss, grad_scale=grad_scale)
         plan = self._plan_for(model)
         W = [p for p in plan.shared if p.dim() >= 2][-1:] or plan.shared[-1:]
         rows = []
@@ -103,6 +103,8 @@ class GradNorm(GradientWeighting):
         total = (w * losses).sum()
         if extra_loss is not None:
             total = total + extra_loss
+        if grad_scale is not None:  # fp16: leave scaled gradients, as the GradScaler expects
+            total = total * grad_scale
         params = [p for p in model.parameters() if p.requires_grad]
         torch.autograd.backward(total, inputs=params)  # not into loss_weights: its grad is L_grad's
         return w

@@ -135,14 +135,22 @@ class GradientWeighting(WeightingStrategy):
         step: int,
         model: nn.Module,
         extra_loss: torch.Tensor | None = None,
+        grad_scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """One step (see the module docstring). With `grad_scale` (fp16 training), the
+        per-task backward passes start from the scaled gradient, so float16 activations'
+        gradients do not underflow; G is divided back before `aggregate`, so every method
+        sees the true float32 gradients, and what is written to `.grad` is scaled again,
+        as the GradScaler expects."""
         plan = self._plan_for(model)
         outputs = _task_outputs(losses)
+        if grad_scale is not None:
+            outputs = [None if o is None else (o[0], o[1] * grad_scale) for o in outputs]
         if self.mode == "rep":
-            return self._backward_rep(losses, outputs, plan, model, extra_loss, step)
-        return self._backward_params(losses, outputs, plan, extra_loss, step)
+            return self._backward_rep(losses, outputs, plan, model, extra_loss, step, grad_scale)
+        return self._backward_params(losses, outputs, plan, extra_loss, step, grad_scale)
 
-    def _backward_params(self, losses, outputs, plan: _Plan, extra_loss, step) -> torch.Tensor:
+    def _backward_params(self, losses, outputs, plan: _Plan, extra_loss, step, grad_scale=None) -> torch.Tensor:
         T, ns = len(self.tasks), len(plan.shared)
         G = self._buffer(T, plan.offsets[-1][0] + plan.offsets[-1][1], plan.shared[0])
         need_graph = bool(plan.others) or extra_loss is not None
@@ -160,54 +168,65 @@ class GradientWeighting(WeightingStrategy):
             )
             torch.cat([g.reshape(-1) for g in grads[:ns]], out=G[t])
             own_grads.append(grads[ns:])
+        if grad_scale is not None:
+            G.div_(grad_scale)
         self.last_grads = G
         update = self.aggregate(G, losses, step)
         weights = update.weights.to(G.dtype)
         d = update.direction if update.direction is not None else weights @ G
+        if grad_scale is not None:
+            d = d * grad_scale
         for p, (start, n) in zip(plan.shared, plan.offsets):
             p.grad = d[start : start + n].view_as(p)
         task_w = (weights if update.task_weights is None else update.task_weights.to(G.dtype)).detach()
         self._set_own_grads(plan, own_grads, task_w, update)
         if plan.others:
-            torch.autograd.backward((task_w * losses).sum(), inputs=plan.others, retain_graph=extra_loss is not None)
+            torch.autograd.backward(_scaled((task_w * losses).sum(), grad_scale), inputs=plan.others,
+                                    retain_graph=extra_loss is not None)
         if extra_loss is not None:
-            torch.autograd.backward(extra_loss, inputs=plan.trainable)
+            torch.autograd.backward(_scaled(extra_loss, grad_scale), inputs=plan.trainable)
         return weights.detach()
 
-    def _backward_rep(self, losses, outputs, plan: _Plan, model, extra_loss, step) -> torch.Tensor:
+    def _backward_rep(self, losses, outputs, plan: _Plan, model, extra_loss, step, grad_scale=None) -> torch.Tensor:
         z = getattr(model, "shared_rep", None)
         if z is None or not z.requires_grad:
             self.check_model(model)  # raises with the message
             raise AssertionError("shared_rep does not require grad")
         T = len(self.tasks)
-        Z = self._buffer(T, z.numel(), z)
+        # Under autocast z may be bfloat16/float16; the method works on float32 gradients.
+        Z = self._buffer(T, z.numel(), z, dtype=torch.promote_types(z.dtype, torch.float32))
         own_grads: list[tuple[torch.Tensor, ...] | None] = []
         rows = []
         for t in range(T):
             if outputs[t] is None:
-                rows.append(torch.zeros_like(z).reshape(-1))
+                rows.append(torch.zeros(z.numel(), dtype=Z.dtype, device=Z.device))
                 own_grads.append(None)
                 continue
             out, grad_out = outputs[t]
             # ∂L_t/∂z and the head's own gradients in one pass through the head.
             grads = torch.autograd.grad(out, [z, *plan.own[t]], grad_outputs=grad_out, retain_graph=True,
                                         allow_unused=True, materialize_grads=True)
-            rows.append(grads[0].reshape(-1))
+            rows.append(grads[0].reshape(-1).to(Z.dtype))
             own_grads.append(grads[1:])
         torch.stack(rows, out=Z)
+        if grad_scale is not None:
+            Z.div_(grad_scale)
         self.last_grads, self.rep_value = Z, z.detach()
         update = self.aggregate(Z, losses, step)
         weights = update.weights.to(Z.dtype).detach()
         d = update.direction if update.direction is not None else weights @ Z
+        if grad_scale is not None:
+            d = d * grad_scale
         task_w = (weights if update.task_weights is None else update.task_weights.to(Z.dtype)).detach()
         self._set_own_grads(plan, own_grads, task_w, update)
         if plan.others:
-            torch.autograd.backward((task_w * losses).sum(), inputs=plan.others, retain_graph=True)
+            torch.autograd.backward(_scaled((task_w * losses).sum(), grad_scale), inputs=plan.others,
+                                    retain_graph=True)
         # One backward pass from the representation through the encoder (MGDA-UB's saving).
-        tensors, grads_in = [z], [d.view_as(z)]
+        tensors, grads_in = [z], [d.view_as(z).to(z.dtype)]
         if extra_loss is not None:
             tensors.append(extra_loss)
-            grads_in.append(torch.ones_like(extra_loss))
+            grads_in.append(torch.ones_like(extra_loss) if grad_scale is None else grad_scale.expand_as(extra_loss))
         torch.autograd.backward(tensors, grads_in, inputs=plan.shared if extra_loss is None else plan.trainable)
         return weights
 
@@ -248,12 +267,16 @@ class GradientWeighting(WeightingStrategy):
         self._plan = _Plan(model, shared, own, others, trainable, non_shared, offsets)
         return self._plan
 
-    def _buffer(self, T: int, K: int, like: torch.Tensor) -> torch.Tensor:
+    def _buffer(self, T: int, K: int, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """The (T, K) gradient buffer, reused while its shape, dtype and device hold."""
-        G = self._G
-        if G is None or G.shape != (T, K) or G.dtype != like.dtype or G.device != like.device:
-            G = self._G = torch.empty(T, K, dtype=like.dtype, device=like.device)
+        G, dtype = self._G, dtype or like.dtype
+        if G is None or G.shape != (T, K) or G.dtype != dtype or G.device != like.device:
+            G = self._G = torch.empty(T, K, dtype=dtype, device=like.device)
         return G
+
+
+def _scaled(loss: torch.Tensor, grad_scale: torch.Tensor | None) -> torch.Tensor:
+    return loss if grad_scale is None else loss * grad_scale
 
 
 def _task_outputs(losses: torch.Tensor) -> list[tuple[Any, torch.Tensor] | None]:
