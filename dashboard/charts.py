@@ -25,6 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard import verdicts
 from dashboard.safe_text import md, plot
 
 # Okabe & Ito (2008) colour-blind-safe colours, then Tol's muted scheme for more tasks.
@@ -42,8 +43,8 @@ RUN_PALETTE: tuple[str, ...] = (
     "#750D86", "#EB663B", "#511CFB", "#00A08B", "#FB00D1",
 )
 CONFLICT_FILL = "rgba(214, 39, 40, 0.08)"
-BETTER_BG = "#d9f2d9"
-WORSE_BG = "#f8d7d7"
+BETTER_BG = verdicts.GOOD_BG  # a clear gain (dashboard.verdicts holds the verdict colours)
+WORSE_BG = verdicts.BAD_BG
 
 _LAYOUT = dict(
     template="plotly_white",
@@ -289,7 +290,7 @@ def comparison_bars(
     return fig
 
 
-NO_CLEAR = "no clear difference"
+NO_CLEAR = verdicts.NO_CLEAR
 
 
 def _seeded(rows: Sequence[Mapping[str, Any]]) -> bool:
@@ -299,51 +300,49 @@ def _seeded(rows: Sequence[Mapping[str, Any]]) -> bool:
 def comparison_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The single- vs multi-task table as a DataFrame (values from the result, no maths).
 
-    A run of several seeds (rows with `n_seeds` > 1) shows means, a std column beside
-    each, and the engine's noise-aware verdict in "transfer" (a gap within the
-    seed-to-seed noise reads "no clear difference", not positive or negative transfer).
+    "transfer" holds the engine's noise-aware verdict ("helped", "hurt", "no clear
+    difference"; `dashboard.verdicts`), "—" where the run has none: a sign alone is not
+    a verdict. Where the rows carry intervals, the interval of the paired difference
+    (multi-task − single-task in the metric's units, > 0 = multi-task better) is a column;
+    a run of several seeds (`n_seeds` > 1) adds a std column beside each mean.
     """
     seeded = _seeded(rows)
+    bounds = [verdicts.interval_bounds(r.get("interval")) for r in rows]
+    level = next((b[2] for b in bounds if b is not None), None)
+    interval_col = f"{level * 100:g} % interval" if level is not None else None
     records = []
     for r in rows:
-        delta = _num(r.get("delta_pct"))
         record = {
             "task": r["name"],
             "metric": f"{r['metric']} {'↑' if r.get('higher_is_better') else '↓'}",
             "single-task": _num(r.get("stl")),
             "multi-task": _num(r.get("mtl")),
-            "Δ %": delta,
-            "transfer": (
-                "—" if math.isnan(delta)
-                else "negative transfer" if delta < 0
-                else "positive transfer" if delta > 0
-                else "no change"
-            ),
+            "Δ %": _num(r.get("delta_pct")),
+            "transfer": verdicts.task_verdict(r) or "—",
         }
+        if interval_col:
+            record[interval_col] = verdicts.interval_text(r.get("interval"), label=False) or "—"
         if seeded:
             record["single-task std"] = _num(r.get("stl_std"))
             record["multi-task std"] = _num(r.get("mtl_std"))
-            record["transfer"] = r.get("verdict") or record["transfer"]
         records.append(record)
-    columns = (["task", "metric", "single-task", "single-task std", "multi-task", "multi-task std", "Δ %",
-                "transfer"] if seeded else ["task", "metric", "single-task", "multi-task", "Δ %", "transfer"])
+    columns = (["task", "metric", "single-task", "single-task std", "multi-task", "multi-task std", "Δ %"]
+               if seeded else ["task", "metric", "single-task", "multi-task", "Δ %"])
+    columns += ([interval_col] if interval_col else []) + ["transfer"]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
 def style_comparison(frame: pd.DataFrame, *, colors: Mapping[str, str] | None = None):
-    """pandas Styler of `comparison_frame`: multi-task cell and Δ % green where MTL is
-    better, red where worse (the sign of Δ % already accounts for the metric's direction),
-    uncoloured where the seeds say the gap is noise; the task cell carries the task's colour."""
+    """pandas Styler of `comparison_frame`: the multi-task, Δ %, interval and transfer cells
+    take the verdict's colour (`dashboard.verdicts`: green "helped", red "hurt", grey "no
+    clear difference", none without a verdict), never the sign of Δ % alone; the task cell
+    carries the task's colour."""
     colors = dict(colors) if colors is not None else task_colors(list(frame["task"]))
+    painted = [c for c in frame.columns if c in ("multi-task", "Δ %", "transfer") or c.endswith("% interval")]
 
     def row_style(row: pd.Series) -> list[str]:
-        styles = [""] * len(row)
-        delta = row["Δ %"]
-        if (isinstance(delta, (int, float)) and not math.isnan(delta) and delta != 0
-                and row["transfer"] != NO_CLEAR):
-            bg = BETTER_BG if delta > 0 else WORSE_BG
-            for col in ("multi-task", "Δ %", "transfer"):
-                styles[list(row.index).index(col)] = f"background-color: {bg}"
+        bg = verdicts.background(row["transfer"])
+        styles = [f"background-color: {bg}" if bg and col in painted else "" for col in row.index]
         styles[list(row.index).index("task")] = (
             f"color: {_color_of(row['task'], colors)}; font-weight: bold"
         )
@@ -614,8 +613,11 @@ def magnitude_heatmap(
 
 def pairs_frame(pairs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The per-pair interference summary as a table: mean cosine, conflict rate in %,
-    trend (mean cosine of the last half of training minus the first half) and the number
-    of evaluations it rests on (values from the engine, no maths but the percentage)."""
+    trend (mean cosine of the last half of training minus the first half), the number
+    of evaluations it rests on and, where the engine gave one, the pair's verdict ("agree",
+    "conflict", "no clear sign"; "—" for a pair without). Values from the engine, no maths
+    but the percentage."""
+    judged = any(verdicts.pair_verdict(p) for p in pairs)
     records = [
         {
             "pair": " · ".join(p["pair"]),
@@ -623,12 +625,26 @@ def pairs_frame(pairs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "conflict rate %": 100.0 * _num(p.get("conflict_rate")),
             "trend": _num(p.get("trend")),
             "evaluations": int(p.get("evaluations") or 0),
+            **({"verdict": verdicts.pair_verdict(p) or "—"} if judged else {}),
         }
         for p in pairs
     ]
     return pd.DataFrame.from_records(
         records, columns=["pair", "mean cosine", "conflict rate %", "trend", "evaluations"]
+        + (["verdict"] if judged else [])
     )
+
+
+def style_verdicts(frame: pd.DataFrame, verdict_column: str, *, also: Sequence[str] = ()):
+    """pandas Styler of `frame` whose `verdict_column` cells, and the same row's cells of
+    `also`, take the colour of that row's verdict: green a clear gain, red a clear loss,
+    grey no clear one, none without a verdict (`dashboard.verdicts`). For st.dataframe:
+    its cells are plain text, and a column_config number or date format still wins over the
+    Styler's text (give one to every number column that should not read `3.000000`)."""
+    colours = [verdicts.background(v if isinstance(v, str) else None) for v in frame[verdict_column]]
+    return frame.style.apply(
+        lambda col: [f"background-color: {c}" if c else "" for c in colours], subset=[*also, verdict_column]
+    ).format(na_rep="")  # a missing value stays blank, not "nan"
 
 
 # ---- transfer ----------------------------------------------------------------------------

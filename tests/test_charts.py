@@ -201,17 +201,20 @@ def test_comparison_bars_one_panel_per_task_in_the_task_colour():
         assert trace.marker.color[1] == colors[row["name"]]  # multi-task bar: the task's colour
 
 
-def test_comparison_frame_flags_negative_transfer():
+def test_comparison_frame_without_verdicts_names_no_transfer():
     frame = charts.comparison_frame(ROWS)
     assert list(frame["task"]) == ["y1", "y2"]
-    assert list(frame["transfer"]) == ["negative transfer", "positive transfer"]
+    assert list(frame["transfer"]) == ["—", "—"]  # a sign alone is not a verdict (issue 12)
     assert frame.loc[0, "metric"] == "mse ↓"
 
 
-def test_style_comparison_paints_better_green_and_worse_red():
-    html = charts.style_comparison(charts.comparison_frame(ROWS)).to_html()
+def test_style_comparison_paints_helped_green_and_hurt_red_and_a_bare_sign_not_at_all():
+    judged = [{**ROWS[0], "verdict": "hurt"}, {**ROWS[1], "verdict": "helped"}]
+    html = charts.style_comparison(charts.comparison_frame(judged)).to_html()
     assert charts.WORSE_BG in html and charts.BETTER_BG in html
     assert "+18.99" in html and "-5.56" in html
+    bare = charts.style_comparison(charts.comparison_frame(ROWS)).to_html()
+    assert charts.WORSE_BG not in bare and charts.BETTER_BG not in bare
 
 
 # ---- interference ---------------------------------------------------------------------------
@@ -341,8 +344,9 @@ def test_comparison_frame_over_seeds_has_std_columns_and_the_noise_aware_verdict
     frame = charts.comparison_frame(SEEDED)
     assert {"single-task std", "multi-task std"} <= set(frame.columns)
     assert list(frame["multi-task std"]) == [0.6, 0.2]
-    # Δ % is negative for y1, but the seeds say the gap is noise: not called negative transfer
-    assert list(frame["transfer"]) == ["no clear difference", "positive transfer"]
+    # Δ % is negative for y1, but the seeds say the gap is noise: not called hurt; the
+    # seeds' "positive transfer" (a result stored before issue 12) reads "helped"
+    assert list(frame["transfer"]) == ["no clear difference", "helped"]
     html = charts.style_comparison(frame).to_html()
     assert charts.WORSE_BG not in html and charts.BETTER_BG in html
     assert "± 0.6" in html

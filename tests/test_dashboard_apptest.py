@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard import state  # noqa: E402
+from dashboard.safe_text import html_md  # noqa: E402
 from mtl_core import jobs  # noqa: E402
 from mtl_core.config import ExperimentConfig  # noqa: E402
 from mtl_core.grouping import recommend_grouping  # noqa: E402
@@ -298,9 +299,10 @@ def test_a_tiny_run_started_from_train_reaches_the_results_table(lab):
     assert other_tab.slider(key=state.k_weight("y2")).value == 1.0
     assert not any(b.key == "cancel" for b in other_tab.button)
     assert wait_until_ended(at, run_id, lab) == "finished"
-    assert "Δm =" in texts(at.success)
+    assert "Δm =" in texts([*at.success, *at.error, *at.info])  # the box follows the Δm verdict
     refreshed = app({**TINY, "weights.y2": "2.0", "run": run_id})  # a refresh re-attaches
-    assert f"Run {run_id}" in texts(refreshed.subheader) and "Δm =" in texts(refreshed.success)
+    assert f"Run {run_id}" in texts(refreshed.subheader) and "Δm =" in texts(
+        [*refreshed.success, *refreshed.error, *refreshed.info])
     with RunStore(lab / "mtl_lab.db") as store:
         assert store.get_run(run_id)["config"]["weights"] == {"y2": 2.0}
 
@@ -310,6 +312,12 @@ def test_a_tiny_run_started_from_train_reaches_the_results_table(lab):
     assert list(table["task"]) == ["y1", "y2"]
     assert {"single-task", "multi-task", "Δ %", "transfer"} <= set(table.columns)
     assert at.metric[0].value.endswith("%")
+    # Which step's weights were tested, and the numbers of the final weights beside them.
+    with RunStore(lab / "mtl_lab.db") as store:
+        selection = store.result(run_id)["selection"]
+    assert f"the multi-task model at step {selection['mtl_step']} of {selection['steps']}" in texts(at.caption)
+    ends = at.dataframe[0].value
+    assert list(ends["task"]) == ["y1", "y2"] and "multi-task, at the end" in ends.columns
 
     at.switch_page("app_pages/interference.py").run()
     assert not at.exception
@@ -400,14 +408,14 @@ def test_interference_and_results_pages_explain_a_finished_three_task_run(lab):
     at.selectbox(key="interference_groups").set_value(3).run()
     assert "train y1 alone, y2 alone and y3 alone" in texts(at.markdown)
     for row in result["tasks"]:  # the plain-words verdict of every task
-        assert row["verdict_text"] in texts(at.markdown)
+        assert html_md(row["verdict_text"]) in texts(at.markdown)
     assert "Raise **seeds**" not in texts(at.info)  # two seeds were run
 
     at.switch_page("app_pages/results.py").run()
     assert not at.exception
     table = at.table[0].value
     assert {"single-task std", "multi-task std"} <= set(table.columns)
-    assert set(table["transfer"]) <= {"positive transfer", "negative transfer", "no clear difference"}
+    assert set(table["transfer"]) <= {"helped", "hurt", "no clear difference"}
     assert "Which experts each task uses" in texts(at.subheader)
     assert "expert 4" in _chart_specs(at)  # the MMoE gate weights, four experts by default
 

@@ -211,7 +211,8 @@ def test_train_page_watching_a_hostile_run_shows_its_names_as_text(lab):
     at = open_page("train", {"run": ids["mtl"]})
     assert_inert(at)
     assert f"Run {ids['mtl']}" in "\n".join(s.value for s in at.subheader)
-    assert "Finished" in "\n".join(s.value for s in at.success)
+    # the finish banner's box follows the Δm verdict (success / error / info)
+    assert "Finished" in "\n".join(s.value for s in [*at.success, *at.error, *at.info])
     assert_charts_escaped(at, f"{SCRIPT_TASK} · train", f"{MARKDOWN_TASK} · val")
 
 

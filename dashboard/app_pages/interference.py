@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, state, verdicts
 from dashboard.app_pages import common
 from dashboard.safe_text import html_md, md
 from mtl_core.grouping import all_groupings, recommend_grouping
@@ -14,10 +14,13 @@ from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
 from mtl_core.store import ACTIVE_STATUSES
 
 POLL_S = 2.0
-# Material icons, not emoji: they render without a colour-emoji font.
-VERDICT_ICONS = {"positive transfer": ":green[:material/trending_up:]",
-                 "negative transfer": ":red[:material/trending_down:]"}
-NEUTRAL_ICON = ":gray[:material/trending_flat:]"
+# A pair's words follow its verdict (dashboard.verdicts); a pair without one gets none.
+PAIR_WORDS = {
+    verdicts.AGREE: "they mostly agree: sharing lets each task's updates help the other",
+    verdicts.CONFLICT: "they mostly conflict: try less sharing (soft) or a gradient-balancing strategy",
+    verdicts.NO_SIGN: "no clear sign — the mean cosine is too close to 0, given how it varies over "
+                      "the evaluations, to call them agreeing or conflicting",
+}
 
 st.title("Interference")
 st.caption("At every evaluation the engine takes each task's gradient on the shared parameters. "
@@ -124,17 +127,24 @@ def verdicts_section(result: Mapping[str, Any], config: Mapping[str, Any], color
         return
     st.subheader("Did sharing help each task?")
     for r in rows:
-        icon = VERDICT_ICONS.get(r.get("verdict", ""), NEUTRAL_ICON)
-        st.markdown(f"{icon} {chip(r['name'], colors)}: {html_md(r['verdict_text'])}.", unsafe_allow_html=True)
+        st.markdown(f"{verdicts.icon(verdicts.task_verdict(r))} {chip(r['name'], colors)}: "
+                    f"{html_md(r['verdict_text'])}.", unsafe_allow_html=True)
     n_seeds = max(int(r.get("n_seeds") or 1) for r in rows)
+    intervals = [r.get("interval") for r in rows if verdicts.interval_bounds(r.get("interval"))]
+    if intervals:
+        how = verdicts.method_text(intervals)
+        st.caption(verdicts.WORDS_CAPTION + (f" Interval: {md(how)}." if how else ""))
     if n_seeds < 2:
-        st.info("Only one seed was run, so a difference between single- and multi-task may be luck. Raise "
-                "**seeds** (`n_seeds`) to 3 or more: each seed trains both models again, and a difference "
-                "is called transfer only when it exceeds the seed-to-seed noise.", icon=":material/casino:")
+        noise = ("the interval covers the noise of the test examples, not that of training: another seed "
+                 "may land elsewhere" if intervals else
+                 "a difference between single- and multi-task may be luck")
+        st.info(f"Only one seed was run, so {noise}. Raise **seeds** (`n_seeds`) to 3 or more: each seed "
+                "trains both models again, and a difference is called clear only when it exceeds the "
+                "seed-to-seed noise too.", icon=":material/casino:")
         params = state.config_to_params({**config, "n_seeds": 3})
         st.page_link("app_pages/train.py", label="Set up this experiment again with 3 seeds",
                      icon=":material/model_training:", query_params=params)
-    else:
+    elif not intervals:  # stored before issue 12: the verdict of the seeds alone
         st.caption(f"Over {n_seeds} seeds (seed, seed + 1, …): a difference is called transfer only when the "
                    "mean paired gap exceeds twice its standard error.")
 
@@ -146,9 +156,10 @@ def pairs_section(info: Mapping[str, Any], snap: Mapping[str, Any], tasks: list[
         return
     st.subheader("Task pairs")
     left, right = st.columns([1.6, 1], gap="large")
+    frame = charts.pairs_frame(pairs)
     with left:
         st.dataframe(
-            charts.pairs_frame(pairs), hide_index=True,
+            charts.style_verdicts(frame, "verdict") if "verdict" in frame.columns else frame, hide_index=True,
             column_config={
                 "mean cosine": st.column_config.NumberColumn(format="%+.3f",
                                                              help="mean gradient cosine over the evaluations"),
@@ -158,6 +169,9 @@ def pairs_section(info: Mapping[str, Any], snap: Mapping[str, Any], tasks: list[
                     format="%+.3f", help="mean cosine over the last half of training minus the first half: "
                                          "> 0 the tasks agree more as training goes on"),
                 "evaluations": st.column_config.NumberColumn(help="snapshots the row rests on"),
+                "verdict": st.column_config.TextColumn(
+                    help="agree / conflict: the mean cosine over the evaluations is clearly above / below 0; "
+                         "no clear sign: it is within its noise"),
             },
         )
     with right:
@@ -198,16 +212,21 @@ def panel(run_id: str, was_active: bool) -> None:
     st.subheader("In one sentence")
     # Pairs are keyed "a|b"; a task name may hold "|" itself, so the names come from the task list.
     pair_names = {f"{a}|{b}": (a, b) for a in tasks for b in tasks if a != b}
+    pair_rows = {"|".join(p["pair"]): p for p in info.get("pairs") or [] if isinstance(p, Mapping)}
     for pair, rate in rates.items():
         a, b = pair_names.get(pair) or pair.split("|", 1)
-        verdict = ("they mostly agree: sharing lets each task's updates help the other"
-                   if rate < 0.2 else
-                   "they often disagree: part of each step undoes the other task's progress"
-                   if rate < 0.5 else
-                   "they mostly conflict: try less sharing (soft) or a gradient-balancing strategy")
+        row = pair_rows.get(pair) or {}
+        verdict = verdicts.pair_verdict(row)
+        cosine = row.get("mean_cosine")
+        span = verdicts.interval_text(row, fmt="+.3f")  # the engine's interval of the mean cosine
+        mean = (f", mean cosine {cosine:+.3f}" + (f" ({span})" if span else "")
+                if isinstance(cosine, (int, float)) else "")
+        # The words "agree" / "conflict" only where the engine's verdict says so.
         st.markdown(
-            f"{chip(a, colors)} and {chip(b, colors)} conflict (cos < 0) in "
-            f"**{rate * 100:.0f} %** of {len(snapshots)} evaluations: {verdict}.",
+            (f"{verdicts.icon(verdict)} " if verdict else "")
+            + f"{chip(a, colors)} and {chip(b, colors)} conflict (cos < 0) in "
+            f"**{rate * 100:.0f} %** of {len(snapshots)} evaluations{mean}"
+            + (f": {PAIR_WORDS[verdict]}." if verdict else "."),
             unsafe_allow_html=True,
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, state, verdicts
 from dashboard.app_pages import common
 from dashboard.safe_text import html_md, md
 
@@ -28,6 +28,38 @@ def gates_section(run_id: str, result: dict, names: list[str], colors: dict[str,
             st.plotly_chart(charts.gates_history_chart(history, [t for t in names if t in gates], colors=colors))
 
 
+def selection_section(result: dict, rows: list[dict]) -> None:
+    """Which step's weights gave the test metrics (mtl_core.selection), and the numbers the
+    weights at the end of training would have given."""
+    sel = result.get("selection")
+    if not isinstance(sel, dict) or not sel.get("rule"):
+        return
+    steps = sel.get("steps")
+    if sel["rule"] == "last":
+        st.caption(f"Tested with the weights at the end of training (selection: last, step {steps}).")
+        return
+    base = sel.get("baseline_steps") or {}
+    where = ", ".join(f"{md(t)} at step {s}" for t, s in base.items() if s is not None)
+    st.caption(f"Each model is tested at its best validation step (selection: best_val): the multi-task model "
+               f"at step {sel.get('mtl_step')} of {steps} (best validation Δm against the baselines)"
+               + (f", the single-task baselines {where}" if where else "") + " (their best primary metric). "
+               "Reading the final weights instead rewards whichever model overfitted less by the end.")
+    at_end = [r for r in rows if isinstance(r.get("at_end"), dict)]
+    if not at_end:
+        return
+    with st.expander("At the selected step vs at the end of training"):
+        table = [{
+            "task": r["name"], "metric": r["metric"],
+            "single-task, selected": r.get("stl"), "single-task, at the end": r["at_end"].get("stl"),
+            "multi-task, selected": r.get("mtl"), "multi-task, at the end": r["at_end"].get("mtl"),
+            "Δ %, selected": r.get("delta_pct"), "Δ %, at the end": r["at_end"].get("delta_pct"),
+        } for r in at_end]
+        st.dataframe(table, hide_index=True)  # plain text cells: names are not Markdown here
+        end_dm = sel.get("delta_m_at_end")
+        if end_dm is not None and result.get("delta_m") is not None:
+            st.caption(f"Δm at the selected steps {result['delta_m']:+.2f} %, with the final weights {end_dm:+.2f} %.")
+
+
 run_id = common.pick_run("Run", key="results_run")
 if run_id:
     with common.store_errors(run_id):  # a damaged record: a message, not a traceback
@@ -45,16 +77,18 @@ if run_id:
 
             dm = result.get("delta_m")
             n_seeds = max([int(r.get("n_seeds") or 1) for r in rows] or [1])
-            if n_seeds > 1:  # a gap within the seed-to-seed noise is not called negative transfer
-                worse = [r["name"] for r in rows if r.get("verdict") == "negative transfer"]
-            else:
-                worse = [r["name"] for r in rows if (r.get("delta_pct") is not None and r["delta_pct"] < 0)]
+            judged = {r["name"]: verdicts.task_verdict(r) for r in rows}
+            hurt = [t for t, v in judged.items() if v == verdicts.HURT]
             c_dm, c_tasks, c_params, c_speed = st.columns(4)
             c_dm.metric("Δm (Maninis et al., 2019)", f"{dm:+.2f} %" if dm is not None else "—",
                         help="Mean over tasks of the signed relative change of the multi-task model vs each "
                              "task's single-task baseline; positive: multi-task learning helped on average.")
-            c_tasks.metric("tasks with negative transfer", f"{len(worse)} / {len(rows)}",
-                           help="Tasks whose multi-task test metric is worse than their single-task baseline's.")
+            verdicts.delta_m_badge(c_dm, result)
+            c_tasks.metric("tasks that sharing hurt",
+                           f"{len(hurt)} / {len(rows)}" if any(judged.values()) else "—",
+                           help="Tasks whose 95 % interval of the paired difference (multi-task − single-task) "
+                                "lies wholly below 0." if any(judged.values()) else
+                                "This run has no verdicts: it was stored before verdicts knew their noise.")
             params = result.get("parameters") or {}
             if params.get("mtl") and params.get("stl_total"):
                 c_params.metric("parameters, multi-task vs single-task", f"{params['mtl']['total']:,}",
@@ -71,21 +105,35 @@ if run_id:
             st.subheader("Single-task vs multi-task (test split)")
             frame = charts.comparison_frame(rows)
             st.table(charts.style_comparison(frame, colors=colors))
-            if n_seeds > 1:
+            selection_section(result, rows)
+            intervals = [r.get("interval") for r in rows if verdicts.interval_bounds(r.get("interval"))]
+            if intervals:
+                how = verdicts.method_text(intervals)
+                st.caption(verdicts.WORDS_CAPTION + (f" Interval: {md(how)}." if how else "")
+                           + (f" Means ± standard deviation over {n_seeds} seeds." if n_seeds > 1 else ""))
+            elif any(judged.values()) and n_seeds > 1 and verdicts.delta_m_verdict(result) is None:
+                # stored before issue 12: the verdict of the seeds alone
                 st.caption(f"Mean ± standard deviation over {n_seeds} seeds. The verdict calls a difference "
-                           "transfer only when the mean paired gap exceeds twice its standard error.")
-                for r in rows:
-                    if r.get("verdict_text"):
-                        st.markdown(f"<span style='color:{colors.get(r['name'], charts.SHARED_GREY)}; "
-                                    f"font-weight:600'>{html_md(r['name'])}</span>: {html_md(r['verdict_text'])}.",
-                                    unsafe_allow_html=True)
+                           "clear only when the mean paired gap exceeds twice its standard error.")
+            elif any(judged.values()):
+                st.caption("**helped** / **hurt**: the difference is beyond its noise; **no clear difference**: "
+                           "it is within it, so it may be luck (each task's sentence below says how it was "
+                           "judged). Green and red mark only clear differences."
+                           + (f" Means ± standard deviation over {n_seeds} seeds." if n_seeds > 1 else ""))
             else:
-                st.caption("One seed: a small difference may be luck. Set **seeds** on the Train page to 3 or more "
-                           "for means ± std and a verdict that accounts for the noise.")
-            if worse:
-                st.warning(f"Negative transfer on {', '.join(md(t) for t in worse)}: sharing made "
-                           f"{'this task' if len(worse) == 1 else 'these tasks'} worse than training alone. "
-                           "Try less sharing, other loss weights or a gradient-balancing strategy.",
+                st.caption("This run has no verdicts (it was stored before verdicts knew their noise): a "
+                           "small difference may be luck, so nothing is coloured. Train it again for a verdict "
+                           "with its 95 % interval.")
+            for r in rows:
+                if r.get("verdict_text"):
+                    st.markdown(f"{verdicts.icon(judged[r['name']])} "
+                                f"<span style='color:{colors.get(r['name'], charts.SHARED_GREY)}; "
+                                f"font-weight:600'>{html_md(r['name'])}</span>: {html_md(r['verdict_text'])}.",
+                                unsafe_allow_html=True)
+            if hurt:
+                st.warning(f"Sharing hurt {', '.join(md(t) for t in hurt)}: "
+                           f"{'this task is' if len(hurt) == 1 else 'these tasks are'} clearly worse than when "
+                           "trained alone. Try less sharing, other loss weights or a gradient-balancing strategy.",
                            icon=":material/trending_down:")
             st.plotly_chart(charts.comparison_bars(rows, colors=colors))
 

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, state, verdicts
 from dashboard.app_pages import common
 from dashboard.safe_text import md
 from mtl_core.errors import StoreError
@@ -48,7 +48,31 @@ def _delete_selected() -> None:
                             if deleted else []), errors
 
 
-def _runs_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _stored_delta_m_verdict(db: str, run_id: str, finished_at: str) -> str | None:
+    """A run's Δm verdict from its result: read once per run and end time, since a finished
+    run's result does not change (a read error is raised, not cached)."""
+    result = state.get_store().result(run_id)
+    return verdicts.delta_m_verdict(result) if isinstance(result, dict) else None
+
+
+def _delta_m_verdicts(store: Any, runs: pd.DataFrame) -> list[str]:
+    """Each run's Δm verdict ("helped", "hurt", "no clear difference"; "" for none)."""
+    if "delta_m_verdict" in runs.columns:  # listed by the store itself
+        return [v if v in verdicts.TASK_VERDICTS else "" for v in runs["delta_m_verdict"]]
+    out = []
+    for run_id, dm, finished in zip(runs["id"], runs["delta_m"], runs["finished_at"]):
+        verdict = None
+        if not pd.isna(dm):
+            try:
+                verdict = _stored_delta_m_verdict(str(store.path), run_id, str(finished))
+            except common.STORE_READ_ERRORS:
+                pass  # a damaged result: no verdict here; comparing the run says what is wrong
+        out.append(verdict or "")
+    return out
+
+
+def _runs_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]], dm_verdicts: list[str]) -> pd.DataFrame:
     def cfg(run_id: str, *path: str, default: Any = None) -> Any:
         node: Any = configs.get(run_id, {})
         for part in path:
@@ -60,6 +84,7 @@ def _runs_table(runs: pd.DataFrame, configs: dict[str, dict[str, Any]]) -> pd.Da
         "name": runs["name"].fillna(""),
         "status": runs["status"],
         "Δm %": runs["delta_m"],
+        "Δm verdict": dm_verdicts,
         "dataset": runs["dataset"],
         "tasks": runs["tasks"],
         "sharing": runs["sharing"],
@@ -133,7 +158,7 @@ if runs.empty:
 
 configs: dict[str, dict[str, Any]] = {run_id: _config_of(store, run_id) for run_id in runs["id"]}
 try:
-    table = _runs_table(runs, configs)
+    table = _runs_table(runs, configs, _delta_m_verdicts(store, runs))
 except common.STORE_READ_ERRORS as exc:
     st.error(common.store_error_text(exc), icon=":material/database:")
     st.stop()
@@ -156,14 +181,23 @@ if text_filter:
 ss[TABLE_IDS] = list(shown["id"])
 
 st.dataframe(
-    shown, key="runs_table", on_select=_on_table_select, selection_mode="multi-row", hide_index=True,
+    charts.style_verdicts(shown, "Δm verdict", also=["Δm %"]),  # the colour follows the verdict, not the sign
+    key="runs_table", on_select=_on_table_select, selection_mode="multi-row", hide_index=True,
     column_config={
         "Δm %": st.column_config.NumberColumn("Δm %", format="%+.2f",
                                              help="Mean signed change vs the single-task baselines"),
+        "Δm verdict": st.column_config.TextColumn(
+            "Δm verdict", help="helped / hurt: the 95 % interval of Δm lies wholly above / below 0; no clear "
+                               "difference: it contains 0. Blank: the run has no verdict."),
         "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm:ss"),
         "lr": st.column_config.NumberColumn("lr", format="%g"),
+        # a format per number column: the Styler's own text would read 3.000000
+        **{c: st.column_config.NumberColumn(c, format="%d") for c in ("steps", "batch", "seed")},
     },
 )
+st.caption("Green and red mark only a clear Δm: **helped** / **hurt** when its 95 % interval (paired over "
+           "the same test examples) lies wholly above / below 0; grey: **no clear difference**. Runs stored "
+           "before verdicts knew their noise have none.")
 damage_slot = st.container()  # filled at the end, once every read of this page is done
 
 ids = list(table["id"])
@@ -245,6 +279,7 @@ if selected:
                 with common.store_errors(r):
                     dm = result.get("delta_m")
                     st.metric("Δm", f"{dm:+.2f} %" if dm is not None else "—")
+                    verdicts.delta_m_badge(st, result)
                     rows = result.get("tasks") or []
                     own = state.run_tasks(configs.get(r) or {})
                     st.table(charts.style_comparison(

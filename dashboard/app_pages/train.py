@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import streamlit as st
 import yaml
 
-from dashboard import charts, state
+from dashboard import charts, state, verdicts
 from dashboard.app_pages import common
 from dashboard.safe_text import html_md, md
 from mtl_core import jobs
@@ -300,15 +300,9 @@ def live_panel(run_id: str, was_active: bool, was_starting: bool = False) -> Non
     st.progress(progress["fraction"], text=text)
     if status == "finished":
         result = store.result(run_id) or {}
-        dm = result.get("delta_m")
-        if dm is None:
-            verdict = "no single-task baselines to compare with."
-        elif dm >= 0:
-            verdict = "the multi-task model beats its single-task baselines on average."
-        else:
-            verdict = "the multi-task model is worse than its single-task baselines on average."
-        st.success(f"Finished. Δm = {dm:+.2f} %: {verdict}" if dm is not None else f"Finished: {verdict}",
-                   icon=":material/check_circle:")
+        # Green only for a clear gain, red only for a clear loss (dashboard.verdicts), never the sign alone.
+        kind, text = verdicts.delta_m_sentence(result)
+        getattr(st, kind)(text, icon=verdicts.alert_icon(verdicts.delta_m_verdict(result)))
         st.page_link("app_pages/results.py", label="See the results", icon=":material/leaderboard:",
                      query_params={state.RUN_PARAM: run_id})
     elif status == "failed":
