@@ -210,18 +210,34 @@ def point_count(fig: go.Figure) -> int:
 
 
 def weights_chart(
-    metrics: pd.DataFrame, tasks: Sequence[str], *, colors: Mapping[str, str] | None = None
+    metrics: pd.DataFrame, tasks: Sequence[str], *, colors: Mapping[str, str] | None = None, share: bool = True,
 ) -> go.Figure:
-    """Effective per-task loss weight w_t over the steps (metric "weight" of phase "mtl")."""
+    """Effective per-task loss weight w_t over the steps (metric "weight" of phase "mtl").
+
+    `share` (default): each task's share of the total, w_t / Σ_s w_s at each logged step. A
+    gradient method's effective weights (∂objective/∂L_t) are on a scale of its own — MGDA's
+    sum to 1, Nash-MTL's to a fraction, PCGrad's grow with the gradient norms — so raw values
+    cannot be read against manual weights; the shares can. `share=False`: the raw values.
+    """
     colors = dict(colors) if colors is not None else task_colors(tasks)
+    curves = {t: _select(metrics, phase="mtl", split="train", metric="weight", task=t) for t in tasks}
+    total = None
+    if share:
+        frames = [c.set_index("step")["value"] for c in curves.values() if not c.empty]
+        if frames:
+            total = pd.concat(frames, axis=1).sum(axis=1, min_count=1)
+            total = total.where(total.abs() > 0)  # all-zero steps: no share
     fig = go.Figure()
-    for task in tasks:
-        w = _select(metrics, phase="mtl", split="train", metric="weight", task=task)
+    for task, w in curves.items():
+        y = w["value"].to_numpy(dtype=float)
+        if total is not None and not w.empty:
+            y = y / total.reindex(w["step"]).to_numpy(dtype=float)
         fig.add_trace(
-            go.Scatter(x=w["step"], y=w["value"], mode="lines", name=plot(task),
+            go.Scatter(x=w["step"], y=y, mode="lines", name=plot(task),
                        line=dict(color=_color_of(task, colors), width=2))
         )
-    fig.update_layout(**_LAYOUT, height=300, xaxis_title="step", yaxis_title="weight w_t")
+    fig.update_layout(**_LAYOUT, height=300, xaxis_title="step",
+                      yaxis_title="share of the weights w_t / Σ w" if share else "weight w_t")
     return fig
 
 

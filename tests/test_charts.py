@@ -137,9 +137,17 @@ def test_smoothing_changes_training_curves_only():
 
 
 def test_weights_chart_has_one_line_per_task_with_its_weights():
-    fig = charts.weights_chart(_metrics(), TASKS)
-    assert [t.name for t in fig.data] == TASKS
-    assert list(_trace(fig, "y2").y) == [2.0, 2.0, 2.0]
+    raw = charts.weights_chart(_metrics(), TASKS, share=False)
+    assert [t.name for t in raw.data] == TASKS
+    assert list(_trace(raw, "y2").y) == [2.0, 2.0, 2.0]
+    # By default each task's share of the total (w = 1 and 2: 1/3 and 2/3), comparable across
+    # strategies whose weights live on scales of their own.
+    share = charts.weights_chart(_metrics(), TASKS)
+    assert list(_trace(share, "y1").y) == pytest.approx([1 / 3] * 3)
+    assert list(_trace(share, "y2").y) == pytest.approx([2 / 3] * 3)
+    m = _metrics()
+    big = m.assign(value=np.where(m["metric"] == "weight", m["value"] * 200.0, m["value"]))  # PCGrad-like scale
+    assert list(_trace(charts.weights_chart(big, TASKS), "y2").y) == pytest.approx([2 / 3] * 3)
 
 
 def test_overlay_chart_draws_one_line_per_run():

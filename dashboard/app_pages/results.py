@@ -142,7 +142,13 @@ if run_id:
             if weights.empty:
                 st.caption("This run logged no task weights.")
             else:
-                st.plotly_chart(charts.weights_chart(weights, names, colors=colors))
+                raw = st.toggle("raw values", key="results_raw_weights",
+                                help="Off: each task's share of the total weight at each step. On: the values.")
+                st.plotly_chart(charts.weights_chart(weights, names, colors=colors, share=not raw))
+                st.caption("The effective weight of a task is ∂objective/∂L_t at that step. Manual weights are the "
+                           "sliders' values; a gradient method's weights are on a scale of its own (MGDA's sum to "
+                           "1, PCGrad's grow with the gradient norms), so compare their shares, not their values "
+                           "with manual weights.")
 
             gates_section(run_id, result, names, colors)
 
