@@ -79,6 +79,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def browser_cpu_seconds() -> float:
+    """CPU seconds used so far by every Chromium process on the machine (the bench's browser)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"chromium" in (entry / "cmdline").read_bytes():
+                total += cpu_seconds(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def watch_config(steps: int) -> dict:
     """The run both --watch conditions train: the quickstart defaults, no baselines (they
     would be cached after the first run and make the runs unequal), on the CPU."""
@@ -96,9 +110,10 @@ def measure_watch(browser, base: str, home: Path, server_pid: int, *, steps: int
     timeout = 600.0
     speeds: dict[bool, list[float]] = {False: [], True: []}
     server_cpu: dict[bool, list[float]] = {False: [], True: []}
+    browser_cpu: dict[bool, list[float]] = {False: [], True: []}
     for i in range(repeats):
         for watched in (False, True):
-            cpu0 = cpu_seconds(server_pid)
+            cpu0, bcpu0 = cpu_seconds(server_pid), browser_cpu_seconds()
             run_id = jobs.start(watch_config(steps), name=f"watch-bench-{i}-{int(watched)}", store_path=db)
             page = None
             if watched:
@@ -116,13 +131,15 @@ def measure_watch(browser, base: str, home: Path, server_pid: int, *, steps: int
                 speed = store.result(run_id)["throughput"]["samples_per_s"]
             speeds[watched].append(speed)
             server_cpu[watched].append(cpu_seconds(server_pid) - cpu0)
+            browser_cpu[watched].append(browser_cpu_seconds() - bcpu0)
             label = "watched  " if watched else "unwatched"
             print(f"  {label} run {i + 1}/{repeats}: {speed:8,.0f} samples/s "
-                  f"(server CPU {server_cpu[watched][-1]:5.1f} s)", flush=True)
+                  f"(server CPU {server_cpu[watched][-1]:5.1f} s, browser CPU {browser_cpu[watched][-1]:5.1f} s)", flush=True)
     alone, watched_ = statistics.median(speeds[False]), statistics.median(speeds[True])
     print(f"{steps} steps, median of {repeats} runs each (OMP_NUM_THREADS=1):")
     print(f"  no page open:          {alone:8,.0f} samples/s  (server CPU {statistics.median(server_cpu[False]):5.1f} s/run)")
-    print(f"  Train page watching:   {watched_:8,.0f} samples/s  (server CPU {statistics.median(server_cpu[True]):5.1f} s/run)")
+    print(f"  Train page watching:   {watched_:8,.0f} samples/s  (server CPU {statistics.median(server_cpu[True]):5.1f} s/run, "
+          f"browser CPU {statistics.median(browser_cpu[True]):5.1f} s/run)")
     print(f"  slow-down from watching: {100 * (1 - watched_ / alone):+.1f} %")
 
 
@@ -160,9 +177,14 @@ def wait_warm(server_pid: int, timeout: float = 120.0) -> float:
     raise SystemExit(f"no warm standby worker after {timeout:.0f} s")
 
 
-def measure_clicks(page, base: str, server_pid: int, *, n: int, cold: bool) -> None:
-    """Click → first point and click → result on the Train page's default experiment."""
+def measure_clicks(page, base: str, server_pid: int, *, n: int, cold: bool, db: Path) -> None:
+    """Click → first point and click → result on the Train page's default experiment, with
+    where the first point's time went (from the store's wall-clock stamps): click → run
+    created (the page's rerun), → first point logged (worker start-up and the first steps),
+    → drawn (the page's poll and the browser)."""
     import statistics
+
+    from mtl_core.store import RunStore
 
     first, done = [], []
     for i in range(n):
@@ -173,13 +195,18 @@ def measure_clicks(page, base: str, server_pid: int, *, n: int, cold: bool) -> N
             wait_warm(server_pid)
         else:
             time.sleep(2.0)  # the page settled, as when warm
-        t0 = time.perf_counter()
+        t0, wall0 = time.perf_counter(), time.time()
         train.click()
         page.locator(".st-key-live_curves .js-plotly-plot").first.wait_for(timeout=300_000)
         first.append(time.perf_counter() - t0)
-        page.get_by_text("Finished. Δm =").wait_for(timeout=300_000)
+        page.get_by_text(re.compile(r"^Finished\. Δm =")).first.wait_for(timeout=300_000)
         done.append(time.perf_counter() - t0)
-        print(f"  click {i + 1}/{n}: first point {first[-1]:5.2f} s, result {done[-1]:5.2f} s", flush=True)
+        with RunStore(db) as store:
+            run = store.runs().iloc[0]
+            logged = store.metrics(run["id"])["wall_time"].min()
+        created = run["created_at"].timestamp() - wall0
+        print(f"  click {i + 1}/{n}: first point {first[-1]:5.2f} s (run created +{created:.2f} s, first point "
+              f"logged +{logged - wall0:.2f} s), result {done[-1]:5.2f} s", flush=True)
     label = "fresh process (no standby)" if cold else "standby worker"
     print(f"{label}, default experiment, {n} clicks (clock: time.perf_counter in the bench process):")
     for name, values in (("click -> first point", first), ("click -> result     ", done)):
@@ -238,7 +265,7 @@ def main() -> None:
                 train = page.locator(".st-key-train button:visible")
 
             if args.click:
-                measure_clicks(page, base, server.pid, n=args.click, cold=args.cold)
+                measure_clicks(page, base, server.pid, n=args.click, cold=args.cold, db=home / "mtl_lab.db")
 
             t_runs = time.perf_counter()
             for i in range(args.runs):

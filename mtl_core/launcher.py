@@ -39,6 +39,9 @@ SETTINGS: dict[str, str] = {
     "server.maxUploadSize": str(MAX_UPLOAD_MB),
     "server.runOnSave": "false",
     "server.fileWatcherType": "none",  # a served app does not reload when its files change
+    # No full garbage collection after every script run: with torch, pandas and plotly loaded
+    # each costs ~0.1 s, and a watched run's fragments rerun every 2-3 s (bench/dashboard.py --watch).
+    "runner.postScriptGC": "false",
     "client.showErrorDetails": "none",
     "client.toolbarMode": "minimal",
     "browser.gatherUsageStats": "false",

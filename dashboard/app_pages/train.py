@@ -22,7 +22,7 @@ from mtl_core.weighting import WEIGHTING
 POLL_S = 2.0  # a live redraw costs the server ~0.5 core at 1 s on 2 cores: see bench/dashboard.py --watch
 # Until the first point arrives the panel is only a progress bar and a caption (cheap to
 # redraw): polled faster, so the first point shows within a moment of its logging.
-STARTING_POLL_S = 0.4
+STARTING_POLL_S = 0.25
 DEFAULTS = ExperimentConfig.parse({})
 ss = st.session_state
 
@@ -533,7 +533,9 @@ if train_clicked and config is not None and already_started is None:
     if new_run is not None:
         started[fingerprint] = new_run
         state.set_run_id(new_run)
-        st.rerun()  # redraw the frame too: the sidebar starts listing (and polling) the new run
+        # Watched from this very rerun (a full rerun first would cost the first point ~1 s);
+        # the frame (sidebar, the Train button) catches up at the rerun the first point triggers.
+        run_id = new_run
 
 if run_id:
     watch(run_id)
