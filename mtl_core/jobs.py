@@ -225,8 +225,14 @@ def standby_pid() -> int | None:
 _STARTUP_ENV_PREFIXES = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH", "CUDA", "NVIDIA", "LD_", "PATH")
 
 
+# Set by torch's OpenMP runtime in every process that imports torch: the dashboard has them
+# or not depending on whether a page imported torch yet; a standby sets them itself.
+_SET_BY_IMPORT = frozenset({"KMP_INIT_AT_FORK", "KMP_DUPLICATE_LIB_OK"})
+
+
 def _env_key() -> str:
-    env = {k: v for k, v in _worker_env().items() if k.startswith(_STARTUP_ENV_PREFIXES)}
+    env = {k: v for k, v in _worker_env().items()
+           if k.startswith(_STARTUP_ENV_PREFIXES) and k not in _SET_BY_IMPORT}
     blob = json.dumps([sys.executable, sorted(env.items())])
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -117,3 +117,12 @@ def test_an_idle_standby_goes_on_sigterm_and_when_told_to(warm):
     jobs.keep_warm(False)
     _wait_for(lambda: _gone(pid), "the standby to end when no longer wanted")
     assert jobs.standby_pid() is None
+
+
+def test_importing_torch_in_the_caller_does_not_make_the_standby_stale(warm, monkeypatch):
+    # torch's OpenMP runtime sets KMP_* variables when a dashboard page first imports it;
+    # the standby started before that must still be used (it sets them itself).
+    first = _wait_for(jobs.standby_pid, "a standby worker")
+    monkeypatch.setenv("KMP_INIT_AT_FORK", "FALSE")
+    monkeypatch.setenv("KMP_DUPLICATE_LIB_OK", "True")
+    assert jobs.keep_warm() and jobs.standby_pid() == first
