@@ -27,6 +27,7 @@ from plotly.subplots import make_subplots
 
 from dashboard import verdicts
 from dashboard.safe_text import md, plot
+from mtl_core.phases import ARM_LABELS, MTL, Phase  # ARM_LABELS: one home, used here and by pages
 
 # Okabe & Ito (2008) colour-blind-safe colours, then Tol's muted scheme for more tasks.
 TASK_PALETTE: tuple[str, ...] = (
@@ -161,8 +162,8 @@ def loss_curves(
     traces: list[tuple[dict[str, Any], int, tuple[np.ndarray, np.ndarray]]] = []
     for task in tasks:
         color = _color_of(task, colors)
-        base_phase = f"stl:{task}"
-        train = curves.get(smoothing, phase="mtl", split="train", metric="loss", task=task)
+        base_phase = Phase.stl(task).format()
+        train = curves.get(smoothing, phase=MTL, split="train", metric="loss", task=task)
         traces.append((dict(mode="lines", name=plot(f"{task} · train"), legendgroup=plot(task),
                             line=dict(color=color, width=2)), 1, train))
         if show_baselines:
@@ -171,7 +172,7 @@ def loss_curves(
                 traces.append((dict(mode="lines", name=plot(f"{task} · single-task train"),
                                     legendgroup=plot(task), line=dict(color=color, width=1.5, dash="dash"),
                                     opacity=0.6), 1, base))
-        val = curves.get(phase="mtl", split="val", metric="loss", task=task)
+        val = curves.get(phase=MTL, split="val", metric="loss", task=task)
         traces.append((dict(mode="lines+markers", name=plot(f"{task} · val"), legendgroup=plot(task),
                             line=dict(color=color, width=2), marker=dict(size=5)), 2, val))
         if show_baselines:
@@ -181,7 +182,7 @@ def loss_curves(
                                     legendgroup=plot(task), line=dict(color=color, width=2, dash="dash"),
                                     opacity=0.8), 2, base))
     if show_total:
-        total = curves.get(smoothing, phase="mtl", split="train", metric="loss", task="total")
+        total = curves.get(smoothing, phase=MTL, split="train", metric="loss", task="total")
         if len(total[0]):
             traces.append((dict(mode="lines", name="weighted total", legendgroup="total",
                                 line=dict(color=TOTAL_COLOR, width=1.5, dash="dot")), 1, total))
@@ -220,7 +221,7 @@ def weights_chart(
     cannot be read against manual weights; the shares can. `share=False`: the raw values.
     """
     colors = dict(colors) if colors is not None else task_colors(tasks)
-    curves = {t: _select(metrics, phase="mtl", split="train", metric="weight", task=t) for t in tasks}
+    curves = {t: _select(metrics, phase=MTL, split="train", metric="weight", task=t) for t in tasks}
     total = None
     if share:
         frames = [c.set_index("step")["value"] for c in curves.values() if not c.empty]
@@ -449,15 +450,15 @@ def gates_history_chart(
 
     `metrics` are the run store's rows of split "gates" (task, metric = expert name).
     """
-    tasks = [t for t in tasks if not _select(metrics, phase="mtl", split="gates", task=t).empty] or list(tasks)
-    experts = list(dict.fromkeys(_select(metrics, phase="mtl", split="gates")["metric"]))
+    tasks = [t for t in tasks if not _select(metrics, phase=MTL, split="gates", task=t).empty] or list(tasks)
+    experts = list(dict.fromkeys(_select(metrics, phase=MTL, split="gates")["metric"]))
     ecolors = expert_colors(experts, tasks, colors=colors)
     n = max(len(tasks), 1)
     fig = make_subplots(rows=1, cols=n, subplot_titles=[plot(t) for t in tasks] or None, shared_yaxes=True,
                         horizontal_spacing=0.04)
     for col, task in enumerate(tasks, start=1):
         for expert in experts:
-            curve = _select(metrics, phase="mtl", split="gates", task=task, metric=expert)
+            curve = _select(metrics, phase=MTL, split="gates", task=task, metric=expert)
             if curve.empty:
                 continue
             fig.add_trace(go.Scatter(
@@ -667,8 +668,6 @@ def style_verdicts(frame: pd.DataFrame, verdict_column: str, *, also: Sequence[s
 # One colour per arm on every transfer chart and table; the control (scratch) is dark
 # grey and dashed, so the two pre-trained arms stand out against it.
 ARM_COLORS: dict[str, str] = {"frozen": "#7B3294", "finetune": "#1B9E77", "scratch": "#4D4D4D"}
-ARM_LABELS: dict[str, str] = {"frozen": "frozen encoder", "finetune": "fine-tuned encoder",
-                              "scratch": "from scratch"}
 
 
 def data_efficiency_chart(
@@ -702,10 +701,40 @@ def data_efficiency_chart(
 
 # ---- architecture diagram -------------------------------------------------------------
 DIAGRAM_KINDS = ("shared", "separate", "soft", "cross_stitch", "attention", "experts", "hierarchical")
+MAX_DRAWN_EXPERTS = 8  # more expert boxes than this are drawn as one box per group, with the count
+
+
+def diagram_structure(tasks: Sequence[str], blocks: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """What the diagram draws, read from a model's `describe_blocks()` (None: unknown).
+
+    experts: the shared experts of the last extraction level, each task's own experts at
+    that level, and the number of levels (MMoE: E shared, none own, 1 level; CGC/PLE:
+    n_shared, n_task per task, L levels). layers / depths: the layers of a hierarchical
+    stack and the layer each task's head reads. attention: whether any attention module
+    exists (MTAN with fixed attention has none).
+    """
+    if blocks is None:
+        return {}
+    experts = [b for b in blocks if b.get("role") in ("expert", "task expert")]
+    levels = max((int(b.get("level") or 1) for b in experts), default=0)
+    top = [b for b in experts if int(b.get("level") or 1) == levels]
+    layers = sorted(int(b.get("level") or 0) for b in blocks if b.get("role") == "layer")
+    heads = {b["tasks"][0]: int(b["level"]) for b in blocks
+             if b.get("role") == "head" and b.get("level") and len(b.get("tasks") or []) == 1}
+    return {
+        "shared_experts": sum(1 for b in top if b["role"] == "expert"),
+        "own_experts": {t: sum(1 for b in top if b["role"] == "task expert" and list(b["tasks"]) == [t])
+                        for t in tasks},
+        "levels": levels,
+        "layers": len(layers),
+        "depths": {t: heads[t] for t in tasks if t in heads},
+        "attention": any(b.get("role") == "attention" for b in blocks),
+    }
 
 
 def architecture_diagram(
-    diagram: str, tasks: Sequence[str], *, colors: Mapping[str, str] | None = None
+    diagram: str, tasks: Sequence[str], *, colors: Mapping[str, str] | None = None,
+    blocks: Sequence[Mapping[str, Any]] | None = None,
 ) -> go.Figure:
     """A small block diagram of a sharing mode: input → encoder(s) → one head per task.
 
@@ -715,9 +744,15 @@ def architecture_diagram(
     task, mixed by learned α units), "attention" (shared encoder, one attention module per
     task), "experts" (shared experts mixed by one gate per task), "hierarchical" (tasks
     branch off a shared stack at different depths). Unknown kinds are drawn as "shared".
+
+    `blocks`: the model's `describe_blocks()` (`mtl_core.experiment.parameter_budget`
+    gives it), from which the number of experts, the layers and each task's depth are
+    drawn, so the picture cannot disagree with the model; without it, those are drawn
+    without numbers that could be wrong (one box "experts"; a generic stack).
     """
     tasks = list(tasks) or ["task"]
     colors = dict(colors) if colors is not None else task_colors(tasks)
+    structure = diagram_structure(tasks, blocks)
     n = len(tasks)
     fig = go.Figure()
     ys = [n - 1 - k for k in range(n)]  # first task on top
@@ -746,6 +781,8 @@ def architecture_diagram(
 
     box(0.0, mid, "input x", INPUT_COLOR, width=1.1, font="#333333")
     kind = diagram if diagram in DIAGRAM_KINDS else "shared"
+    if kind == "attention" and structure and not structure["attention"]:
+        kind = "shared"  # MTAN with fixed attention: a shared backbone and heads, nothing else
     if kind == "shared":
         box(1.8, mid, "shared<br>encoder θs", SHARED_GREY, width=1.8)
         arrow(1.1, mid, 1.8, mid)
@@ -758,32 +795,30 @@ def architecture_diagram(
             arrow(2.8, mid, 3.2, y)
         heads(4.3, ys)
     elif kind == "experts":
-        k = 3
-        expert_ys = [mid + (k - 1) / 2 - e for e in range(k)] if n > 1 else [0.25, 0.0, -0.25]
-        for e, y in enumerate(expert_ys):
-            box(1.6, y, f"expert {e + 1}", SHARED_GREY, width=1.1, height=min(0.5, 0.9 * max(n, 1) / k))
-            arrow(1.1, mid, 1.6, y)
-        for task, y in zip(tasks, ys):
-            box(3.2, y, f"gate {plot(task)}", _color_of(task, colors), width=1.0)
-            for ey in expert_ys:
-                fig.add_shape(type="line", x0=2.7, x1=3.2, y0=ey, y1=y,
-                              line=dict(color=SHARED_GREY, width=1))
+        _experts(fig, box, arrow, tasks, ys, mid, colors, structure)
         heads(4.2, ys)
     elif kind == "hierarchical":
-        depth = min(max(n, 2), 3)
+        if structure.get("layers"):
+            depth, task_depth = structure["layers"], structure["depths"]
+        else:  # no model: a generic stack, lower tasks branching lower
+            depth = min(max(n, 2), 3)
+            task_depth = {t: min(i, depth - 1) + 1 for i, t in enumerate(tasks)}
+        step = min(1.0, 2.8 / depth)
+        width = 0.8 * step
         for d in range(depth):
-            box(1.6 + d * 1.0, mid, f"layer {d + 1}", SHARED_GREY, width=0.8)
-            arrow(1.1 + d * 1.0 if d else 1.1, mid, 1.6 + d * 1.0, mid)
-        for i, (task, y) in enumerate(zip(tasks, ys)):
-            d = min(i, depth - 1)  # earlier (lower-level) tasks branch off lower layers
+            box(1.6 + d * step, mid, f"layer {d + 1}", SHARED_GREY, width=width)
+            arrow(1.1 if d == 0 else 1.6 + (d - 1) * step + width, mid, 1.6 + d * step, mid)
+        for task, y in zip(tasks, ys):
+            d = min(max(task_depth.get(task, depth), 1), depth) - 1  # the layer its head reads
             box(head_x, y, f"head {plot(task)}", _color_of(task, colors), width=1.3)
+            centre = 1.6 + d * step + width / 2
             # Branch from the layer's top or bottom edge, so no arrow crosses a later layer.
             if y > mid:
-                arrow(2.0 + d * 1.0, mid + 0.32, head_x, y)
-            elif y < mid:
-                arrow(2.0 + d * 1.0, mid - 0.32, head_x, y)
+                arrow(centre, mid + 0.32, head_x, y)
+            elif y < mid or d < depth - 1:
+                arrow(centre, mid - 0.32, head_x, y)
             else:
-                arrow(2.4 + (depth - 1) * 1.0, mid, head_x, y)
+                arrow(1.6 + d * step + width, mid, head_x, y)
     else:  # separate, soft, cross_stitch: one encoder per task
         for task, y in zip(tasks, ys):
             box(1.8, y, f"encoder<br>θ {plot(task)}", _color_of(task, colors), width=1.8)
@@ -808,6 +843,46 @@ def architecture_diagram(
         yaxis=dict(visible=False, range=[-0.6, n - 0.4], fixedrange=True),
     )
     return fig
+
+
+def _experts(fig: go.Figure, box: Any, arrow: Any, tasks: list[str], ys: list[float], mid: float,
+             colors: Mapping[str, str], structure: Mapping[str, Any]) -> None:
+    """The experts column (shared ones grey, a task's own in its colour, lightened) and one
+    gate per task, wired to the experts it mixes: every shared expert and its own."""
+    n = len(tasks)
+    groups: list[tuple[str | None, int]] = []  # (owner task or None for shared, count)
+    if structure.get("levels"):
+        groups.append((None, structure["shared_experts"]))
+        groups += [(t, structure["own_experts"].get(t, 0)) for t in tasks if structure["own_experts"].get(t)]
+    total = sum(c for _, c in groups)
+    own_word = any(owner is not None for owner, _ in groups)
+    entries: list[tuple[str | None, str]] = []  # (owner, label), one per box
+    if not groups:  # no model to count from: one box, no number that could be wrong
+        entries.append((None, "shared<br>experts"))
+    elif total <= MAX_DRAWN_EXPERTS:
+        for owner, count in groups:
+            prefix = "expert" if owner is None and not own_word else ("shared" if owner is None else plot(owner))
+            entries += [(owner, f"{prefix} {e}") for e in range(1, count + 1)]
+    else:  # too many to draw one by one: one box per group, with its count
+        for owner, count in groups:
+            what = "shared experts" if owner is None and own_word else "experts"
+            entries.append((owner, f"{count} {what}" if owner is None else f"{plot(owner)}: {count} own"))
+    k = len(entries)
+    span = max(n, 1) - 0.2
+    expert_ys = [mid + span / 2 - span * (e + 0.5) / k for e in range(k)] if k > 1 else [mid]
+    height = min(0.5, 0.85 * span / k)
+    for (owner, label), y in zip(entries, expert_ys):
+        fill = SHARED_GREY if owner is None else _lighten(_color_of(owner, colors), 0.35)
+        box(1.6, y, label, fill, width=1.1, height=height, font="white" if owner is None else "#333333")
+        arrow(1.1, mid, 1.6, y)
+    if structure.get("levels", 1) > 1:
+        fig.add_annotation(x=2.15, y=mid + span / 2 + 0.05, text=f"last of {structure['levels']} levels",
+                           showarrow=False, font=dict(color=SHARED_GREY, size=10), yanchor="bottom")
+    for task, y in zip(tasks, ys):
+        box(3.2, y, f"gate {plot(task)}", _color_of(task, colors), width=1.0)
+        for (owner, _), ey in zip(entries, expert_ys):
+            if owner is None or owner == task:
+                fig.add_shape(type="line", x0=2.7, x1=3.2, y0=ey, y1=y, line=dict(color=SHARED_GREY, width=1))
 
 
 # ---- small helpers --------------------------------------------------------------------

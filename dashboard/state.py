@@ -29,7 +29,7 @@ import streamlit as st
 import yaml
 from pydantic import BaseModel
 
-from dashboard.charts import ARM_LABELS
+from mtl_core import phases as phase_plan
 from mtl_core.config import ExperimentConfig, apply_overrides
 from mtl_core.errors import ConfigError, DataError, MTLLabError, StoreError
 # The env vars `mtl-lab dashboard` sets: the folders the operator allows (--data-dir) and
@@ -583,6 +583,17 @@ def dataset_from_session(ss: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[
     return {"name": ds, "options": ds_opts}
 
 
+def weighting_from_session(ss: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
+    """The weighting strategy the form describes: its select box, else the loaded config's."""
+    return ss.get(K_WEIGHTING, section(raw, "weighting").get("name", default_name("weighting")))
+
+
+def weights_used(weighting: str) -> bool:
+    """Whether strategy `weighting` reads the manual weights (the sliders). An unknown name
+    counts as yes: the form then shows the default strategy, and the config check names it."""
+    return weighting not in WEIGHTING or WEIGHTING.get(weighting).extra["uses_weights"] != "none"
+
+
 def draft_from_session(
     ss: Mapping[str, Any], raw: Mapping[str, Any], task_names: Sequence[str]
 ) -> dict[str, Any]:
@@ -594,7 +605,9 @@ def draft_from_session(
     ticked = [t for t in task_names if bool(ss.get(k_task(t), True))]
     draft["tasks"] = None if list(ticked) == list(task_names) else ticked
     weights = {}
-    for t in ticked:
+    # A strategy that ignores the manual weights gets none (the sliders are disabled and
+    # keep their values for when a strategy that reads them is chosen again).
+    for t in ticked if weights_used(weighting_from_session(ss, raw)) else []:
         w = float(ss.get(k_weight(t), 1.0))
         if w != 1.0:
             weights[t] = w
@@ -669,24 +682,15 @@ def is_transfer(config: Mapping[str, Any] | None) -> bool:
     return bool(config) and config.get("kind") == "transfer"
 
 
-def transfer_phases(config: Mapping[str, Any]) -> list[str]:
-    """The models a transfer run trains, in order: "pretrain", then every arm at every
-    fraction ("frozen@0.05", ..., the phase names of `mtl_core.transfer.phase_name`)."""
-    arms = list(config.get("arms") or [])
-    fractions = sorted(float(f) for f in config.get("fractions") or [])
-    return ["pretrain"] + [f"{arm}@{f:g}" for f in fractions for arm in arms]
-
-
 def run_budgets(config: Mapping[str, Any]) -> list[int] | None:
     """Steps per model of `run_phases(config)` when they differ (a transfer run's
-    pre-training vs its target models); None when every model has the same budget."""
+    pre-training vs its target models); None when every model has the same budget.
+    A pre-training budget in epochs counts as one target model's."""
     if not is_transfer(config):
         return None
-    base = section(config, "base")
-    pre = base.get("steps") or 0
+    steps = [s for _, s in phase_plan.plan(config)]
     target = int(config.get("target_steps") or 0)
-    phases = transfer_phases(config)
-    return [int(pre) if pre else target] + [target] * (len(phases) - 1)
+    return [target if s is None else s for s in steps]
 
 
 def run_batch_size(config: Mapping[str, Any]) -> int:
@@ -697,35 +701,15 @@ def run_batch_size(config: Mapping[str, Any]) -> int:
 
 
 def run_phases(config: Mapping[str, Any]) -> list[str]:
-    """The models a run trains, in order: one single-task baseline per task, then "mtl"
-    (a transfer run: "pretrain", then each arm at each data fraction)."""
-    if is_transfer(config):
-        return transfer_phases(config)
-    try:
-        cfg = ExperimentConfig.parse(dict(config))
-        tasks = cfg.task_list()
-        baselines = cfg.baselines
-    except MTLLabError:
-        tasks, baselines = list(config.get("tasks") or []), bool(config.get("baselines", True))
-    return [f"stl:{t}" for t in tasks] * bool(baselines) + ["mtl"]
+    """The models a run trains, in order (`mtl_core.phases.plan`): for each seed, one
+    single-task baseline per task, then the multi-task model ("stl:y1", "mtl", then
+    "stl:y1@1", "mtl@1", ...); a transfer run: "pretrain", then each arm at each fraction."""
+    return phase_plan.phases(config)
 
 
 def phase_label(phase: str | None) -> str:
-    if not phase:
-        return "starting"
-    if phase == "mtl":
-        return "multi-task model"
-    if phase.startswith("stl:"):
-        return f"single-task baseline {phase[4:]}"
-    if phase == "pretrain":
-        return "pre-training on the source tasks"
-    arm, at, fraction = phase.partition("@")
-    if at and arm in ARM_LABELS:
-        try:
-            return f"{ARM_LABELS[arm]} on {float(fraction) * 100:g} % of the target's labels"
-        except ValueError:
-            pass
-    return phase
+    """A phase in words ("single-task baseline y1", "multi-task model, seed 2", ...)."""
+    return phase_plan.label(phase)
 
 
 def progress_summary(
@@ -733,64 +717,32 @@ def progress_summary(
 ) -> dict[str, Any]:
     """Overall fraction done, a one-line description and the ETA in seconds (or None).
 
-    Every model of an experiment has the same step budget, so the work left is the steps
-    left in the current model plus one budget per model still to come, at the current
-    speed (cached baselines take no time, so the ETA errs on the long side). `budgets`
-    gives each phase's steps when they differ (a transfer run).
+    The work done is every model before the current one in the run's plan (`phases`) plus
+    the steps of the current one (`mtl_core.phases.position`); the work left, at the current
+    speed, gives the ETA (cached baselines take no time, so it errs on the long side).
+    `budgets` gives each phase's steps when they differ (a transfer run); otherwise every
+    model has the budget the current one reports.
     """
-    if budgets is not None and len(budgets) == len(phases) and sum(budgets) > 0:
-        return _progress_by_budget(run, phases, budgets, batch_size=batch_size)
-    status = run.get("status")
-    step = _count(run.get("step"))
-    total = run.get("total_steps")
-    total = int(total) if total is not None and not _isnan(total) else None
-    sps = run.get("samples_per_s")
-    sps = float(sps) if sps is not None and not _isnan(sps) else None
-    phase = _phase(run)
-    n = max(len(phases), 1)
-    idx = phases.index(phase) if phase in phases else 0
-    if status == "finished":
-        return {"fraction": 1.0, "text": "finished", "eta_s": 0.0}
-    if status == "queued" or not phase:
-        return {"fraction": 0.0, "text": "starting the training process…", "eta_s": None}
-    within = min(step / total, 1.0) if total else 0.0
-    fraction = min((idx + within) / n, 1.0)
-    batch = max(int(batch_size), 1)
-    eta = None
-    parts = [f"{phase_label(phase)} ({idx + 1}/{n})"]
-    if total:
-        parts.append(f"step {step:,}/{total:,}")
-    if sps and status == "running":  # an ended run has no speed and no ETA
-        parts.append(f"{sps:,.0f} samples/s")
-        if total:
-            steps_left = (total - step) + (n - idx - 1) * total
-            eta = steps_left / (sps / float(batch))
-            parts.append(f"ETA {format_seconds(eta)}")
-    return {"fraction": fraction, "text": " · ".join(parts), "eta_s": eta}
-
-
-def _progress_by_budget(
-    run: Mapping[str, Any], phases: Sequence[str], budgets: Sequence[int], *, batch_size: int
-) -> dict[str, Any]:
     status, phase = run.get("status"), _phase(run)
     if status == "finished":
         return {"fraction": 1.0, "text": "finished", "eta_s": 0.0}
     if status == "queued" or not phase:
         return {"fraction": 0.0, "text": "starting the training process…", "eta_s": None}
-    idx = phases.index(phase) if phase in phases else 0
-    step = _count(run.get("step"))
-    within = min(step, budgets[idx])
-    done = sum(budgets[:idx]) + within
-    fraction = min(done / sum(budgets), 1.0)
+    total = run.get("total_steps")
+    total = int(total) if total is not None and not _isnan(total) else None
+    at = phase_plan.position(list(phases), phase, _count(run.get("step")), budgets=budgets, total_steps=total)
+    parts = [f"{phase_label(phase)} ({at.index + 1}/{at.count})"]
+    if at.budget:
+        parts.append(f"step {at.step:,}/{at.budget:,}")
     sps = run.get("samples_per_s")
     sps = float(sps) if sps is not None and not _isnan(sps) else None
-    parts = [f"{phase_label(phase)} ({idx + 1}/{len(phases)})", f"step {within:,}/{budgets[idx]:,}"]
     eta = None
-    if sps and status == "running":
+    if sps and status == "running":  # an ended run has no speed and no ETA
         parts.append(f"{sps:,.0f} samples/s")
-        eta = (sum(budgets) - done) / (sps / float(max(int(batch_size), 1)))
-        parts.append(f"ETA {format_seconds(eta)}")
-    return {"fraction": fraction, "text": " · ".join(parts), "eta_s": eta}
+        if at.budget:
+            eta = (at.total - at.done) / (sps / float(max(int(batch_size), 1)))
+            parts.append(f"ETA {format_seconds(eta)}")
+    return {"fraction": at.fraction, "text": " · ".join(parts), "eta_s": eta}
 
 
 def _phase(run: Mapping[str, Any]) -> str | None:

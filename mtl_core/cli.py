@@ -2,7 +2,7 @@
 
     mtl-lab list datasets|sharing|weighting [--json]
     mtl-lab run --config FILE [--set key=value ...] [--json OUT] [--background]
-    mtl-lab transfer --config FILE [--set key=value ...] [--json OUT]
+    mtl-lab transfer --config FILE [--set key=value ...] [--json OUT] [--background]
     mtl-lab runs [--json]            mtl-lab show RUN_ID [--json]
     mtl-lab export RUN_ID --format csv|json [--out PATH]
     mtl-lab delete RUN_ID            mtl-lab cancel RUN_ID
@@ -24,7 +24,7 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mtl_core import launcher
 from mtl_core.errors import ConfigError, MTLLabError, OutputError, StoreError
@@ -118,23 +118,31 @@ def write_output(path: Path, text: str, *, what: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    json_out = prepare_output(args.json, what="the results JSON") if args.json else None
+    return _start(config, args, name=args.name, json_out=json_out, text=format_result)
+
+
+def _start(config: Any, args: argparse.Namespace, *, name: str | None, json_out: Path | None,
+           text: Callable[[dict[str, Any]], str]) -> int:
+    """Train a validated config (an experiment or a transfer run) as a stored run: in a
+    background process (`--background`: print its id) or here, through the lifecycle every
+    run has (`store.create_run` + `worker.execute`), then print `text(result)`."""
     from mtl_core import jobs
+    from mtl_core.phases import phases
     from mtl_core.progress import TqdmSink
     from mtl_core.store import RunStore, request_stop
     from mtl_core.worker import execute
 
-    config = load_config(args)
-    json_out = prepare_output(args.json, what="the results JSON") if args.json else None
     if args.background:
-        run_id = jobs.start(config, name=args.name)
-        print(run_id)
+        print(jobs.start(config, name=name))
         return 0
     # `mtl-lab cancel` (SIGTERM) stops this foreground run cleanly between two steps.
     signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
     with RunStore() as store:
-        run_id = store.create_run(config.to_dict(), name=args.name)
+        run_id = store.create_run(config.to_dict(), name=name)
         print(f"run {run_id}", file=sys.stderr)
-        status = execute(store, run_id, extra_sink=TqdmSink(disable=args.quiet))
+        status = execute(store, run_id, extra_sink=TqdmSink(disable=args.quiet, phases=phases(config)))
         run = store.get_run(run_id)
         result = store.result(run_id)
     if result is not None and json_out is not None:
@@ -142,7 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if status != "finished":
         print(f"run {run_id} {status}: {run.get('error') or ''}", file=sys.stderr)
         return 1 if status == "failed" else 130
-    print(format_result(result))
+    print(text(result))
     if json_out is not None:
         print(f"results written to {json_out}", file=sys.stderr)
     return 0
@@ -300,32 +308,14 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_transfer(args: argparse.Namespace) -> int:
     """Pre-train on the source tasks, transfer to the target; print the data-efficiency table."""
-    from mtl_core.errors import RunCancelled
-    from mtl_core.progress import TqdmSink
-    from mtl_core.store import RunStore, request_stop
-    from mtl_core.transfer import TransferConfig, format_transfer, run_transfer
+    from mtl_core.transfer import TransferConfig, format_transfer
 
     check_config_file(args.config)
     config = TransferConfig.from_file(args.config, args.set)
     json_out = prepare_output(args.json, what="the results JSON") if args.json else None
     if args.name:
         config.name = args.name
-    signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
-    with RunStore() as store:
-        from mtl_core.threads import apply_budget
-
-        apply_budget(config, store=store)  # before the dataset and the model are built
-        try:
-            result = run_transfer(config, sink=TqdmSink(disable=args.quiet), store=store)
-        except RunCancelled as exc:
-            print(f"transfer run cancelled: {exc}", file=sys.stderr)
-            return 130
-    print(f"run {result['run_id']}", file=sys.stderr)
-    print(format_transfer(result))
-    if json_out is not None:
-        _write_run_json(json_out, result, result["run_id"], "finished")
-        print(f"results written to {json_out}", file=sys.stderr)
-    return 0
+    return _start(config, args, name=config.name or "transfer", json_out=json_out, text=format_transfer)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -355,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a field, e.g. --set target_steps=100 --set base.steps=200")
     s.add_argument("--json", metavar="OUT", help="write the results JSON here")
     s.add_argument("--name", help="a name for the run")
+    s.add_argument("--background", action="store_true", help="start in a background process, print the run id")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_transfer)
 

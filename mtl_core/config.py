@@ -1,7 +1,9 @@
 """`ExperimentConfig`: everything that defines a run, validated at the boundary.
 
 The same config drives the CLI, the dashboard and Python. Every invalid value is
-rejected with a `ConfigError` that names the field and says how to fix it.
+rejected with a `ConfigError` that names the field and says how to fix it. The
+registries (datasets, sharing modes, weighting strategies) are read from the top: they
+import `mtl_core.spec`, never this module, so there is no import cycle.
 """
 
 from __future__ import annotations
@@ -11,10 +13,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mtl_core.errors import ConfigError
+from mtl_core.models import SHARING
 from mtl_core.registry import format_validation_error
+from mtl_core.spec import ModelSpec, StrictModel
+from mtl_core.tasks import DATASETS, dataset_task_names
+from mtl_core.weighting import WEIGHTING, strategies_using_weights
+
+__all__ = [
+    "ConfigModel", "DatasetSpec", "ExperimentConfig", "ModelSpec", "NamedSpec", "OptimizerSpec",
+    "SamplingSpec", "SharingSpec", "WeightingSpec", "apply_overrides",
+]
 
 SHORTHANDS = ("dataset", "sharing", "weighting", "optimizer")
 # `dataset.path=x` is short for `dataset.options.path=x` (likewise sharing, weighting).
@@ -22,11 +33,7 @@ OPTION_SECTIONS = ("dataset", "sharing", "weighting")
 MAX_THREADS = 1024  # `threads: N` beyond this is a typo, not a machine
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
-
-
-class ConfigModel(_Strict):
+class ConfigModel(StrictModel):
     """Validation at the boundary and the YAML/JSON round trip, shared by every config."""
 
     @classmethod
@@ -69,7 +76,7 @@ def _mapping(text: str, *, where: str) -> dict[str, Any]:
     return data
 
 
-class NamedSpec(_Strict):
+class NamedSpec(StrictModel):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -86,7 +93,7 @@ class WeightingSpec(NamedSpec):
     name: str = "manual"
 
 
-class SamplingSpec(_Strict):
+class SamplingSpec(StrictModel):
     mode: Literal["all", "random"] = Field(
         "all", description="all: every task every step; random: one task per step"
     )
@@ -95,24 +102,7 @@ class SamplingSpec(_Strict):
     )
 
 
-class ModelSpec(_Strict):
-    hidden: list[int] = Field(
-        default_factory=lambda: [64, 64], description="encoder layer widths (MLP) / [hidden] (text)"
-    )
-    head_hidden: int = Field(0, ge=0, description="hidden width of each task head; 0 = linear head")
-    text_encoder: Literal["gru", "cnn", "transformer", "minilm", "minilm_frozen"] = "gru"  # minilm*: the text extra
-    embed_dim: int = Field(32, ge=1, le=4096)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-
-    @field_validator("hidden")
-    @classmethod
-    def _hidden(cls, v: list[int]) -> list[int]:
-        if not v or any(h < 1 for h in v):
-            raise ValueError("give at least one layer width, each ≥ 1, e.g. [64, 64]")
-        return v
-
-
-class OptimizerSpec(_Strict):
+class OptimizerSpec(StrictModel):
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(3e-3, gt=0, allow_inf_nan=False, description="learning rate")
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
@@ -216,12 +206,6 @@ class ExperimentConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _resolve(self) -> "ExperimentConfig":
-        # Imported here: the registries import torch, and config parsing should not need
-        # them to be imported at module top (cheap `--help`).
-        from mtl_core.models import SHARING
-        from mtl_core.tasks import DATASETS
-        from mtl_core.weighting import WEIGHTING
-
         if self.steps is not None and self.epochs is not None:
             raise ValueError("steps, epochs: give one budget, not both")
         if self.steps is None and self.epochs is None:
@@ -272,6 +256,17 @@ class ExperimentConfig(ConfigModel):
             check(sh.parse_options(self.sharing.options, where="sharing"), tasks=tasks, model=self.model)
         wt = WEIGHTING.get(self.weighting.name, field_name="weighting.name")
         self.weighting.options = wt.parse_options(self.weighting.options, where="weighting").model_dump(mode="json")
+        ignored = {t: w for t, w in self.weights.items() if w != 1.0}
+        if wt.extra["uses_weights"] == "none" and ignored:
+            # Refused rather than dropped: a run that silently trains other weights than
+            # the ones written down is worse than an error (issue 13, item 8).
+            users = strategies_using_weights()
+            raise ValueError(
+                f"weights: weighting {self.weighting.name!r} sets every task weight itself and ignores "
+                f"manual weights, but this config gives {', '.join(f'{t}={w:g}' for t, w in ignored.items())}. "
+                "Remove them (or set them to 1), or choose a weighting that uses them: "
+                f"{', '.join(users['all'])} (or, for the task heads only: {', '.join(users['heads'])})"
+            )
         if self.amp == "fp16" and self.device == "cpu":
             raise ValueError("amp: 'fp16' needs a CUDA GPU (float16 with loss scaling); on the CPU use "
                              "amp: bf16 (bfloat16 autocast) or off")
@@ -293,8 +288,6 @@ class ExperimentConfig(ConfigModel):
         if self.tasks is not None:
             return list(self.tasks)
         if available is None:
-            from mtl_core.tasks import dataset_task_names
-
             available = dataset_task_names(self.dataset.name, self.dataset.options)
         return available
 

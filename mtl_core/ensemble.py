@@ -55,6 +55,7 @@ from mtl_core.errors import ConfigError, RunCancelled, TrainingError
 from mtl_core.models import MultiTaskModel, build_model
 from mtl_core.models.encoders import MLPEncoder
 from mtl_core.models.heads import TaskHead, has_missing
+from mtl_core.phases import Phase
 from mtl_core.selection import DeltaMScore, Score, keeper, single_task_score
 from mtl_core.sink import Sink
 from mtl_core.tasks.base import IGNORE_INDEX, MTLDataset
@@ -104,10 +105,11 @@ class EnsembleResult:
         raise KeyError(phase)
 
 
-def baseline_members(config: ExperimentConfig, tasks: Sequence[str], suffix: str = "") -> list[Member]:
+def baseline_members(config: ExperimentConfig, tasks: Sequence[str], seed: int | None = None) -> list[Member]:
     """The single-task baselines of `config` as members: one per task, the config's seed,
-    weight 1, phase "stl:<task><suffix>" (train them with `sharing="hard"`)."""
-    return [Member(phase=f"stl:{t}{suffix}", seed=config.seed, tasks=(t,), weights=(1.0,)) for t in tasks]
+    weight 1, phase "stl:<task>" (train them with `sharing="hard"`); `seed` tags the phases of an
+    extra seed ("stl:<task>@<seed>", `mtl_core.phases`)."""
+    return [Member(phase=Phase.stl(t, seed).format(), seed=config.seed, tasks=(t,), weights=(1.0,)) for t in tasks]
 
 
 def train_ensemble(
@@ -129,8 +131,9 @@ def train_ensemble(
     (`mtl_core.selection`) by `scores[k]` (default: a one-task member's primary validation
     metric, a multi-task member's validation Δm against its own first evaluation).
 
-    `sharing` overrides the config's mode as in `engine.train` (the baselines pass
-    "hard", which also means weighting "manual" with the members' weights).
+    `sharing` overrides the config's mode as in `engine.train` (a given mode also means
+    weighting "manual" with the members' weights); the baselines instead pass the config of
+    their recipe (`experiment.baseline_config`: one task, hard sharing, manual weighting).
     `should_stop` (default: the sink's) is asked before every step; True cancels the
     whole ensemble (RunCancelled). A member whose loss stops being finite ends as
     "failed" with the engine's message; the others train on, unaffected.

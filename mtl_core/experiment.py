@@ -23,9 +23,11 @@ from mtl_core.engine import TrainResult, train
 from mtl_core.ensemble import baseline_members, train_ensemble
 from mtl_core.errors import ConfigError, TrainingError
 from mtl_core import threads as thread_budget
-from mtl_core.grouping import all_groupings
-from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
+from mtl_core.interference import interference_summary
 from mtl_core.metrics import comparison_table, delta_m, transfer_verdict
+from mtl_core.phases import Phase
+from mtl_core.models import build_model
+from mtl_core.models.sharing import BlockModel
 from mtl_core.selection import DeltaMScore
 from mtl_core.significance import combine, delta_m_interval, paired_interval
 from mtl_core.sink import MultiSink, RecordingSink, Sink
@@ -78,6 +80,57 @@ def baseline_key(config: ExperimentConfig, task: str) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def baseline_config(config: ExperimentConfig, task: str) -> ExperimentConfig:
+    """The config of `task`'s single-task baseline: the run's config with that one task,
+    `hard` sharing (for one task: the same encoder and head, nothing shared) and manual
+    weight 1 — same data, encoder sizes, optimiser, budget, batch size and seed.
+
+    The one recipe behind the trained baselines (`_baseline`, `_baseline_ensemble`) and
+    the counted ones (`parameter_budget`), so the two cannot drift apart. The weighting
+    strategy is replaced too: with one task, a strategy would only rescale its loss.
+    """
+    data = config.to_dict()
+    data.update(tasks=[task], sharing={"name": "hard", "options": {}},
+                weighting={"name": "manual", "options": {}}, weights={task: 1.0})
+    return ExperimentConfig.model_validate(data)
+
+
+def parameter_budget(config: ExperimentConfig, dataset: MTLDataset | None = None) -> dict[str, Any]:
+    """The parameters the run will train, counted without training: the multi-task model
+    (total, shared, each task's own) and each task's single-task baseline, built exactly
+    as `run_experiment` builds them (`engine.train`'s `build_model`, `baseline_config`).
+
+    `dataset`: any dataset with the config's inputs and tasks — the counts depend only on
+    the input kind and width and the tasks' kinds and classes, so a caller may pass a
+    stand-in with a handful of rows (the dashboard does); default: the config's dataset.
+    `blocks` is the multi-task model's `describe_blocks()` (None for a mode that lists no
+    blocks), from which the dashboard draws its sharing diagram.
+    """
+    with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the caller's RNG alone
+        if dataset is None:
+            dataset = load_dataset(config.dataset.name, config.dataset.options, seed=config.seed)
+        tasks = config.task_list(dataset.task_names)
+        dataset = dataset.select_tasks(tasks)
+        model = build_model(config.sharing.name, dataset, tasks, config.model, config.sharing.options)
+        counts = model.parameter_counts()
+        blocks = model.describe_blocks() if isinstance(model, BlockModel) else None
+        del model
+        stl = {}
+        for t in tasks:
+            b = baseline_config(config, t)
+            baseline = build_model(b.sharing.name, dataset, b.task_list(), b.model, b.sharing.options)
+            stl[t] = baseline.parameter_counts()["total"]
+    return {
+        "tasks": tasks,
+        "mtl_total": counts["total"],
+        "mtl_shared": counts["shared"],
+        "mtl_task": {t: counts[f"task:{t}"] for t in tasks},
+        "stl": stl,
+        "stl_total": sum(stl.values()),
+        "blocks": blocks,
+    }
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -96,14 +149,14 @@ def run_experiment(
     runs = []
     for k in range(config.n_seeds):
         cfg = config if k == 0 else config.model_copy(update={"seed": config.seed + k})
-        suffix = "" if k == 0 else f"@{cfg.seed}"  # phases of extra seeds: "mtl@1", "stl:y1@1"
+        seed = None if k == 0 else cfg.seed  # extra seeds name their phases: "mtl@1", "stl:y1@1"
         ds = dataset if (dataset is not None and k == 0) else load_dataset(
             cfg.dataset.name, cfg.dataset.options, seed=cfg.seed
         )
         ds = ds.select_tasks(cfg.task_list(ds.task_names))
-        baselines = _baselines(cfg, ds, sink, cache, suffix) if cfg.baselines else {}
+        baselines = _baselines(cfg, ds, sink, cache, seed) if cfg.baselines else {}
         recorder = RecordingSink()
-        mtl = train(cfg, ds, MultiSink(sink, recorder), phase="mtl" + suffix, score=mtl_score(ds, baselines))
+        mtl = train(cfg, ds, MultiSink(sink, recorder), phase=Phase.mtl(seed).format(), score=mtl_score(ds, baselines))
         runs.append((ds, mtl, baselines, recorder))
     ds, mtl, baselines, recorder = runs[0]
     result = build_results(config, ds, mtl, baselines, recorder, run_id=run_id)
@@ -178,7 +231,7 @@ def _delta_m_interval(dataset: MTLDataset, mtl: TrainResult, baselines: dict[str
 
 
 def _baselines(
-    config: ExperimentConfig, dataset: MTLDataset, sink: Sink, cache: BaselineCache, suffix: str = "",
+    config: ExperimentConfig, dataset: MTLDataset, sink: Sink, cache: BaselineCache, seed: int | None = None,
     *, batched: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Every task's single-task baseline: replayed from the cache, or trained.
@@ -188,6 +241,7 @@ def _baselines(
     a task alone in its group, or a config the ensemble refuses (token data, dropout,
     ...), trains on its own. `batched=False` trains every baseline on its own. The sink
     receives the baselines' events in task order either way (see `_PhaseOrderSink`).
+    `seed` tags the phase names of an extra seed ("stl:y1@1"; None for the config's own).
     """
     groups: dict[tuple[str, int], list[str]] = {}
     for t in dataset.task_names:
@@ -201,31 +255,33 @@ def _baselines(
     for t in dataset.task_names:
         group = next((g for g in groups.values() if t in g), None)
         if t in trained:
-            ordered.release(f"stl:{t}{suffix}")
+            ordered.release(Phase.stl(t, seed).format())
         elif batched and group is not None and len(group) > 1 and group[0] == t:
-            trained.update(_baseline_ensemble(config, dataset, group, ordered, cache, suffix) or {})
+            trained.update(_baseline_ensemble(config, dataset, group, ordered, cache, seed) or {})
         if t in trained:
             value = trained[t]
             if isinstance(value, TrainingError):
                 raise value
             out[t] = value
         else:  # cached (replayed), alone in its group, or refused by the ensemble
-            out[t] = _baseline(config, dataset, t, sink, cache, suffix)
+            out[t] = _baseline(config, dataset, t, sink, cache, seed)
     return out
 
 
 def _baseline_ensemble(
     config: ExperimentConfig, dataset: MTLDataset, tasks: list[str], ordered: _PhaseOrderSink,
-    cache: BaselineCache, suffix: str,
+    cache: BaselineCache, seed: int | None,
 ) -> dict[str, dict[str, Any] | TrainingError] | None:
     """The baselines of `tasks` trained as one ensemble, the finished ones cached (a
     diverged one is its TrainingError); None where the ensemble refuses this config."""
     recorder = RecordingSink()
-    held = [f"stl:{t}{suffix}" for t in tasks[1:]]
+    held = [Phase.stl(t, seed).format() for t in tasks[1:]]
     ordered.hold(held)
     try:
+        # Every member follows `baseline_config` (hard sharing, manual weight 1); only the task differs.
         er = train_ensemble(
-            config, dataset, baseline_members(config, tasks, suffix), MultiSink(ordered, recorder), sharing="hard"
+            baseline_config(config, tasks[0]), dataset, baseline_members(config, tasks, seed),
+            MultiSink(ordered, recorder),
         )
     except ConfigError as exc:  # refused before any event: train these one by one
         ordered.drop(held)
@@ -234,7 +290,7 @@ def _baseline_ensemble(
     out: dict[str, dict[str, Any] | TrainingError] = {}
     for t in tasks:
         try:
-            result = er.result(f"stl:{t}{suffix}")
+            result = er.result(Phase.stl(t, seed).format())
         except TrainingError as exc:  # the engine's message; raised when the run reaches this task
             out[t] = exc
             continue
@@ -298,19 +354,16 @@ class _PhaseOrderSink(Sink):
 
 def _baseline(
     config: ExperimentConfig, dataset: MTLDataset, task: str, sink: Sink, cache: BaselineCache,
-    suffix: str = "",
+    seed: int | None = None,
 ) -> dict[str, Any]:
-    phase = f"stl:{task}{suffix}"
+    phase = Phase.stl(task, seed).format()
     key = baseline_key(config, task)
     cached = cache.get_baseline(key)
     if cached is not None:
         _replay(sink, phase, task, cached)
         return {**cached, "cached": True}
     recorder = RecordingSink()
-    result = train(
-        config, dataset, MultiSink(sink, recorder), phase=phase, tasks=[task], sharing="hard",
-        weights={task: 1.0},
-    )
+    result = train(baseline_config(config, task), dataset, MultiSink(sink, recorder), phase=phase)
     return _store_baseline(cache, key, task, result, recorder)
 
 
@@ -425,20 +478,9 @@ def build_results(
 
 
 def interference_results(mtl: TrainResult, snapshots: list[dict[str, Any]]) -> dict[str, Any]:
-    """The last snapshot, per-pair summaries, mean affinity over training and the grouping."""
-    last = mtl.interference or {}
-    affinity = mean_matrix(snapshots, "affinity")
-    return {
-        "tasks": mtl.tasks,
-        "grad_cosine": last.get("grad_cosine"),
-        "grad_magnitude_similarity": last.get("grad_magnitude_similarity"),
-        "grad_norm": last.get("grad_norm"),
-        "conflict_rate": conflict_rate(snapshots),
-        "pairs": pair_summary(snapshots),
-        "affinity": affinity,
-        "grouping": all_groupings(affinity, mtl.tasks) if affinity is not None else [],
-        "history": [{k: v for k, v in s.items() if k != "phase"} for s in snapshots],
-    }
+    """The results' "interference" section (`interference.interference_summary`, which the
+    dashboard also applies to a running run's snapshots)."""
+    return interference_summary(snapshots, mtl.tasks, last=mtl.interference)
 
 
 def _finite(obj: Any) -> Any:

@@ -13,6 +13,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from mtl_core.grouping import all_groupings
+
 
 def task_gradients(losses: torch.Tensor | Sequence[torch.Tensor], params: list[nn.Parameter]) -> torch.Tensor:
     """G (T, P): the flattened gradient of each task loss w.r.t. `params`, in float32.
@@ -137,3 +139,33 @@ def pair_summary(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def conflict_rate(snapshots: list[dict[str, Any]]) -> dict[str, float]:
     """Share of snapshots in which each task pair's gradient cosine is negative ("a|b": rate)."""
     return {"|".join(p["pair"]): p["conflict_rate"] for p in pair_summary(snapshots)}
+
+
+def interference_summary(
+    snapshots: list[dict[str, Any]], tasks: Sequence[str] | None = None, *, last: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A run's interference over `snapshots` (the multi-task model's, in step order): the
+    last snapshot's matrices, per-pair summaries and verdicts, the conflict rate, the mean
+    look-ahead affinity over training (Fifty et al., 2021) and the best groupings under it.
+
+    The one assembly behind a finished run's results ("interference" in the results JSON)
+    and the dashboard's view of a run still training (the snapshots read so far), so the
+    two cannot disagree. `tasks`: default the last snapshot's; `last`: the snapshot whose
+    matrices are reported (default the last of `snapshots`).
+    """
+    if last is None and snapshots:
+        last = snapshots[-1]
+    last = last or {}
+    tasks = list(tasks) if tasks is not None else list(last.get("tasks") or [])
+    affinity = mean_matrix(snapshots, "affinity")
+    return {
+        "tasks": tasks,
+        "grad_cosine": last.get("grad_cosine"),
+        "grad_magnitude_similarity": last.get("grad_magnitude_similarity"),
+        "grad_norm": last.get("grad_norm"),
+        "conflict_rate": conflict_rate(snapshots),
+        "pairs": pair_summary(snapshots),
+        "affinity": affinity,
+        "grouping": all_groupings(affinity, tasks) if affinity is not None else [],
+        "history": [{k: v for k, v in s.items() if k != "phase"} for s in snapshots],
+    }

@@ -305,7 +305,7 @@ def _open_log(path: Path):
 
 def _fail_start(store: RunStore, run_id: str, message: str) -> None:
     try:
-        store.record_end(run_id, "failed", error=message)
+        store.fail_run(run_id, message)
     except StoreError:
         pass  # still `queued` without a process: marked interrupted after QUEUED_GRACE_S
 
@@ -332,7 +332,7 @@ def cancel(run_id: str, *, store_path: str | Path | None = None) -> bool:
             _terminate(int(pid), run.get("pid_start"))
         elif run["status"] == "queued":
             # No process was ever started for it: nothing will end it but us.
-            store.set_status(run_id, "cancelled")
+            store.cancel_run(run_id)
         store.mark_interrupted()  # a process that died meanwhile ends as cancelled
     return True
 

@@ -18,6 +18,7 @@ is set), as for every other `mtl-lab` command.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import os
 import sys
@@ -52,14 +53,14 @@ SETTINGS: dict[str, str] = {
 
 def app_path() -> Path:
     """`dashboard/app.py` of the installed `dashboard` package (`pip install -e .` or a wheel)."""
-    try:
-        import dashboard
-    except ImportError:
+    # Found, not imported: the engine never runs the dashboard package (tests/test_imports.py).
+    spec = importlib.util.find_spec("dashboard")
+    if spec is None or spec.origin is None:
         raise ConfigError(
             "the dashboard package is not installed next to mtl_core; install MTL Lab with "
             "`pip install -e .` from its repository"
-        ) from None
-    path = Path(dashboard.__file__).resolve().parent / "app.py"
+        )
+    path = Path(spec.origin).resolve().parent / "app.py"
     if not path.is_file():
         raise ConfigError(f"the dashboard's entry file {path} is missing; reinstall MTL Lab")
     return path

@@ -7,12 +7,14 @@ predictions. Unlabelled items (IGNORE_INDEX / NaN) are left out of every metric.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from sklearn import metrics as skm
 
+from mtl_core.significance import combine
+from mtl_core.spans import bio_spans
 from mtl_core.tasks.base import IGNORE_INDEX, TaskSpec
 
 # name -> higher is better, for every metric we report
@@ -26,25 +28,6 @@ METRIC_DIRECTION: dict[str, bool] = {
     "entity_f1": True,
     "loss": False,
 }
-
-
-def bio_spans(tags: Iterable[str]) -> set[tuple[int, int, str]]:
-    """Entity spans (start, end, type) of one BIO sequence (CoNLL-2000 convention).
-
-    An I-X that does not continue an X span starts a new one, as conlleval does.
-    """
-    spans: set[tuple[int, int, str]] = set()
-    start, kind = None, None
-    tags = list(tags) + ["O"]
-    for i, tag in enumerate(tags):
-        prefix, _, typ = tag.partition("-")
-        continues = prefix == "I" and kind == typ and start is not None
-        if start is not None and not continues:
-            spans.add((start, i, kind))
-            start, kind = None, None
-        if prefix in ("B", "I") and not continues:
-            start, kind = i, typ
-    return spans
 
 
 def entity_f1(true_seqs: list[list[str]], pred_seqs: list[list[str]]) -> float:
@@ -179,8 +162,6 @@ def transfer_verdict(
     example-level interval. One seed without them has no noise estimate: "no clear difference".
     Verdicts: "helped" / "hurt" / "no clear difference"; `noise` is the t half-width.
     """
-    from mtl_core.significance import combine
-
     assert len(stl) == len(mtl) and stl, "one STL and one MTL value per seed"
     n = len(stl)
     s, m = np.asarray(stl, dtype=float), np.asarray(mtl, dtype=float)
@@ -219,3 +200,14 @@ def transfer_verdict(
         how = "helps" if out["verdict"] == "helped" else "hurts"
         out["verdict_text"] = f"{out['verdict']}: multi-task training {how} ({summary})"
     return out
+
+
+def best_arm(values: Mapping[str, float], *, higher_is_better: bool) -> str | None:
+    """The arm (e.g. of a transfer experiment: frozen / finetune / scratch) with the best
+    metric value in one row; None when no value is finite. The best value, not a verdict:
+    one seed says nothing about whether the gap is beyond the noise."""
+    finite = {k: float(v) for k, v in values.items()
+              if isinstance(v, (int, float)) and math.isfinite(float(v))}
+    if not finite:
+        return None
+    return (max if higher_is_better else min)(finite, key=finite.__getitem__)

@@ -3,31 +3,39 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from tqdm import tqdm
 
+from mtl_core import phases as phase_names
 from mtl_core.sink import Sink
 
 
 class TqdmSink(Sink):
-    def __init__(self, *, file: Any = None, disable: bool = False) -> None:
+    """One bar per model, named in words ("single-task baseline y1"); with the run's
+    `phases` (`mtl_core.phases.phases(config)`), also which model of how many ("(2/3)")."""
+
+    def __init__(self, *, file: Any = None, disable: bool = False, phases: Sequence[str] | None = None) -> None:
         self.file = file or sys.stderr
         self.disable = disable
+        self.phases = list(phases) if phases is not None else None
         self.bar: tqdm | None = None
         self.last_step = 0
 
+    def describe(self, phase: str) -> str:
+        """The bar's label: the phase in words, and its place in the run's plan."""
+        label = phase_names.label(phase)
+        if self.phases and phase in self.phases:
+            label += f" ({self.phases.index(phase) + 1}/{len(self.phases)})"
+        return label
+
     def on_start(self, phase, info):
         self._close()
-        if phase == "mtl":
-            label = "multi-task"
-        elif phase.startswith("stl:"):
-            label = f"single-task {phase.split(':', 1)[1]}"
-        else:  # "mtl@1" (extra seeds), transfer phases ("pretrain", "frozen@0.05", ...)
-            label = phase
+        label = self.describe(phase)
         if info.get("cached"):
             if not self.disable:
-                print(f"{label}: baseline from cache", file=self.file)
+                print(f"{label}: from the cache", file=self.file)
             return
         self.bar = tqdm(
             total=info["total_steps"], desc=label, unit="step", file=self.file, disable=self.disable,

@@ -10,17 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mtl_core.errors import ConfigError
+from mtl_core.spec import NoOptions, StrictModel
+
+__all__ = ["Entry", "NoOptions", "Registry", "StrictModel", "format_validation_error"]
 
 T = TypeVar("T")
-
-
-class NoOptions(BaseModel):
-    """Options model of an entry that takes no options."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)

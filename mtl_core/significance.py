@@ -30,7 +30,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from mtl_core.metrics import bio_spans
+from mtl_core.spans import bio_spans
 from mtl_core.tasks.base import IGNORE_INDEX, TaskSpec
 
 VERDICTS = ("helped", "hurt", "no clear difference")

@@ -278,7 +278,9 @@ class RunStore:
 
     Writes go through `_transaction()` (BEGIN IMMEDIATE: the write lock is taken up front,
     so two writers queue on the busy timeout instead of failing on a lock upgrade).
-    Reads are single statements, each seeing one committed snapshot.
+    Reads are single statements, each seeing one committed snapshot. `_transaction` is the
+    store's own: callers write through its public methods, and a run ends through
+    `finish_run`, `cancel_run` or `fail_run` (each one transaction, even on a full disk).
 
     Opening a store marks runs whose process died as `interrupted` (`mark_interrupted`).
     """
@@ -805,6 +807,46 @@ class RunStore:
         with self._transaction() as conn:
             conn.execute("DELETE FROM reserve")
         write()
+
+    # ---- how a run ends: the one lifecycle every trainer uses (`worker.execute`) ----------------
+    def finish_run(self, run_id: str, result: dict[str, Any]) -> str:
+        """Record that run `run_id` trained to the end, with its `result`, in one transaction:
+        a reader never sees `finished` without its result.
+
+        Returns the status now recorded: `finished`, or `failed` when even the store's
+        reserve cannot hold the result (a run `finished` without a result would break every
+        view of it; its error then says the disk is full). Raises StoreError (DiskFullError)
+        when nothing at all can be written.
+        """
+        return self._end(run_id, "finished", result=result)
+
+    def cancel_run(self, run_id: str, *, result: dict[str, Any] | None = None) -> str:
+        """Record that run `run_id` stopped on request, keeping `result`, what it finished
+        (a transfer run's finished cells), where there is one. Returns `cancelled`; raises
+        StoreError when nothing can be written (see `finish_run`)."""
+        return self._end(run_id, "cancelled", result=result)
+
+    def fail_run(self, run_id: str, error: str) -> str:
+        """Record that run `run_id` failed with `error` (one line a user reads). Returns
+        `failed`; raises StoreError when nothing can be written (see `finish_run`)."""
+        return self._end(run_id, "failed", error=error)
+
+    def _end(self, run_id: str, status: str, *, error: str | None = None,
+             result: dict[str, Any] | None = None) -> str:
+        try:
+            self.record_end(run_id, status, error=error, result=result)
+            return status
+        except DiskFullError as exc:
+            if result is None:
+                raise
+            lost = (
+                f"the run trained to the end, but its result could not be stored: {exc}"
+                if status == "finished" else f"its partial result could not be stored: {exc}"
+            )
+        # A result too big for what is left of a full disk is dropped; the end is still written.
+        status = "failed" if status == "finished" else status
+        self.record_end(run_id, status, error=lost)
+        return status
 
     # ---- curves --------------------------------------------------------------------------
     def log_metrics(self, run_id: str, rows: Sequence[MetricRow]) -> None:

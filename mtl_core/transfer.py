@@ -17,8 +17,9 @@ and of MT-DNN, Liu et al., ACL 2019.) `run_transfer(config)`
 3. scores every model on the target's held-out test split.
 
 The result (a data-efficiency table: target metric per arm × number of labelled
-examples) is a dict; with a `RunStore` it is stored as a run like any other, its curves
-under the phases "pretrain", "frozen@0.05", "finetune@1", ...
+examples) is a dict. Stored as a run like any other (`mtl-lab transfer`, `jobs.start`: the
+worker trains it), its curves are kept under the phases "pretrain", "frozen@0.05",
+"finetune@1", ... (`mtl_core.phases`).
 """
 
 from __future__ import annotations
@@ -36,15 +37,15 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from mtl_core.config import ConfigModel, ExperimentConfig, SharingSpec
-from mtl_core.errors import ConfigError, DataError, MTLLabError, RunCancelled
-from mtl_core.sink import MultiSink, Sink
+from mtl_core.errors import ConfigError, DataError, RunCancelled
+from mtl_core.phases import ARMS, Phase
+from mtl_core.sink import Sink
 from mtl_core.tasks.base import IGNORE_INDEX, MTLDataset, Split, TaskSpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-Arm = Literal["frozen", "finetune", "scratch"]
-ARMS: tuple[str, ...] = ("frozen", "finetune", "scratch")
+Arm = Literal["frozen", "finetune", "scratch"]  # = phases.ARMS, the order they train in
 ARM_DESCRIPTIONS = {
     "frozen": "pre-trained encoder kept fixed, new head trained (linear probe)",
     "finetune": "pre-trained encoder as the starting point, all weights trained",
@@ -348,13 +349,8 @@ def pretrain(config: TransferConfig, dataset: MTLDataset, sink: Sink | None = No
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.sharing.name, src, list(config.sources), cfg.model, cfg.sharing.options)
     encoder = shared_encoder(model, cfg.sharing.name)  # refuse before any training
-    result = train(cfg, src, sink, phase="pretrain", model=model, keep_model=True)
+    result = train(cfg, src, sink, phase=Phase.pretrain().format(), model=model, keep_model=True)
     return result, encoder
-
-
-def phase_name(arm: str, fraction: float) -> str:
-    """`frozen@0.05`: the store phase of one arm at one fraction."""
-    return f"{arm}@{fraction:g}"
 
 
 # ---- the experiment ------------------------------------------------------------------------------
@@ -362,51 +358,18 @@ def run_transfer(
     config: TransferConfig,
     *,
     sink: Sink | None = None,
-    store: Any = None,
     run_id: str | None = None,
     dataset: MTLDataset | None = None,
 ) -> dict[str, Any]:
     """Pre-train on the sources, train every arm at every fraction on the target; the results.
 
-    With `store` (a RunStore) the experiment is a run: created (or `run_id`, already
-    created, is used), marked running, its curves written through a StoreSink, its result
-    saved and its status set to finished / cancelled / failed. Errors are re-raised.
-    Without a store, only `sink` hears the events (a worker that manages the run's status
-    itself passes its StoreSink here).
+    `sink` hears every model's events under its phase (`mtl_core.phases`: "pretrain",
+    "frozen@0.05", ...). A cancel (`sink.should_stop()`) raises RunCancelled carrying the
+    finished cells as `exc.result`. To keep the experiment as a run, create it in the store
+    and train it as every run is trained: `worker.execute(store, store.create_run(config.to_dict()))`,
+    or in the background with `jobs.start(config)` (`mtl-lab transfer [--background]`).
     """
-    if store is None:
-        return _run(config, sink or Sink(), run_id=run_id, dataset=dataset)
-
-    import os
-
-    from mtl_core.store import StoreSink
-    from mtl_core.worker import describe_exception
-
-    run_id = run_id or store.create_run(config.to_dict(), name=config.name or "transfer")
-    store.set_status(run_id, "running", pid=os.getpid(), device=config.base.device)
-    store_sink = StoreSink(store, run_id)
-    try:
-        result = _run(config, MultiSink(store_sink, sink), run_id=run_id, dataset=dataset)
-    except BaseException as exc:
-        try:
-            store_sink.flush()
-        except Exception:  # how the run ended is still worth recording
-            pass
-        if isinstance(exc, (RunCancelled, KeyboardInterrupt)):
-            partial = getattr(exc, "result", None)
-            with store._transaction():
-                if isinstance(partial, dict):
-                    store.save_result(run_id, partial)
-                store.set_status(run_id, "cancelled", error=None)
-        else:
-            store.set_status(run_id, "failed", error=str(exc) if isinstance(exc, MTLLabError)
-                             else describe_exception(exc))
-        raise
-    store_sink.flush()
-    with store._transaction():  # a reader never sees `finished` without its result
-        store.save_result(run_id, result)
-        store.set_status(run_id, "finished", error=None)
-    return result
+    return _run(config, sink or Sink(), run_id=run_id, dataset=dataset)
 
 
 def _run(config: TransferConfig, sink: Sink, *, run_id: str | None, dataset: MTLDataset | None) -> dict[str, Any]:
@@ -468,7 +431,7 @@ def _run(config: TransferConfig, sink: Sink, *, run_id: str | None, dataset: MTL
             subset = dataclasses.replace(target_ds, train=target_ds.train.subset(index))
             for arm in config.arms:
                 trained = train_arm(arm, target_cfg, subset, config.target, frozen if arm == "frozen" else encoder,
-                                    sink=sink, phase=phase_name(arm, fraction))
+                                    sink=sink, phase=Phase.arm(arm, fraction).format())
                 metrics = trained.test[config.target]
                 rows.append({
                     "arm": arm,

@@ -26,7 +26,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mtl_core import store as store_module
 from mtl_core.errors import DiskFullError, MTLLabError, RunCancelled, StoreError
@@ -63,16 +63,19 @@ def _configured_device(config: dict[str, Any]) -> str:
 def execute(store: store_module.RunStore, run_id: str, *, extra_sink: Sink | None = None) -> str:
     """Train run `run_id` in this process, writing it to `store`; return how it ended.
 
-    Used by the worker process and by `mtl-lab run` in the foreground (`extra_sink` is its
-    progress bar). The run's status ends as finished, cancelled or failed; the curves
-    logged so far are kept in every case.
+    The one lifecycle of a run, whatever it trains (an experiment, a transfer run): used by
+    the worker process and by `mtl-lab run` / `mtl-lab transfer` in the foreground
+    (`extra_sink` is their progress bar). The run's status ends as finished, cancelled or
+    failed (`RunStore.finish_run` / `cancel_run` / `fail_run`); the curves logged so far
+    are kept in every case.
     """
     run_row = store.get_run(run_id)
     try:
         store.set_status(run_id, "running", pid=os.getpid(), device=_configured_device(run_row["config"]))
     except DiskFullError as exc:
         log.error("run %s cannot start: %s", run_id, exc)
-        return _record_end(store, run_id, "failed", error=str(exc))
+        error = str(exc)
+        return _record_end(run_id, "failed", lambda: store.fail_run(run_id, error))
     store_sink = store_module.StoreSink(store, run_id)
     sink: Sink = store_sink if extra_sink is None else MultiSink(store_sink, extra_sink)
     try:
@@ -84,59 +87,39 @@ def execute(store: store_module.RunStore, run_id: str, *, extra_sink: Sink | Non
         _flush(store_sink)
         partial = getattr(exc, "result", None)
         log.info("run %s cancelled: %s", run_id, str(exc) or "interrupted")
-        return _record_end(store, run_id, "cancelled", result=partial if isinstance(partial, dict) else None)
+        kept = partial if isinstance(partial, dict) else None
+        return _record_end(run_id, "cancelled", lambda: store.cancel_run(run_id, result=kept))
     except MTLLabError as exc:
         _ignore_sigterm()
         log.error("run %s failed: %s", run_id, exc)
         _flush(store_sink)
-        return _record_end(store, run_id, "failed", error=str(exc))
+        error = str(exc)
+        return _record_end(run_id, "failed", lambda: store.fail_run(run_id, error))
     except Exception as exc:
         _ignore_sigterm()
         # The full traceback goes to the log (the worker's log file); the store keeps one line.
         log.exception("run %s failed", run_id)
         _flush(store_sink)
-        return _record_end(store, run_id, "failed", error=describe_exception(exc))
+        error = describe_exception(exc)
+        return _record_end(run_id, "failed", lambda: store.fail_run(run_id, error))
     _ignore_sigterm()
     _flush(store_sink)
     # One transaction: a reader never sees `finished` without its result.
-    status = _record_end(store, run_id, "finished", result=result)
+    status = _record_end(run_id, "finished", lambda: store.finish_run(run_id, result))
     if status == "finished":
         log.info("run %s finished", run_id)
     return status
 
 
-def _record_end(
-    store: store_module.RunStore,
-    run_id: str,
-    status: str,
-    *,
-    error: str | None = None,
-    result: dict[str, Any] | None = None,
-) -> str:
-    """Write how the run ended (`RunStore.record_end`, which uses the store's reserve on a
-    full disk); return the status that now describes it.
+def _record_end(run_id: str, status: str, write: Callable[[], str]) -> str:
+    """Write how the run ended (`write`: the store's `finish_run` / `cancel_run` / `fail_run`,
+    which use its reserve on a full disk); return the status that now describes the run.
 
-    A result too big for what is left of a full disk is dropped and the run is recorded
-    `failed` with "disk full" in its message (`finished` without a result would break every
-    view of it). If nothing at all can be written, the reason goes to the log, and whoever
-    opens the store next marks the run `interrupted` ("ended without recording why").
+    If nothing at all can be written, the reason goes to the log, and whoever opens the
+    store next marks the run `interrupted` ("ended without recording why").
     """
     try:
-        store.record_end(run_id, status, error=error, result=result)
-        return status
-    except DiskFullError as exc:
-        if result is None:
-            return _unrecorded(run_id, status, exc)
-        lost = (
-            f"the run trained to the end, but its result could not be stored: {exc}"
-            if status == "finished" else f"its partial result could not be stored: {exc}"
-        )
-        status = "failed" if status == "finished" else status
-        try:
-            store.record_end(run_id, status, error=lost)
-            return status
-        except StoreError as again:
-            return _unrecorded(run_id, status, again)
+        return write()
     except StoreError as exc:
         return _unrecorded(run_id, status, exc)
 
@@ -161,7 +144,6 @@ def _train(store: store_module.RunStore, run_id: str, config: dict[str, Any], si
 
         transfer_config = TransferConfig.parse(config)
         apply_budget(transfer_config, store=store, run_id=run_id)
-        # No store: this worker sets the run's status itself, the sink writes its curves.
         return run_transfer(transfer_config, sink=sink, run_id=run_id)
     from mtl_core.config import ExperimentConfig
     from mtl_core.experiment import run_experiment

@@ -269,3 +269,31 @@ def test_an_unquoted_yaml_off_means_amp_off_and_on_is_refused():
     assert ExperimentConfig.parse({"amp": " BF16 "}).amp == "bf16"
     with pytest.raises(ConfigError, match=r"amp: true is not a precision; give auto, off, bf16 or fp16"):
         ExperimentConfig.from_yaml("amp: on")
+
+
+# ---- manual weights a strategy would ignore (issue 13, item 8) -------------------------------------
+@pytest.mark.parametrize("weighting", ["equal", "uncertainty", "dwa", "gls", "rlw", "famo", "stch",
+                                       "gradnorm", "db_mtl", "mgda", "nash_mtl"])
+def test_weights_a_strategy_ignores_are_refused_naming_it_and_the_fix(weighting):
+    with pytest.raises(ConfigError) as info:
+        ExperimentConfig.parse({"dataset": SMALL, "weighting": {"name": weighting}, "weights": {"y2": 2.0}})
+    message = str(info.value)
+    assert message.startswith(f"weights: weighting {weighting!r} sets every task weight itself"), message
+    assert "y2=2" in message and "Remove them (or set them to 1)" in message
+    # The way out names the strategies that do read the weights, by how far they reach.
+    assert re.search(r"uses them: manual, aligned_mtl, upgrad \(or, for the task heads only: "
+                     r"imtl, pcgrad, gradvac, graddrop, cagrad\)", message), message
+
+
+@pytest.mark.parametrize("weighting", ["manual", "aligned_mtl", "upgrad", "imtl", "cagrad", "pcgrad",
+                                       "gradvac", "graddrop"])
+def test_strategies_that_read_the_weights_accept_them(weighting):
+    config = ExperimentConfig.parse({"dataset": SMALL, "weighting": {"name": weighting}, "weights": {"y2": 2.0}})
+    assert config.task_weights() == {"y1": 1.0, "y2": 2.0}
+
+
+def test_unit_weights_are_no_choice_and_pass_with_any_strategy():
+    # The quickstart writes `weights: {y1: 1.0, y2: 1.0}`: switching it to uncertainty must work.
+    path = Path(__file__).resolve().parents[1] / "examples" / "quickstart.yaml"
+    config = ExperimentConfig.from_file(path, overrides=["weighting=uncertainty"])
+    assert config.weighting.name == "uncertainty" and config.task_weights() == {"y1": 1.0, "y2": 1.0}

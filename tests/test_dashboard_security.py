@@ -86,8 +86,9 @@ def rename_tasks(db: Path, renames: dict[str, str]) -> None:
 def store_hostile_runs(db: Path) -> dict[str, str]:
     """Train one multi-task and one transfer run into `db` (a few seconds), named RUN_NAME,
     then give their tasks the hostile names. Returns {"mtl": id, "transfer": id}."""
+    from mtl_core import worker
     from mtl_core.experiment import run_experiment
-    from mtl_core.transfer import TransferConfig, run_transfer
+    from mtl_core.transfer import TransferConfig
 
     config = ExperimentConfig.parse(MTL_CONFIG)
     with RunStore(db) as store:
@@ -100,7 +101,7 @@ def store_hostile_runs(db: Path) -> dict[str, str]:
         store.set_status(mtl_id, "finished")
         transfer = TransferConfig.parse(TRANSFER_CONFIG)
         transfer_id = store.create_run(transfer.to_dict(), name=RUN_NAME)
-        run_transfer(transfer, store=store, run_id=transfer_id)
+        worker.execute(store, transfer_id)  # the one lifecycle of a run, as `mtl-lab transfer` uses
     rename_tasks(db, RENAMES)
     return {"mtl": mtl_id, "transfer": transfer_id}
 
@@ -279,7 +280,7 @@ def test_sidebar_lists_an_active_hostile_run_with_escaped_progress(lab):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception, at.exception
     texts = markdown_texts(at)
-    progress = [t for t in texts if "(1/3)" in t]  # baseline 1 of 3 models
+    progress = [t for t in texts if "(1/6)" in t]  # baseline 1 of 6 models (2 tasks + MTL, 2 seeds)
     assert progress and md(SCRIPT_TASK) in progress[0], texts
     assert not [t for t in texts if UNESCAPED.search(t)]
 

@@ -1,13 +1,16 @@
 """Background runs: start, finish, cancel, survive a kill -9, and record how they ended.
 
-Three real worker processes are started together once per module (each pays for
+Four real worker processes are started together once per module (each pays for
 importing torch, so starting them side by side keeps this file fast); each test then
-watches its own run. The two endless runs are stopped first, so that they do not
+watches its own run. The three endless runs (one a transfer run started as
+`mtl-lab transfer --background` does) are stopped first, so that they do not
 slow the short one down. The worker's error handling is also tested in-process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import sqlite3
@@ -16,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from mtl_core import jobs, worker
+import yaml
+
+from mtl_core import cli, jobs, worker
 from mtl_core.errors import ConfigError, RunCancelled, StoreError
 from mtl_core.store import RunStore, StoreSink
 
@@ -25,6 +30,12 @@ SHORT = {"dataset": DATA, "steps": 30, "batch_size": 32, "eval_every": 10}
 # Long enough never to finish inside the test; it is cancelled or killed.
 LONG = {"dataset": DATA, "steps": 100_000, "batch_size": 32, "eval_every": 50, "baselines": False,
         "interference": False}
+# A transfer run whose pre-training never ends inside the test (`mtl-lab transfer --background`).
+TRANSFER = {
+    "base": {"dataset": {"name": "mmoe_synthetic", "options": {"n_samples": 300, "input_dim": 8, "n_tasks": 3}},
+             "steps": 100_000, "batch_size": 32, "eval_every": 50, "interference": False},
+    "sources": ["y1", "y2"], "target": "y3", "arms": ["scratch"], "fractions": [1.0], "target_steps": 10,
+}
 TIMEOUT = 60.0
 
 
@@ -44,7 +55,8 @@ def _train_rows(store: RunStore, run_id: str) -> int:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A fresh MTL_LAB_HOME with three runs started side by side: short, to-cancel, to-kill."""
+    """A fresh MTL_LAB_HOME with four runs started side by side: short, to-cancel, to-kill and a
+    transfer run started by the CLI (in-process: `mtl-lab transfer --background`)."""
     home = tmp_path_factory.mktemp("lab")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MTL_LAB_HOME", str(home))
@@ -54,6 +66,12 @@ def lab(tmp_path_factory):
             "cancel": jobs.start(LONG, name="to cancel"),
             "kill": jobs.start(LONG, name="to kill"),
         }
+        config = home / "transfer.yaml"
+        config.write_text(yaml.safe_dump(TRANSFER))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert cli.main(["transfer", "--config", str(config), "--name", "transfer", "--background"]) == 0
+        runs["transfer"] = out.getvalue().strip().splitlines()[-1]
         procs = {key: jobs._CHILDREN[run_id] for key, run_id in runs.items()}
         try:
             yield {"home": home, "db": home / "mtl_lab.db", "runs": runs, "procs": procs}
@@ -109,6 +127,23 @@ def test_cancel_ends_the_run_as_cancelled_and_keeps_its_curves(lab):
         assert run["step"] < 100_000
     assert jobs.cancel(run_id) is False  # cancelling again is harmless
     assert jobs.status(run_id) == "cancelled"
+
+
+def test_transfer_in_the_background_trains_in_a_worker_and_can_be_cancelled(lab, capsys):
+    run_id = lab["runs"]["transfer"]
+    with RunStore(lab["db"]) as store:
+        run = store.get_run(run_id)
+        assert run["config"]["kind"] == "transfer" and run["name"] == "transfer"
+        _wait_for(lambda: _train_rows(store, run_id) > 0, what="the first logged pre-training step")
+        assert store.get_run(run_id)["phase"] == "pretrain"
+    assert cli.main(["cancel", run_id]) == 0
+    assert f"cancel requested for {run_id}" in capsys.readouterr().out
+    assert jobs.wait(run_id, TIMEOUT) == "cancelled"
+    assert lab["procs"]["transfer"].wait(timeout=30) == 0
+    with RunStore(lab["db"]) as store:
+        run = store.get_run(run_id)
+        assert run["cancel_requested"] and run["finished_at"] and run["step"] < 100_000
+        assert set(store.metrics(run_id)["phase"]) == {"pretrain"}  # its curves are kept
 
 
 def test_started_run_finishes_with_results_and_curves_stored(lab):

@@ -194,3 +194,18 @@ def test_forward_can_compute_a_subset_of_tasks(sharing):
     out = model(dataset.train.x[:5], ["y2"])
     assert set(out) == {"y2"} and out["y2"].shape == (5,)
     assert set(model(dataset.train.x[:5])) == {"y1", "y2"}
+
+
+def test_every_sharing_mode_carries_its_registry_name_for_messages():
+    from mtl_core.weighting.base import sharing_name
+
+    for entry in SHARING.entries():
+        assert entry.obj.registry_name == entry.name
+    data = load_dataset(VECTOR["name"], VECTOR["options"], seed=0)
+    soft = build_model("soft", data, data.task_names, make_config().model)
+    assert sharing_name(soft) == "soft"  # not "single_task", the class it derives from
+
+    class Unregistered(type(soft)):
+        pass
+
+    assert sharing_name(Unregistered(data, data.task_names, make_config().model, soft.options)) == "Unregistered"

@@ -169,6 +169,72 @@ def test_result_round_trips_and_is_none_before(store):
     assert np.isnan(store.runs()["delta_m"].iloc[0])
 
 
+# ---- how a run ends: finish_run / cancel_run / fail_run ---------------------------------------------
+def test_finish_run_writes_the_result_and_the_status_in_one_transaction(store):
+    run_id = store.create_run(CONFIG)
+    store.set_status(run_id, "running", pid=os.getpid())
+    with pytest.raises(TypeError):  # a result that cannot be stored leaves the run as it was
+        store.finish_run(run_id, {"delta_m": 1.0, "model": object()})
+    assert store.get_run(run_id)["status"] == "running" and store.result(run_id) is None
+    result = {"delta_m": 2.5, "tasks": []}
+    assert store.finish_run(run_id, result) == "finished"
+    run = store.get_run(run_id)
+    assert run["status"] == "finished" and run["error"] is None and run["finished_at"]
+    assert store.result(run_id) == result
+    assert store.runs().set_index("id").loc[run_id, "delta_m"] == 2.5
+
+
+def test_cancel_run_keeps_the_partial_result_and_fail_run_the_error(store):
+    cancelled, failed = store.create_run(CONFIG), store.create_run(CONFIG)
+    partial = {"kind": "transfer", "status": "cancelled", "rows": [{"arm": "frozen", "fraction": 0.05}]}
+    assert store.cancel_run(cancelled, result=partial) == "cancelled"
+    assert store.get_run(cancelled)["status"] == "cancelled" and store.result(cancelled) == partial
+    assert store.fail_run(failed, "TrainingError: task 'y1' diverged at step 7") == "failed"
+    run = store.get_run(failed)
+    assert run["status"] == "failed" and run["error"] == "TrainingError: task 'y1' diverged at step 7"
+    assert store.result(failed) is None
+
+
+def test_finish_run_on_a_full_disk_fails_the_run_and_says_the_result_was_lost(store):
+    run_id = store.create_run(CONFIG)
+    store.set_status(run_id, "running", pid=os.getpid())
+    pages = store._read("PRAGMA page_count")[0][0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")  # not one page more: the disk is full
+    big = {"delta_m": 1.0, "history": "x" * (4 * store_module.RESERVE_BYTES)}  # more than the reserve holds
+    assert store.finish_run(run_id, big) == "failed"
+    run = store.get_run(run_id)
+    assert run["status"] == "failed" and store.result(run_id) is None
+    assert run["error"].startswith("the run trained to the end, but its result could not be stored: disk full")
+
+
+def test_no_module_outside_the_store_opens_its_transactions():
+    """The store's lifecycle methods are the only way a run ends; `_transaction` stays its own."""
+    offenders = [
+        str(path.relative_to(REPO))
+        for folder in ("mtl_core", "dashboard", "bench")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if path != REPO / "mtl_core" / "store.py" and "._transaction(" in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
+
+
+def test_the_transfer_run_and_the_worker_do_not_import_each_other():
+    import ast
+
+    def imports(module: str) -> set[str]:
+        tree = ast.parse((REPO / "mtl_core" / f"{module}.py").read_text(encoding="utf-8"))
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        return names
+
+    assert "mtl_core.worker" not in imports("transfer")  # one direction only: the worker trains transfer runs
+    assert "mtl_core.transfer" in imports("worker")
+
+
 def test_baseline_cache_round_trip(store):
     assert store.get_baseline("k1") is None
     store.put_baseline("k1", {"test": {"r2": 0.75}, "steps": 30})

@@ -15,7 +15,8 @@ import pytest
 import torch
 import yaml
 
-from mtl_core.errors import ConfigError, RunCancelled
+from mtl_core import worker
+from mtl_core.errors import ConfigError
 from mtl_core.sink import RecordingSink, Sink
 from mtl_core.store import RunStore
 from mtl_core.tasks import load_dataset
@@ -255,14 +256,15 @@ def test_the_config_round_trips_through_its_dict():
 # ---- the experiment -------------------------------------------------------------------------------
 def test_run_transfer_has_one_row_per_arm_and_fraction_and_is_stored():
     config = tiny()
-    with RunStore() as store:
-        result = run_transfer(config, store=store)
-        run = store.get_run(result["run_id"])
-        stored = store.result(result["run_id"])
-        curves = store.metrics(result["run_id"])
+    with RunStore() as store:  # stored as every run is: created, then trained by the one lifecycle
+        run_id = store.create_run(config.to_dict(), name=config.name)
+        assert worker.execute(store, run_id) == "finished"
+        run = store.get_run(run_id)
+        result = store.result(run_id)
+        curves = store.metrics(run_id)
     assert run["status"] == "finished" and run["name"] == "tiny transfer"
     assert run["config"]["kind"] == "transfer"
-    assert stored["rows"] == result["rows"]
+    assert result["run_id"] == run_id and result["status"] == "finished"
     cells = [(r["arm"], r["fraction"]) for r in result["rows"]]
     assert sorted(cells) == sorted((a, f) for a in config.arms for f in config.fractions)
     n = {f: r["n_labelled"] for r in result["rows"] for f in [r["fraction"]]}
@@ -300,9 +302,8 @@ def test_a_cancelled_transfer_run_keeps_the_finished_cells():
             return len(self.finished) >= 2  # pretrain and the first target model
 
     with RunStore() as store:
-        with pytest.raises(RunCancelled):
-            run_transfer(tiny(), sink=StopAfterTwoModels(), store=store)
-        run_id = store.runs()["id"].iloc[0]
+        run_id = store.create_run(tiny().to_dict())
+        assert worker.execute(store, run_id, extra_sink=StopAfterTwoModels()) == "cancelled"
         assert store.get_run(run_id)["status"] == "cancelled"
         partial = store.result(run_id)
     assert partial["status"] == "cancelled"

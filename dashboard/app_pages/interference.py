@@ -9,8 +9,9 @@ import streamlit as st
 from dashboard import charts, state, verdicts
 from dashboard.app_pages import common
 from dashboard.safe_text import html_md, md
-from mtl_core.grouping import all_groupings, recommend_grouping
-from mtl_core.interference import conflict_rate, mean_matrix, pair_summary
+from mtl_core.grouping import recommend_grouping
+from mtl_core.interference import conflict_rate, interference_summary
+from mtl_core.phases import MTL
 from mtl_core.store import ACTIVE_STATUSES
 
 POLL_S = 2.0
@@ -30,18 +31,12 @@ st.caption("At every evaluation the engine takes each task's gradient on the sha
 
 def summary(result: Mapping[str, Any], snapshots: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
     """The run's interference summary: the stored result's once it has finished, else the
-    same measures (`mtl_core.interference`, `mtl_core.grouping`) over the snapshots so far."""
+    same assembly over the snapshots read so far (`mtl_core.interference.interference_summary`,
+    which builds the stored one too)."""
     stored = result.get("interference") or {}
     if stored.get("pairs") is not None:
         return stored
-    affinity = mean_matrix(snapshots, "affinity")
-    return {
-        "tasks": tasks,
-        "conflict_rate": conflict_rate(snapshots),
-        "pairs": pair_summary(snapshots),
-        "affinity": affinity,
-        "grouping": all_groupings(affinity, tasks) if affinity is not None else [],
-    }
+    return interference_summary(snapshots, tasks)
 
 
 def chip(task: str, colors: Mapping[str, str]) -> str:
@@ -189,7 +184,7 @@ def panel(run_id: str, was_active: bool) -> None:
         st.warning(md(message))
         return
     store = state.get_store()
-    snapshots = [s for s in store.interference(run_id) if s.get("phase", "mtl") == "mtl"]
+    snapshots = [s for s in store.interference(run_id) if s.get("phase", MTL) == MTL]
     if not snapshots:
         config = run["config"]
         if not config.get("interference", True):

@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import charts, state, verdicts
 from dashboard.app_pages import common
 from dashboard.safe_text import html_md, md
+from mtl_core.phases import MTL
 
 st.title("Results")
 st.caption("Each task's test metric for its own single-task model and for the multi-task model. "
@@ -22,7 +23,7 @@ def gates_section(run_id: str, result: dict, names: list[str], colors: dict[str,
                "Tang et al., 2020), shown at the last evaluation, averaged over a batch. Tasks that read "
                "the same experts share knowledge; tasks that read different ones have split the network.")
     st.plotly_chart(charts.gates_bars(gates, colors=colors))
-    history = state.get_store().metrics(run_id, phase="mtl", split="gates")
+    history = state.get_store().metrics(run_id, phase=MTL, split="gates")
     if history["step"].nunique() > 1:
         with st.expander("Gate weights over training"):
             st.plotly_chart(charts.gates_history_chart(history, [t for t in names if t in gates], colors=colors))
@@ -138,7 +139,7 @@ if run_id:
             st.plotly_chart(charts.comparison_bars(rows, colors=colors))
 
             st.subheader("Effective task weights over training")
-            weights = state.get_store().metrics(run_id, phase="mtl", metric="weight")
+            weights = state.get_store().metrics(run_id, phase=MTL, metric="weight")
             if weights.empty:
                 st.caption("This run logged no task weights.")
             else:

@@ -13,6 +13,7 @@ from dashboard.app_pages import common
 from dashboard.safe_text import md
 from mtl_core.errors import StoreError
 from mtl_core.export import to_safe_csv
+from mtl_core.phases import MTL
 
 ss = st.session_state
 SELECTED = "runs_selected"
@@ -107,7 +108,7 @@ damaged: dict[str, str] = {}
 
 def _curve(store: Any, run_id: str, task: str, split: str, metric: str) -> pd.DataFrame:
     try:
-        m = store.metrics(run_id, phase="mtl", split=split, metric=metric)
+        m = store.metrics(run_id, phase=MTL, split=split, metric=metric)
     except common.STORE_READ_ERRORS as exc:
         damaged.setdefault(run_id, common.store_error_text(exc, run_id))
         return pd.DataFrame(columns=["step", "value"])

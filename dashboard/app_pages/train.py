@@ -18,6 +18,7 @@ from mtl_core.models import SHARING
 from mtl_core.store import ACTIVE_STATUSES
 from mtl_core.tasks import DATASETS
 from mtl_core.weighting import WEIGHTING
+from mtl_core.weighting import weights_note as weights_note_of
 
 POLL_S = 2.0  # a live redraw costs the server ~0.5 core at 1 s on 2 cores: see bench/dashboard.py --watch
 # Until the first point arrives the panel is only a progress bar and a caption (cheap to
@@ -221,38 +222,45 @@ def csv_check(options: Mapping[str, Any]) -> None:
         st.warning(md(warning))
 
 
-# ---- parameter count -------------------------------------------------------------------------
+# ---- parameter count and sharing diagram ------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=64)
-def _parameter_counts(dataset: str, options_json: str, tasks: tuple[str, ...], sharing: str,
-                      sharing_json: str, model_json: str) -> tuple[int, int, int]:
-    """(multi-task total, of which shared, single-task baselines' total) for this setup.
+def _parameter_budget(dataset: str, options_json: str, tasks: tuple[str, ...], sharing: str,
+                      sharing_json: str, model_json: str) -> dict[str, Any]:
+    """`experiment.parameter_budget` of this setup (the engine's own recipe for the
+    multi-task model and the baselines), cached by what the counts depend on.
 
     Counted on a stand-in with the dataset's inputs and tasks but a handful of rows
     (`state.dataset_stand_in`): opening a link never generates its data."""
-    from mtl_core.config import ModelSpec
-    from mtl_core.models.sharing import build_model
+    from mtl_core.experiment import parameter_budget
 
-    ds = state.dataset_stand_in(dataset, json.loads(options_json)).select_tasks(list(tasks))
-    spec = ModelSpec.model_validate(json.loads(model_json))
-    counts = build_model(sharing, ds, list(tasks), spec, json.loads(sharing_json)).parameter_counts()
-    # Each baseline is the multi-task network cut down to one task (see experiment._baseline).
-    stl = sum(build_model("hard", ds, [t], spec, {}).parameter_counts()["total"] for t in tasks)
-    return counts["total"], counts["shared"], stl
+    options = json.loads(options_json)
+    config = ExperimentConfig.model_validate({
+        "dataset": {"name": dataset, "options": options}, "tasks": list(tasks),
+        "sharing": {"name": sharing, "options": json.loads(sharing_json)}, "model": json.loads(model_json),
+    })
+    return parameter_budget(config, state.dataset_stand_in(dataset, options))
 
 
-def parameter_caption(config: Any) -> None:
+def budget_of(config: Any) -> dict[str, Any] | None:
+    """The setup's parameter budget, or None where the page does not count it (token
+    inputs, CSV files) or cannot (the count is a nicety; the config check reports real
+    problems)."""
     entry = DATASETS.get(config.dataset.name)
     if entry.extra.get("input_kind") != "vector" or config.dataset.name == "csv":
-        return
+        return None
     try:
-        total, shared, stl = _parameter_counts(
+        return _parameter_budget(
             config.dataset.name, json.dumps(config.dataset.options, sort_keys=True), tuple(config.task_list()),
             config.sharing.name, json.dumps(config.sharing.options, sort_keys=True),
             json.dumps(config.model.model_dump(mode="json"), sort_keys=True),
         )
-    except Exception:  # a count is a nicety; the config check reports real problems
-        return
-    n = len(config.task_list())
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+
+
+def parameter_caption(config: Any, budget: Mapping[str, Any]) -> None:
+    total, shared, stl = budget["mtl_total"], budget["mtl_shared"], budget["stl_total"]
+    n = len(budget["tasks"])
     share = f"**{100 * total / stl:.0f} %** of" if stl else "as many as"
     st.caption(f"Parameters: {md(config.sharing.name)} sharing uses {share} the parameters of {n} single-task "
                f"model{'s' if n != 1 else ''} ({total:,} multi-task, {shared:,} of them shared, vs {stl:,}).")
@@ -379,8 +387,16 @@ with col_data:
     raw_tasks = raw.get("tasks") if same_dataset else None
     raw_weights = dict(raw.get("weights") or {}) if same_dataset else {}
     colors = charts.task_colors(task_names)
+    # The strategy is chosen further down (section 3); its select box holds it from the
+    # second run on, the loaded config before. Sliders it would ignore are disabled.
+    wt_current = state.weighting_from_session(ss, raw)
+    weights_on = state.weights_used(wt_current)
+    weights_note = weights_note_of(wt_current) if wt_current in WEIGHTING else ""
     if task_names:
         st.markdown("**Tasks and loss weights** w_t")
+        if weights_note:
+            fix = "" if weights_on else " Choose manual under 3 · Loss weighting to weigh the tasks by hand."
+            st.caption(md(weights_note + fix))
     for task in task_names:
         state.seed(ss, state.k_task(task), raw_tasks is None or task in raw_tasks)
         try:
@@ -392,9 +408,9 @@ with col_data:
         c_box.checkbox(md(task), key=state.k_task(task))
         # Collapsed, the label is still rendered (hidden): an image in it would still load.
         c_slider.slider(f"weight of {md(task)}", 0.0, 5.0, step=0.1, key=state.k_weight(task),
-                        label_visibility="collapsed", disabled=not ss[state.k_task(task)])
+                        label_visibility="collapsed", disabled=not (ss[state.k_task(task)] and weights_on))
     ticked = [t for t in task_names if ss.get(state.k_task(t))]
-    if ticked:
+    if ticked and weights_on:
         shares = state.normalised_weights({t: float(ss[state.k_weight(t)]) for t in ticked})
         st.markdown(
             "normalised: " + " ".join(
@@ -412,8 +428,7 @@ with col_model:
     entry_header(SHARING, sh_name)
     option_widgets(SHARING, sh_name, state.section(raw, "sharing"), state.k_sh_opt)
     diagram = SHARING.get(sh_name).extra.get("diagram", "shared")
-    st.plotly_chart(charts.architecture_diagram(diagram, ticked or task_names or ["task"], colors=colors),
-                    config={"displayModeBar": False, "staticPlot": True})
+    diagram_slot = st.empty()  # drawn below, from the model the config describes
     param_slot = st.empty()
 
 with col_train:
@@ -489,9 +504,16 @@ run_id = state.current_run_id()
 wanted_query = {**written, **({state.RUN_PARAM: run_id} if run_id else {})}
 if st.query_params.to_dict() != wanted_query:
     st.query_params.from_dict(wanted_query)
-if config is not None:
+budget = budget_of(config) if config is not None else None
+# The diagram is drawn from the model's own blocks (`describe_blocks`), so its experts,
+# layers and depths are the model's; without a count, a drawing without numbers.
+diagram_slot.plotly_chart(
+    charts.architecture_diagram(diagram, ticked or task_names or ["task"], colors=colors,
+                                blocks=(budget or {}).get("blocks")),
+    config={"displayModeBar": False, "staticPlot": True})
+if budget is not None:
     with param_slot.container():
-        parameter_caption(config)
+        parameter_caption(config, budget)
 
 st.divider()
 if config_error:
@@ -533,9 +555,7 @@ if train_clicked and config is not None and already_started is None:
     if new_run is not None:
         started[fingerprint] = new_run
         state.set_run_id(new_run)
-        # Watched from this very rerun (a full rerun first would cost the first point ~1 s);
-        # the frame (sidebar, the Train button) catches up at the rerun the first point triggers.
-        run_id = new_run
+        st.rerun()  # redraw the frame too: Train disabled, the sidebar lists (and polls) the new run
 
 if run_id:
     watch(run_id)

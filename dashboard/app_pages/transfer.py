@@ -8,11 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, state
-from dashboard.transfer_chart import reading_text
 from dashboard.app_pages import common
 from dashboard.safe_text import html_md, md
+from dashboard.transfer_chart import reading_text
 from mtl_core import jobs
 from mtl_core.errors import ConfigError, DataError, StoreError
+from mtl_core.metrics import best_arm
 from mtl_core.models import pretrained
 from mtl_core.store import ACTIVE_STATUSES
 from mtl_core.tasks import DATASETS
@@ -101,8 +102,7 @@ def show_result(result: dict[str, Any]) -> None:
     best = [c for c in table.columns if c in charts.ARM_LABELS.values()]
 
     def mark_best(row: pd.Series) -> list[str]:
-        values = row[best].astype(float)
-        winner = values.idxmax() if hib else values.idxmin()
+        winner = best_arm(row[best].astype(float).to_dict(), higher_is_better=bool(hib))
         return ["background-color: " + charts.BETTER_BG if c == winner else "" for c in row.index]
 
     st.table(table.style.apply(mark_best, axis=1)

@@ -5,18 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from mtl_core.config import ModelSpec
 from mtl_core.models.heads import TaskHead
 from mtl_core.models.sharing import Block, BlockModel, register_sharing, require_tasks
 from mtl_core.models.stack import LayerStack
+from mtl_core.spec import ModelSpec, StrictModel
 from mtl_core.tasks.base import MTLDataset
 
 
-class CrossStitchOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CrossStitchOptions(StrictModel):
     init_self: float = Field(
         0.9, ge=0.0, le=1.0, allow_inf_nan=False,
         description="initial α_tt (a task's weight on its own column); the others get "

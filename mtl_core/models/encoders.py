@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mtl_core.config import ModelSpec
+from mtl_core.spec import ModelSpec
 from mtl_core.tasks.base import PAD_ID, MTLDataset
 
 

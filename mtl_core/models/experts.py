@@ -19,13 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from mtl_core.config import ModelSpec
 from mtl_core.models.heads import TaskHead
 from mtl_core.models.sharing import Block, BlockModel, register_sharing
 from mtl_core.models.stack import Stem, build_layers, pool, run_layers
+from mtl_core.spec import ModelSpec, StrictModel
 from mtl_core.tasks.base import MTLDataset
 
 
@@ -65,8 +65,7 @@ class GatedExperts(BlockModel):
         }
 
 
-class MMoEOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MMoEOptions(StrictModel):
     n_experts: int = Field(4, ge=1, le=64, description="E, number of shared experts")
 
 
@@ -119,14 +118,13 @@ class MMoE(GatedExperts):
     def blocks(self):
         everyone = tuple(self.tasks)
         out = [Block("embedding", self.stem, everyone)]
-        out += [Block(f"expert {e}", ex, everyone) for e, ex in enumerate(self.experts, start=1)]
-        out += [Block(f"gate {t}", self.gates[t], (t,)) for t in self.tasks]
-        out += [Block(f"head {t}", self.heads[t], (t,)) for t in self.tasks]
+        out += [Block(f"expert {e}", ex, everyone, "expert", 1) for e, ex in enumerate(self.experts, start=1)]
+        out += [Block(f"gate {t}", self.gates[t], (t,), "gate", 1) for t in self.tasks]
+        out += [Block(f"head {t}", self.heads[t], (t,), "head") for t in self.tasks]
         return out
 
 
-class CGCOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CGCOptions(StrictModel):
     n_shared_experts: int = Field(2, ge=1, le=32, description="experts every task's gate may use")
     n_task_experts: int = Field(1, ge=1, le=32, description="experts of each task's own")
 
@@ -214,20 +212,20 @@ class ProgressiveLayeredExtraction(GatedExperts):
         out = [Block("embedding", self.stem, everyone)]
         for level in range(L):
             j = level + 1
-            out += [Block(f"level {j} shared expert {e}", ex, everyone)
+            out += [Block(f"level {j} shared expert {e}", ex, everyone, "expert", j)
                     for e, ex in enumerate(self.shared_experts[level], start=1)]
             for t in self.tasks:
                 # Below the last level a task's experts feed the shared gate: every task.
                 reach = (t,) if level == L - 1 else everyone
-                out += [Block(f"level {j} {t} expert {e}", ex, reach)
+                out += [Block(f"level {j} {t} expert {e}", ex, reach, "task expert", j)
                         for e, ex in enumerate(self.task_experts[level][t], start=1)]
                 # Task t's gate output is t's input at the next level, whose experts
                 # feed the shared gate unless that next level is the last.
                 reach = (t,) if level >= L - 2 else everyone
-                out.append(Block(f"level {j} gate {t}", self.task_gates[level][t], reach))
+                out.append(Block(f"level {j} gate {t}", self.task_gates[level][t], reach, "gate", j))
             if level < L - 1:
-                out.append(Block(f"level {j} shared gate", self.shared_gates[level], everyone))
-        out += [Block(f"head {t}", self.heads[t], (t,)) for t in self.tasks]
+                out.append(Block(f"level {j} shared gate", self.shared_gates[level], everyone, "shared gate", j))
+        out += [Block(f"head {t}", self.heads[t], (t,), "head") for t in self.tasks]
         return out
 
 

@@ -5,22 +5,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from torch import nn
 
-from mtl_core.config import ModelSpec
 from mtl_core.errors import ConfigError
 from mtl_core.models.heads import TaskHead
 from mtl_core.models.sharing import Block, BlockModel, register_sharing, require_tasks
 from mtl_core.models.stack import LayerStack
+from mtl_core.spec import ModelSpec, StrictModel
 from mtl_core.tasks.base import MTLDataset
 
 # Task names read as "part of speech"-like (low-level syntax) when choosing default depths.
 POS_LIKE = ("pos", "upos", "xpos", "morph", "lemma")
 
 
-class HierarchicalOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class HierarchicalOptions(StrictModel):
     depths: dict[str, int] | None = Field(
         None,
         description="task -> 1-based encoder layer its head reads; tasks left out get the default "
@@ -125,6 +124,7 @@ class Hierarchical(BlockModel):
     def blocks(self):
         out = [Block("embedding", self.stack.stem, tuple(self.tasks))]
         for k, layer in enumerate(self.stack.layers, start=1):
-            out.append(Block(f"layer {k}", layer, tuple(t for t in self.tasks if self.depths[t] >= k)))
-        out += [Block(f"head {t} (layer {self.depths[t]})", self.heads[t], (t,)) for t in self.tasks]
+            out.append(Block(f"layer {k}", layer, tuple(t for t in self.tasks if self.depths[t] >= k), "layer", k))
+        out += [Block(f"head {t} (layer {self.depths[t]})", self.heads[t], (t,), "head", self.depths[t])
+                for t in self.tasks]
         return out

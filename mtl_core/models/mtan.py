@@ -5,18 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from mtl_core.config import ModelSpec
 from mtl_core.models.heads import TaskHead
 from mtl_core.models.sharing import Block, BlockModel, register_sharing
 from mtl_core.models.stack import LayerStack
+from mtl_core.spec import ModelSpec, StrictModel
 from mtl_core.tasks.base import MTLDataset
 
 
-class MTANOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MTANOptions(StrictModel):
     fixed_attention: bool = Field(
         False,
         description="fix every attention mask at 1 (no attention modules): the model becomes hard "
@@ -114,7 +113,7 @@ class MTAN(BlockModel):
         if not self.fixed:
             out += [Block(f"shared f {k + 1}", f, everyone) for k, f in enumerate(self.shared_f, start=1)]
             for t in self.tasks:
-                out += [Block(f"attention {t} level {k}", att, (t,))
+                out += [Block(f"attention {t} level {k}", att, (t,), "attention", k)
                         for k, att in enumerate(self.attention[t], start=1)]
         out += [Block(f"head {t}", self.heads[t], (t,)) for t in self.tasks]
         return out

@@ -9,17 +9,17 @@ strategies and the interference analysis read the shared parameters from here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from mtl_core.config import ModelSpec
 from mtl_core.errors import ConfigError
 from mtl_core.models.encoders import build_encoder
 from mtl_core.models.heads import TaskHead
 from mtl_core.registry import NoOptions, Registry
+from mtl_core.spec import ModelSpec, StrictModel
 from mtl_core.tasks.base import PAD_ID, MTLDataset
 
 
@@ -33,6 +33,8 @@ class MultiTaskModel(nn.Module):
     """
 
     shared_rep: torch.Tensor | None = None
+    #: Registry name, set on the class by `register_sharing` (read by error messages).
+    registry_name: ClassVar[str] = ""
 
     def __init__(self, dataset: MTLDataset, tasks: list[str], spec: ModelSpec, options: Any) -> None:
         super().__init__()
@@ -73,12 +75,16 @@ class Block:
 
     `tasks` is what the mode's wiring implies (which outputs depend on the block), not
     a measurement: a block with two or more tasks is shared, one with one task belongs
-    to that task.
+    to that task. `role` ("expert", "gate", "layer", "attention", "head", ...; "" when
+    the name says enough) and `level` (1-based depth: a PLE extraction level, a layer of
+    a stack) let the dashboard draw its diagram from the model instead of from a guess.
     """
 
     name: str
     module: nn.Module | nn.Parameter
     tasks: tuple[str, ...]
+    role: str = ""
+    level: int | None = None
 
     def parameters(self) -> list[nn.Parameter]:
         return [self.module] if isinstance(self.module, nn.Parameter) else list(self.module.parameters())
@@ -102,10 +108,10 @@ class BlockModel(MultiTaskModel):
         return [p for b in self.blocks() if b.tasks == (task,) for p in b.parameters()]
 
     def describe_blocks(self) -> list[dict[str, Any]]:
-        """[{name, tasks, shared, params}] in forward order."""
+        """[{name, tasks, shared, params, role, level}] in forward order."""
         return [
             {"name": b.name, "tasks": list(b.tasks), "shared": len(b.tasks) > 1,
-             "params": sum(p.numel() for p in b.parameters())}
+             "params": sum(p.numel() for p in b.parameters()), "role": b.role, "level": b.level}
             for b in self.blocks()
             if any(True for _ in b.parameters())  # e.g. the stem of vector inputs has none
         ]
@@ -124,8 +130,17 @@ SHARING: Registry[Callable[..., MultiTaskModel]] = Registry("sharing mode")
 
 
 def register_sharing(name: str, **kwargs: Any):
-    """Register a sharing mode (kwargs: description, paper, formula, options, min_tasks, diagram)."""
-    return SHARING.register(name, **kwargs)
+    """Register a sharing mode (kwargs: description, paper, formula, options, min_tasks, diagram).
+
+    The name is also recorded on the class (`registry_name`), so code that holds a model
+    can name its mode without importing this registry.
+    """
+
+    def decorate(cls: type[MultiTaskModel]) -> type[MultiTaskModel]:
+        cls.registry_name = name
+        return SHARING.register(name, **kwargs)(cls)
+
+    return decorate
 
 
 def build_model(
@@ -190,8 +205,7 @@ class HardSharing(MultiTaskModel):
         return own + (list(self.encoder.parameters()) if len(self.tasks) == 1 else [])
 
 
-class SoftOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SoftOptions(StrictModel):
     lam: float = Field(
         1e-3, ge=0, allow_inf_nan=False,
         description="λ, strength of the L2 pull between the task encoders",

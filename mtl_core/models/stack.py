@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mtl_core.config import ModelSpec
 from mtl_core.errors import ConfigError
 from mtl_core.models.heads import masked_mean
+from mtl_core.spec import ModelSpec
 from mtl_core.tasks.base import PAD_ID, MTLDataset
 
 

@@ -10,7 +10,10 @@ Gradient-based strategies share the mechanics in `jacobian` and the small solver
 `solvers`.
 """
 
-from mtl_core.weighting.base import WEIGHTING, WeightingStrategy, build_weighting, register_weighting
+from mtl_core.weighting.base import (
+    WEIGHT_USES, WEIGHTING, WeightingStrategy, build_weighting, register_weighting, strategies_using_weights,
+    weights_note,
+)
 from mtl_core.weighting.jacobian import GradientWeighting, Update
 from mtl_core.weighting import manual  # noqa: F401  (registers)
 from mtl_core.weighting import loss_based  # noqa: F401  (registers)
@@ -18,4 +21,7 @@ from mtl_core.weighting import gradient_scaling  # noqa: F401  (registers)
 from mtl_core.weighting import gradient_surgery  # noqa: F401  (registers)
 from mtl_core.weighting import multi_objective  # noqa: F401  (registers)
 
-__all__ = ["WEIGHTING", "GradientWeighting", "Update", "WeightingStrategy", "build_weighting", "register_weighting"]
+__all__ = [
+    "WEIGHTING", "WEIGHT_USES", "GradientWeighting", "Update", "WeightingStrategy", "build_weighting",
+    "register_weighting", "strategies_using_weights", "weights_note",
+]

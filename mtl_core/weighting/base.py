@@ -26,6 +26,14 @@ from mtl_core.registry import Registry
 #: What a strategy may need from the model besides the losses.
 ModelNeed = Literal["shared_parameters", "shared_rep"]
 
+#: How far the manual weights w_t reach under a strategy (its `uses_weights`).
+WeightUse = Literal["all", "heads", "none"]
+WEIGHT_USES: dict[str, str] = {
+    "all": "the shared update and each task's own parameters (its head) both depend on w_t",
+    "heads": "only each task's own parameters (its head) are scaled by w_t; the shared update ignores them",
+    "none": "w_t are ignored: the strategy sets every task weight itself",
+}
+
 
 class WeightingStrategy(nn.Module):
     """Base class. An `nn.Module` so strategies with learnable parameters
@@ -39,6 +47,10 @@ class WeightingStrategy(nn.Module):
     supports_task_sampling: ClassVar[bool] = True
     #: Registry name, set by `register_weighting` (used in error messages).
     registry_name: ClassVar[str] = ""
+    #: Which parameters the config's manual weights w_t (`base_weights`) reach: "all",
+    #: "heads" or "none" (see `WEIGHT_USES`). Every registered strategy states it, so the
+    #: dashboard can disable the weight sliders and the config refuse ignored weights.
+    uses_weights: ClassVar[WeightUse | None] = None
 
     def __init__(self, tasks: list[str], options: Any, *, base_weights: torch.Tensor) -> None:
         super().__init__()
@@ -122,13 +134,9 @@ class WeightingStrategy(nn.Module):
 
 
 def sharing_name(model: nn.Module) -> str:
-    """The registry name of `model`'s sharing mode (for messages)."""
-    from mtl_core.models.sharing import SHARING
-
-    for entry in SHARING.entries():
-        if type(model) is entry.obj:
-            return entry.name
-    return type(model).__name__
+    """The registry name of `model`'s sharing mode (for messages), which `register_sharing`
+    records on the class itself: an unregistered subclass goes by its class name."""
+    return vars(type(model)).get("registry_name") or type(model).__name__
 
 
 def active_tasks(losses: torch.Tensor) -> torch.Tensor:
@@ -155,14 +163,40 @@ def register_weighting(name: str, **kwargs: Any):
     """Register a strategy class (kwargs: description, paper, formula, options).
 
     The entry also records the class's `requires` ("losses" / "grads"), so the CLI and
-    the dashboard can say which strategies need per-task gradients.
+    the dashboard can say which strategies need per-task gradients, and its
+    `uses_weights`, so they can say whether the manual weights do anything.
     """
 
     def decorate(cls: type[WeightingStrategy]) -> type[WeightingStrategy]:
+        assert cls.uses_weights in WEIGHT_USES, f"weighting {name!r}: set uses_weights to one of {list(WEIGHT_USES)}"
         cls.registry_name = name
-        return WEIGHTING.register(name, requires=cls.requires, **kwargs)(cls)
+        return WEIGHTING.register(name, requires=cls.requires, uses_weights=cls.uses_weights, **kwargs)(cls)
 
     return decorate
+
+
+def weights_note(name: str) -> str:
+    """What the manual weights do under strategy `name`, as one sentence for a person; ""
+    when they simply scale each task's loss (manual)."""
+    cls = WEIGHTING.get(name, field_name="weighting.name").obj
+    if cls.uses_weights == "none":
+        return f"{name} sets every task weight itself, so the manual weights w_t are not used."
+    if cls.uses_weights == "heads":
+        return (f"{name} uses the weights w_t only for each task's own head; it sets the update of the "
+                "shared parameters itself.")
+    if cls.requires == "grads":
+        return (f"{name} uses the weights w_t as its preference between the tasks in the shared update, "
+                "and to scale each task's head.")
+    return ""
+
+
+def strategies_using_weights() -> dict[str, list[str]]:
+    """{"all": [...], "heads": [...]}: the strategies that read the manual weights, by reach."""
+    out: dict[str, list[str]] = {"all": [], "heads": []}
+    for entry in WEIGHTING.entries():
+        if entry.extra["uses_weights"] in out:
+            out[entry.extra["uses_weights"]].append(entry.name)
+    return out
 
 
 def build_weighting(

@@ -11,15 +11,15 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from mtl_core.spec import StrictModel
 from mtl_core.weighting.base import register_weighting
 from mtl_core.weighting.jacobian import GradientWeighting, GradOptions, Update, _task_outputs
 
 
 # ---- GradNorm --------------------------------------------------------------------------------
-class GradNormOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GradNormOptions(StrictModel):
     alpha: float = Field(
         1.5, ge=0.0, le=10.0, allow_inf_nan=False,
         description="α, strength of the pull towards equal training rates (0: equal gradient norms; paper: 0.12–1.5)",
@@ -53,6 +53,7 @@ class GradNorm(GradientWeighting):
     paper, which needs per-task gradients only there (a backward through the heads and
     one layer); `layer: all` uses every shared parameter. Effective weights: w.
     """
+    uses_weights = "none"  # its learned w_t, also for the heads
 
     def __init__(self, tasks, options, *, base_weights):
         super().__init__(tasks, options, base_weights=base_weights)
@@ -126,6 +127,7 @@ class IMTLG(GradientWeighting):
     dependent gradients). Effective weights: α; the heads get the manual weights (the
     paper's IMTL-L part, which scales the heads, is not included).
     """
+    uses_weights = "heads"
 
     def aggregate(self, G, losses, step):
         xp, M = self.gram(G)
@@ -156,6 +158,7 @@ class AlignedMTL(GradientWeighting):
     masks rather than slicing (no host sync). Effective weights: B w; the heads get the
     manual weights.
     """
+    uses_weights = "all"  # d = Gᵀ B w and the heads
 
     def aggregate(self, G, losses, step):
         xp, M = self.gram(G)
@@ -171,8 +174,7 @@ class AlignedMTL(GradientWeighting):
 
 
 # ---- DB-MTL ----------------------------------------------------------------------------------
-class DBMTLOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DBMTLOptions(StrictModel):
     beta: float = Field(0.9, ge=0.0, lt=1.0, allow_inf_nan=False,
                         description="EMA rate β of the log-loss gradients (paper: 0.9)")
     beta_sigma: float = Field(0.0, ge=0.0, le=10.0, allow_inf_nan=False,
@@ -200,6 +202,7 @@ class DBMTL(GradientWeighting):
     gradients when β = 0. Parameter-space only (the EMA would mix representations of
     different batches), as in LibMTL. Keeps a T × P buffer.
     """
+    uses_weights = "none"  # heads: 1/L_t
 
     def __init__(self, tasks, options, *, base_weights):
         super().__init__(tasks, options, base_weights=base_weights)

@@ -64,6 +64,7 @@ class PCGrad(_Seeded):
     coefficients Σ_i C_ij of d (1 per task when nothing conflicts); the heads get the
     manual weights.
     """
+    uses_weights = "heads"
 
     def aggregate(self, G, losses, step):
         xp, M = self.gram(G)
@@ -112,6 +113,7 @@ class GradVac(_Seeded):
     has per-layer variants), in coefficient space as in TorchJD. Effective weights: the
     coefficients of d; the heads get the manual weights.
     """
+    uses_weights = "heads"
 
     def __init__(self, tasks, options, *, base_weights):
         super().__init__(tasks, options, base_weights=base_weights)
@@ -176,6 +178,7 @@ class GradDrop(_Seeded):
     no combination of whole task gradients, so the effective weights reported are the
     manual weights.
     """
+    uses_weights = "heads"
 
     def __init__(self, tasks, options, *, base_weights):
         super().__init__(tasks, options, base_weights=base_weights)

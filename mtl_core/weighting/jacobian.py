@@ -32,18 +32,18 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 from torch.autograd.graph import GradientEdge
 
+from mtl_core.spec import StrictModel
 from mtl_core.weighting.base import ModelNeed, WeightingStrategy
 from mtl_core.weighting.solvers import Array, Ops, WarmStart, gramian
 
 
-class GradOptions(BaseModel):
+class GradOptions(StrictModel):
     """Options every gradient method that can work on the representation takes."""
 
-    model_config = ConfigDict(extra="forbid")
     mode: Literal["params", "rep"] = Field(
         "params",
         description="params: per-task gradients on the shared parameters (exact); rep: on the shared "

@@ -10,17 +10,14 @@ left out of statistics (running averages, geometric means) rather than counted a
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from mtl_core.spec import NoOptions, StrictModel
 from mtl_core.weighting.base import WeightingStrategy, active_tasks, register_weighting, seed_from_torch
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 # ---- uncertainty ---------------------------------------------------------------------------
-class UncertaintyOptions(_Options):
+class UncertaintyOptions(StrictModel):
     init_log_var: float = Field(
         0.0, ge=-10.0, le=10.0, allow_inf_nan=False,
         description="starting value of every s_t = log σ_t² (0: every task starts with weight 1)",
@@ -47,6 +44,7 @@ class UncertaintyWeighting(WeightingStrategy):
     for tasks with a loss this step, so task sampling does not drive an absent task's
     s_t to −∞.
     """
+    uses_weights = "none"
 
     def __init__(self, tasks, options, *, base_weights):
         super().__init__(tasks, options, base_weights=base_weights)
@@ -59,7 +57,7 @@ class UncertaintyWeighting(WeightingStrategy):
 
 
 # ---- DWA ------------------------------------------------------------------------------------
-class DWAOptions(_Options):
+class DWAOptions(StrictModel):
     temperature: float = Field(
         2.0, gt=0.0, le=100.0, allow_inf_nan=False,
         description="T in softmax(r_t / T): larger is closer to equal weights (paper: 2)",
@@ -86,6 +84,7 @@ class DWA(WeightingStrategy):
     losses over the steps of a window is accumulated on the device, and the weights
     change once per window. With window = steps per epoch this is the paper's rule.
     """
+    uses_weights = "none"
 
     def __init__(self, tasks, options, *, base_weights):
         super().__init__(tasks, options, base_weights=base_weights)
@@ -122,7 +121,7 @@ class DWA(WeightingStrategy):
     description="Geometric loss strategy: minimise the geometric mean of the task losses.",
     paper="Chennupati et al., CVPR Workshops 2019 (MultiNet++)",
     formula=r"L=\Big(\prod_{t=1}^{T}L_t\Big)^{1/T},\quad \frac{\partial L}{\partial L_t}=\frac{L}{T\,L_t}",
-    options=_Options,
+    options=NoOptions,
 )
 class GeometricLoss(WeightingStrategy):
     """Chennupati et al. (2019): L = (Π_t L_t)^{1/T}, computed as exp(mean_t log L_t).
@@ -131,6 +130,7 @@ class GeometricLoss(WeightingStrategy):
     large weight, which balances tasks whose losses differ in scale. Under task sampling
     the mean runs over the tasks with a loss this step.
     """
+    uses_weights = "none"
 
     def objective(self, losses, step):
         active = active_tasks(losses)
@@ -141,7 +141,7 @@ class GeometricLoss(WeightingStrategy):
 
 
 # ---- RLW ------------------------------------------------------------------------------------
-class RLWOptions(_Options):
+class RLWOptions(StrictModel):
     seed: int | None = Field(
         None, ge=0, le=2**62,
         description="seed of the weight sampler; empty = derived from the run's seed",
@@ -164,6 +164,7 @@ class RandomLossWeighting(WeightingStrategy):
     global one, so the model's dropout and data order do not depend on it) and copied
     to the device without a sync.
     """
+    uses_weights = "none"
 
     def __init__(self, tasks, options, *, base_weights):
         super().__init__(tasks, options, base_weights=base_weights)
@@ -175,7 +176,7 @@ class RandomLossWeighting(WeightingStrategy):
 
 
 # ---- FAMO -----------------------------------------------------------------------------------
-class FAMOOptions(_Options):
+class FAMOOptions(StrictModel):
     lr: float = Field(0.025, gt=0.0, le=10.0, allow_inf_nan=False,
                       description="learning rate of the weight logits ξ (Adam; paper: 0.025)")
     gamma: float = Field(0.001, ge=0.0, le=1.0, allow_inf_nan=False,
@@ -204,6 +205,7 @@ class FAMO(WeightingStrategy):
     does. ξ has its own Adam (the paper's), outside the run's optimiser. A task without
     a loss at either step contributes δ_t = 0.
     """
+    uses_weights = "none"
 
     def __init__(self, tasks, options, *, base_weights):
         super().__init__(tasks, options, base_weights=base_weights)
@@ -236,7 +238,7 @@ class FAMO(WeightingStrategy):
 
 
 # ---- STCH -----------------------------------------------------------------------------------
-class STCHOptions(_Options):
+class STCHOptions(StrictModel):
     mu: float = Field(1.0, gt=0.0, le=100.0, allow_inf_nan=False,
                       description="smoothing μ: → 0 is the (non-smooth) Tchebycheff max, large is close to the mean")
     warmup_steps: int = Field(
@@ -263,6 +265,7 @@ class SmoothTchebycheff(WeightingStrategy):
     the warm-up counted in steps. Effective weight: ∂L/∂L_t = T·softmax(f/μ)_t / L_t
     (1/L_t during the warm-up).
     """
+    uses_weights = "none"
 
     def __init__(self, tasks, options, *, base_weights):
         super().__init__(tasks, options, base_weights=base_weights)

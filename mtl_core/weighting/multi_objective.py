@@ -51,6 +51,7 @@ class MGDA(GradientWeighting):
     an upper bound that needs one backward pass through the encoder.
     Effective weights: α*.
     """
+    uses_weights = "none"  # α* also for the heads
 
     def aggregate(self, G, losses, step):
         xp, M = self.gram(G)
@@ -95,6 +96,7 @@ class CAGrad(GradientWeighting):
     1/T + λ w_t (rescaled); the heads get the manual weights, as in the authors' code
     where only the shared gradient is replaced.
     """
+    uses_weights = "heads"
 
     def aggregate(self, G, losses, step):
         T, c = G.shape[0], float(self.options.c)
@@ -137,6 +139,7 @@ class NashMTL(GradientWeighting):
     norm is clipped to `max_norm`. Effective weights: the coefficients of the clipped
     shared update (α times the clip factor).
     """
+    uses_weights = "none"  # α also for the heads
 
     def __init__(self, tasks, options, *, base_weights):
         super().__init__(tasks, options, base_weights=base_weights)
@@ -184,6 +187,7 @@ class UPGrad(GradientWeighting):
     a non-negative inner product with every task gradient, so d conflicts with no task.
     Effective weights: Σ_t v*_t, the coefficients of d. The heads get the manual weights.
     """
+    uses_weights = "all"  # the preference p = w/T and the heads
 
     def aggregate(self, G, losses, step):
         xp, M = self.gram(G)
