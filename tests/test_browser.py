@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
 QUICKSTART_QUERY = "?steps=2000&dataset.options.n_samples=3000"
 TIMEOUT_S = 150
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 try:
     from playwright.sync_api import expect, sync_playwright

@@ -43,6 +43,7 @@ def cli(tmp_path):
     return run
 
 
+@pytest.mark.slow
 def test_list_shows_every_registry_entry_as_text_and_json(cli):
     out = cli("list", "datasets", "--json")
     assert out.returncode == 0, out.stderr
@@ -54,6 +55,7 @@ def test_list_shows_every_registry_entry_as_text_and_json(cli):
     assert "manual" in {e["name"] for e in weighting}
 
 
+@pytest.mark.slow
 def test_run_prints_the_comparison_table_and_writes_the_results_json(cli):
     out = cli("run", "--config", cli.config, "--json", "result.json")
     assert out.returncode == 0, out.stderr
@@ -71,6 +73,7 @@ def test_run_prints_the_comparison_table_and_writes_the_results_json(cli):
     assert result["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_set_overrides_reach_the_stored_config(cli):
     out = cli("run", "--config", cli.config, "--set", "sharing=soft", "--set", "weights.y1=2.0",
               "--json", "soft.json", "-q")
@@ -87,6 +90,7 @@ def test_a_bad_config_value_is_an_error_naming_the_field(cli):
     assert json.loads(cli("runs", "--json").stdout) == []  # nothing stored
 
 
+@pytest.mark.slow
 def test_a_diverging_run_fails_with_task_and_step_and_is_stored_as_failed(cli):
     out = cli("run", "--config", cli.config, "--set", "optimizer.name=sgd", "--set", "optimizer.lr=1e30",
               "--set", "baselines=false")
@@ -96,6 +100,7 @@ def test_a_diverging_run_fails_with_task_and_step_and_is_stored_as_failed(cli):
     assert runs[0]["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_runs_show_export_delete_round_trip(cli):
     assert cli("run", "--config", cli.config, "-q").returncode == 0
     runs = json.loads(cli("runs", "--json").stdout)
@@ -120,6 +125,7 @@ def test_runs_show_export_delete_round_trip(cli):
     assert gone.returncode == 2 and run_id in gone.stderr
 
 
+@pytest.mark.slow
 def test_background_run_can_be_cancelled_and_keeps_its_curves(cli):
     out = cli("run", "--config", cli.config, "--set", "steps=1000000", "--set", "baselines=false", "--background")
     assert out.returncode == 0, out.stderr

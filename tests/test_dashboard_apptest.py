@@ -287,6 +287,7 @@ def test_csv_upload_becomes_tasks_and_a_broken_csv_is_reported(lab):
 
 
 # ---- a real run -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_tiny_run_started_from_train_reaches_the_results_table(lab):
     at = app(TINY)
     at.slider(key=state.k_weight("y2")).set_value(2.0).run()

@@ -90,6 +90,7 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 # ---- real worker processes ------------------------------------------------------------------
+@pytest.mark.slow
 def test_killed_worker_leaves_a_sound_store_and_an_interrupted_run(lab):
     run_id = lab["runs"]["kill"]
     proc = lab["procs"]["kill"]

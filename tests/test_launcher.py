@@ -169,6 +169,7 @@ def test_the_launcher_serves_on_loopback_only_from_any_folder(server):
             assert s.connect_ex((other, port)) != 0, other
 
 
+@pytest.mark.slow
 def test_a_train_link_opens_train_without_page_not_found(server):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")

@@ -122,6 +122,7 @@ def test_the_experiment_reports_selected_and_end_numbers_and_caches_by_rule():
     assert last["delta_m"] == pytest.approx(last["selection"]["delta_m_at_end"])
 
 
+@pytest.mark.slow
 def test_raising_a_tasks_weight_no_longer_makes_it_worse_on_the_quickstart():
     # The case: with the final weights, w_y2 = 3 made y2 *worse* than equal weights
     # (both models overfit after ~300 of 600 steps: test MSE 1.98 vs 1.83 over seeds 0-2).

@@ -310,6 +310,7 @@ def test_a_cancelled_transfer_run_keeps_the_finished_cells():
     assert [(r["arm"], r["fraction"]) for r in partial["rows"]] == [("frozen", 0.05)]
 
 
+@pytest.mark.slow
 def test_cli_transfer_prints_the_table_and_writes_the_json(tmp_path):
     config = tmp_path / "transfer.yaml"
     config.write_text(yaml.safe_dump(TINY))

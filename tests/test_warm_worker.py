@@ -60,6 +60,7 @@ def test_keep_warm_is_off_when_the_environment_says_so(monkeypatch):
     assert jobs.standby_pid() is None
 
 
+@pytest.mark.slow
 def test_a_run_trains_in_the_standby_which_is_replaced_and_cancel_still_works(warm):
     first = _wait_for(jobs.standby_pid, "a standby worker")
     run_id = jobs.start(SHORT, name="warm")
@@ -88,6 +89,7 @@ def test_a_run_trains_in_the_standby_which_is_replaced_and_cancel_still_works(wa
     _wait_for(lambda: _gone(second), "the cancelled run's process to exit")
 
 
+@pytest.mark.slow
 def test_a_dead_or_stale_standby_is_never_used(warm, monkeypatch):
     dead = _wait_for(jobs.standby_pid, "a standby worker")
     os.kill(dead, signal.SIGKILL)
@@ -108,6 +110,7 @@ def test_a_dead_or_stale_standby_is_never_used(warm, monkeypatch):
     _wait_for(lambda: _gone(stale), "the stale standby to exit")  # told to go, not left waiting
 
 
+@pytest.mark.slow
 def test_an_idle_standby_goes_on_sigterm_and_when_told_to(warm):
     pid = _wait_for(jobs.standby_pid, "a standby worker")
     os.kill(pid, signal.SIGTERM)
