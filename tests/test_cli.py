@@ -1,9 +1,12 @@
-"""`mtl-lab` end to end, in subprocesses, on a tiny budget."""
+"""`mtl-lab` end to end on a tiny budget: in-process (`cli.main` with the output captured),
+which skips the seconds each subprocess spends importing torch, and once as a real
+subprocess (`python -m mtl_core`), the way a user runs it."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from mtl_core import cli as cli_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +31,35 @@ TINY = {
 
 
 @pytest.fixture
-def cli(tmp_path):
+def cli(tmp_path, monkeypatch, capsys):
+    """`cli("run", ...)` -> CompletedProcess(returncode, stdout, stderr) of `mtl-lab` run in
+    this process, in `tmp_path`, with its own MTL_LAB_HOME."""
+    monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+
+    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        capsys.readouterr()  # what earlier calls printed is theirs
+        sigterm = signal.getsignal(signal.SIGTERM)  # a foreground run installs its own
+        try:
+            code = cli_module.main(list(args))
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        finally:
+            signal.signal(signal.SIGTERM, sigterm)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+    run.config = str(config)  # type: ignore[attr-defined]
+    run.tmp = tmp_path  # type: ignore[attr-defined]
+    return run
+
+
+@pytest.fixture
+def cli_process(tmp_path):
+    """The same, as a real `python -m mtl_core` subprocess."""
     env = {**os.environ, "MTL_LAB_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(ROOT)}
     config = tmp_path / "tiny.yaml"
@@ -43,7 +76,6 @@ def cli(tmp_path):
     return run
 
 
-@pytest.mark.slow
 def test_list_shows_every_registry_entry_as_text_and_json(cli):
     out = cli("list", "datasets", "--json")
     assert out.returncode == 0, out.stderr
@@ -56,7 +88,8 @@ def test_list_shows_every_registry_entry_as_text_and_json(cli):
 
 
 @pytest.mark.slow
-def test_run_prints_the_comparison_table_and_writes_the_results_json(cli):
+def test_run_prints_the_comparison_table_and_writes_the_results_json(cli_process):
+    cli = cli_process  # the one real subprocess, as a user runs it
     out = cli("run", "--config", cli.config, "--json", "result.json")
     assert out.returncode == 0, out.stderr
     assert "Δm" in out.stdout and "single-task" in out.stdout and "gradient cosine" in out.stdout
@@ -73,7 +106,6 @@ def test_run_prints_the_comparison_table_and_writes_the_results_json(cli):
     assert result["status"] == "finished"
 
 
-@pytest.mark.slow
 def test_set_overrides_reach_the_stored_config(cli):
     out = cli("run", "--config", cli.config, "--set", "sharing=soft", "--set", "weights.y1=2.0",
               "--json", "soft.json", "-q")
@@ -90,7 +122,6 @@ def test_a_bad_config_value_is_an_error_naming_the_field(cli):
     assert json.loads(cli("runs", "--json").stdout) == []  # nothing stored
 
 
-@pytest.mark.slow
 def test_a_diverging_run_fails_with_task_and_step_and_is_stored_as_failed(cli):
     out = cli("run", "--config", cli.config, "--set", "optimizer.name=sgd", "--set", "optimizer.lr=1e30",
               "--set", "baselines=false")
@@ -100,7 +131,6 @@ def test_a_diverging_run_fails_with_task_and_step_and_is_stored_as_failed(cli):
     assert runs[0]["status"] == "failed"
 
 
-@pytest.mark.slow
 def test_runs_show_export_delete_round_trip(cli):
     assert cli("run", "--config", cli.config, "-q").returncode == 0
     runs = json.loads(cli("runs", "--json").stdout)
