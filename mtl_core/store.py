@@ -877,8 +877,8 @@ class RunStore:
         """A run's curves in long form: phase, step, task, split, metric, value, wall_time,
         sorted by step (rows of one step in the order they were logged).
 
-        `after_step` keeps only rows with step > after_step: a live view polls just what
-        is new instead of re-reading the whole run.
+        `after_step` keeps only rows with step > after_step (of every phase: steps restart
+        at each phase, so a live view reads what is new with `metrics_since` instead).
         """
         sql = "SELECT phase, step, task, split, metric, value, wall_time FROM metrics WHERE run_id=?"
         params: list[Any] = [run_id]
