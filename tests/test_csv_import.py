@@ -687,3 +687,33 @@ def test_a_long_cell_under_the_limit_imports(tmp_path):
     rows = "\n".join(f"{i},{long_text if i == 0 else 'a b'},{'xy'[i % 2]}" for i in range(12))
     ds = from_csv(write(tmp_path, f"n,text,label\n{rows}\n"), targets=["label"], text_column="text")
     assert len(ds.train) + len(ds.val) + len(ds.test) == 12
+
+
+@pytest.mark.parametrize(
+    ("n", "val_fraction", "test_fraction", "empty", "fewest"),
+    [(3, 0.15, 0.15, "validation", 4), (9, 0.45, 0.45, "training", 10), (50, 0.01, 0.02, "validation", 67)],
+)
+def test_too_few_rows_say_which_split_would_be_empty_and_how_many_rows_are_needed(
+    tmp_path, n, val_fraction, test_fraction, empty, fewest
+):
+    path = write(tmp_path, table(["x", "y"], [[i, i % 2] for i in range(n)]))
+    with pytest.raises(DataError, match=(
+        rf"has {n} data rows, too few to split into train/val/test with val_fraction={val_fraction:g} and "
+        rf"test_fraction={test_fraction:g} \(the {empty} split would be empty\); it needs at least {fewest}: "
+        "add rows or change the fractions"
+    )):
+        from_csv(path, targets=["y"], val_fraction=val_fraction, test_fraction=test_fraction)
+
+
+@pytest.mark.parametrize(("val_fraction", "test_fraction"), [(0.15, 0.15), (0.1, 0.05), (0.3, 0.3), (0.05, 0.4)])
+def test_the_fewest_rows_named_are_the_fewest_scikit_learn_splits(val_fraction, test_fraction):
+    from mtl_core.tasks.csv_import.split import check_split_sizes
+
+    with pytest.raises(DataError, match=r"at least (\d+)") as err:
+        check_split_sizes(2, val_fraction=val_fraction, test_fraction=test_fraction, file=Path("f.csv"))
+    fewest = int(re.search(r"at least (\d+)", str(err.value)).group(1))
+    sizes = [len(s) for s in split_indices(fewest, seed=0, val_fraction=val_fraction, test_fraction=test_fraction)]
+    assert min(sizes) == 1  # the split that was empty now has one row
+    check_split_sizes(fewest, val_fraction=val_fraction, test_fraction=test_fraction, file=Path("f.csv"))
+    with pytest.raises(DataError, match="too few to split"):
+        check_split_sizes(fewest - 1, val_fraction=val_fraction, test_fraction=test_fraction, file=Path("f.csv"))

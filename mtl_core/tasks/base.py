@@ -22,10 +22,11 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from mtl_core.errors import ConfigError
 from mtl_core.registry import Registry
+from mtl_core.spec import StrictModel
 
 TaskKind = Literal["classification", "regression", "tagging"]
 InputKind = Literal["vector", "tokens"]
@@ -179,10 +180,9 @@ class MTLDataset:
         }
 
 
-class SplitOptions(BaseModel):
+class SplitOptions(StrictModel):
     """Options shared by datasets that split their rows: the held-out fractions."""
 
-    model_config = ConfigDict(extra="forbid")
     max_holdout: ClassVar[float] = 0.6  # val + test must stay below this
 
     val_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="share of rows in the validation split")

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from mtl_core.spec import StrictModel
 from mtl_core.tasks.base import MTLDataset, Split, TaskSpec, register_dataset, split_indices
 
 
-class MMoESyntheticOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MMoESyntheticOptions(StrictModel):
     correlation: float = Field(
         0.9, ge=-1.0, le=1.0, description="p = cos(w_1, w_t): task relatedness, -1 to 1"
     )

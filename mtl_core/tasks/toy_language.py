@@ -40,8 +40,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from mtl_core.spec import StrictModel
 from mtl_core.tasks.base import (
     IGNORE_INDEX,
     PAD_ID,
@@ -155,9 +156,7 @@ _SLOT_MAX_LEN = {"NP": 5 + 1 + 3, "DN": 5, "ENT": 3, "DNP": 4}
 MAX_SENTENCE_LEN = max(sum(_SLOT_MAX_LEN.get(s, 1) for s in t) for t in STATEMENTS + QUESTIONS)
 
 
-class ToyLanguageOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ToyLanguageOptions(StrictModel):
     n_samples: int = Field(3000, ge=100, le=500_000, description="sentences in all splits together")
     max_len: int = Field(
         16,

@@ -1,0 +1,239 @@
+"""The `csv` dataset: `from_csv` reads, plans, encodes and splits a user's file, in that
+order (`reader`, `columns`, `targets`, `split`, `inputs`), and `CSVOptions` is its config.
+
+See the package docstring (`mtl_core.tasks.csv_import`) for what the importer does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from mtl_core.errors import DataError
+from mtl_core.tasks.base import MTLDataset, Split, SplitOptions, TaskKind, register_dataset
+from mtl_core.tasks.csv_import.columns import check_settings, infer_kind, plan_columns
+from mtl_core.tasks.csv_import.inputs import token_inputs, vector_inputs
+from mtl_core.tasks.csv_import.reader import DEFAULT_MAX_BYTES, read_header, read_table
+from mtl_core.tasks.csv_import.split import check_split_sizes, split_rows
+from mtl_core.tasks.csv_import.targets import encode_targets, labelled_counts, standardise_regression
+from mtl_core.tasks.text import tokenise
+
+log = logging.getLogger(__name__)
+
+
+class CSVOptions(SplitOptions):
+    """Options of the `csv` dataset (see `from_csv`)."""
+
+    max_holdout: ClassVar[float] = 1.0  # a user's file may hold out what it likes
+
+    path: str = Field(..., description="path of the CSV file (UTF-8, comma-separated, header on line 1)")
+    targets: list[str] | dict[str, TaskKind] | None = Field(
+        None,
+        description="target columns, one task each; a list infers each kind, "
+        "a dict maps column -> classification / regression / tagging",
+    )
+    inputs: list[str] | None = Field(
+        None, description="input columns (default: every column that is not a target or the text column)"
+    )
+    text_column: str | None = Field(
+        None, description="one free-text column as token input instead of tabular inputs"
+    )
+    max_bytes: int = Field(
+        DEFAULT_MAX_BYTES, ge=1, description="largest file accepted, in bytes (default 50 MiB)"
+    )
+    max_classes: int = Field(
+        20, ge=2, description="most distinct values a target may have to be inferred as classification"
+    )
+    min_rows: int = Field(
+        1, ge=1, description="fewest data rows accepted (the engine passes its batch size)"
+    )
+    standardise_targets: bool = Field(
+        True,
+        description="train regression targets standardised with the training rows' mean and std "
+        "(losses of order 1 beside the other tasks'); metrics stay in the column's units",
+    )
+
+
+def from_csv(
+    path: str | Path,
+    *,
+    targets: Sequence[str] | Mapping[str, str] | None = None,
+    inputs: Sequence[str] | None = None,
+    text_column: str | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    min_rows: int = 1,
+    max_classes: int = 20,
+    standardise_targets: bool = True,
+) -> MTLDataset:
+    """Build a multi-task dataset from a CSV file; deterministic for a given seed.
+
+    Args:
+        path: a UTF-8, comma-separated file with the column names on its first line.
+        targets: the columns to predict, one task each: a list (kinds inferred, see the
+            module docstring) or a dict column -> "classification" | "regression" | "tagging".
+        inputs: tabular input columns (default: every column that is neither a target nor
+            the text column). Other columns are ignored.
+        text_column: use this free-text column as the (token) input instead.
+        seed: seeds the train/val/test split.
+        val_fraction, test_fraction: shares of the rows held out for validation and test.
+        max_bytes: larger files are refused (default `DEFAULT_MAX_BYTES`, 50 MiB).
+        min_rows: fewest data rows accepted (the engine passes its batch size).
+        max_classes: most distinct integer (or text) values for a target inferred as
+            classification; an integer column with more is a regression target.
+        standardise_targets: store regression targets as (y − mean) / std with the
+            training rows' statistics (see the module docstring); False keeps raw units.
+
+    Raises:
+        DataError: the file cannot be used (message names file, column, lines and the fix).
+        ConfigError: an argument is invalid whatever the file (an unknown kind, fractions).
+    """
+    check_settings(val_fraction, test_fraction, max_bytes, min_rows, max_classes)
+    file = Path(path).expanduser()
+    table = read_table(file, max_bytes)
+    plan = plan_columns(table.header, file, targets, inputs, text_column)
+    frame, lines = table.frame, table.lines
+    n = len(frame)
+    if n == 0:
+        raise DataError(f"CSV file '{file}' has a header but no data rows; add one row per example")
+    if n < min_rows:
+        raise DataError(
+            f"CSV file '{file}' has {n} data rows, fewer than the batch size {min_rows} "
+            "(min_rows); add rows or lower the batch size"
+        )
+
+    tokens: list[list[str]] | None = None
+    text_counts = None
+    if plan.text_column is not None:
+        text = frame[plan.text_column]
+        tokens = [tokenise(str(c)) if ok else [] for c, ok in zip(text.tolist(), text.notna().tolist())]
+        text_counts = np.array([len(t) for t in tokens])
+
+    kinds: dict[str, str] = {}
+    for name, declared in plan.targets.items():
+        if frame[name].isna().all():
+            raise DataError(
+                f"CSV file '{file}': target column '{name}' has no labels (its cells on lines "
+                f"{lines[0]}-{lines[-1]} are all empty); fill it or drop it from targets"
+            )
+        kinds[name] = declared or infer_kind(name, frame[name], lines, text_counts, max_classes, file)
+    labelled = frame[list(plan.targets)].notna().any(axis=1).to_numpy()
+    if labelled.sum() < 3:
+        raise DataError(
+            f"CSV file '{file}' has {int(labelled.sum())} labelled row(s) in its target columns "
+            f"({', '.join(plan.targets)}); train, validation and test need at least one each: "
+            "label at least 3 rows (more for a useful model)"
+        )
+    check_split_sizes(n, val_fraction=val_fraction, test_fraction=test_fraction, file=file)
+
+    y, specs = encode_targets(kinds, plan.targets, frame, lines, text_counts, file)
+    warnings: list[str] = []
+    splits, stratified_by = split_rows(
+        n, y, specs, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, warnings=warnings
+    )
+    labelled_per_split = labelled_counts(y, splits, lines, seed=seed, file=file, warnings=warnings)
+    # After the split and its checks (every task has a labelled training row), before tensors.
+    scales = (
+        standardise_regression(y, specs, splits["train"], warnings=warnings) if standardise_targets else {}
+    )
+    info: dict = {
+        "source": str(file.resolve()),
+        "file_name": file.name,
+        "sha256": table.sha256,
+        "bytes": table.n_bytes,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "rows": n,
+        "split_rows": {s: len(idx) for s, idx in splits.items()},
+        "labelled": labelled_per_split,
+        "targets": {t: {"kind": k, "inferred": plan.targets[t] is None} for t, k in kinds.items()},
+        "stratified_by": stratified_by,
+        "standardise_targets": standardise_targets,
+        # task -> {mean, std} of the training rows, in the column's units (empty: raw units)
+        "target_scale": scales,
+    }
+
+    # Inputs last: their statistics (scaler, medians, categories, vocabulary) come from train rows.
+    if tokens is not None:
+        x, vocab, seq_len = token_inputs(tokens, splits["train"], plan.text_column, file)
+        for name, kind in kinds.items():
+            if kind == "tagging":
+                y[name] = y[name][:, :seq_len]
+        empty = int((text_counts == 0).sum())
+        if empty:
+            warnings.append(
+                f"text column '{plan.text_column}' is empty on {empty} row(s); they are all padding"
+            )
+        info.update(
+            text_column=plan.text_column, max_len=seq_len, truncated_rows=int((text_counts > seq_len).sum())
+        )
+        input_kind, input_dim, feature_names = "tokens", 0, None
+    else:
+        x, feature_names, details = vector_inputs(
+            frame, plan.inputs, splits["train"], lines, file, warnings
+        )
+        info["inputs"] = {"numeric": details["numeric"], "categorical": details["categorical"]}
+        info["imputed"] = details["imputed"]
+        input_kind, input_dim, vocab = "vector", x.shape[1], None
+    info["warnings"] = warnings
+    for w in warnings:
+        log.warning("%s: %s", file, w)
+
+    x_t = torch.as_tensor(x)
+    y_t = {t: torch.as_tensor(v) for t, v in y.items()}
+
+    def split(rows: np.ndarray) -> Split:
+        index = torch.as_tensor(rows, dtype=torch.long)
+        return Split(x_t[index], {t: v[index] for t, v in y_t.items()})
+
+    return MTLDataset(
+        name="csv",
+        input_kind=input_kind,
+        tasks=specs,
+        train=split(splits["train"]),
+        val=split(splits["val"]),
+        test=split(splits["test"]),
+        input_dim=input_dim,
+        vocab=vocab,
+        feature_names=feature_names,
+        info=info,
+    )
+
+
+def _task_names(opts: CSVOptions) -> list[str]:
+    """Task names from the header alone (config validation), by the rules of `from_csv`."""
+    file = Path(opts.path).expanduser()
+    header = read_header(file, max_bytes=opts.max_bytes)
+    plan = plan_columns(header, file, opts.targets, opts.inputs, opts.text_column)
+    return list(plan.targets)
+
+
+@register_dataset(
+    "csv",
+    description="Your own CSV file: one row per example, one target column per task.",
+    options=CSVOptions,
+    task_names=_task_names,
+)
+def build_csv(opts: CSVOptions, seed: int) -> MTLDataset:
+    return from_csv(
+        opts.path,
+        targets=opts.targets,
+        inputs=opts.inputs,
+        text_column=opts.text_column,
+        seed=seed,
+        val_fraction=opts.val_fraction,
+        test_fraction=opts.test_fraction,
+        max_bytes=opts.max_bytes,
+        min_rows=opts.min_rows,
+        max_classes=opts.max_classes,
+        standardise_targets=opts.standardise_targets,
+    )
