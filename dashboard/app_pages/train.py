@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+import time
+from collections.abc import Mapping
+from typing import Any
 
 import streamlit as st
 import yaml
 
-from dashboard import charts, state, verdicts
+from dashboard import charts, live_pace, state, verdicts
 from dashboard.app_pages import common
 from dashboard.safe_text import html_md, md
 from mtl_core import jobs
@@ -20,10 +22,11 @@ from mtl_core.tasks import DATASETS
 from mtl_core.weighting import WEIGHTING
 from mtl_core.weighting import weights_note as weights_note_of
 
-POLL_S = 2.0  # a live redraw costs the server ~0.5 core at 1 s on 2 cores: see bench/dashboard.py --watch
-# Until the first point arrives the panel is only a progress bar and a caption (cheap to
-# redraw): polled faster, so the first point shows within a moment of its logging.
-STARTING_POLL_S = 0.25
+POLL_S, STARTING_POLL_S = live_pace.POLL_S, live_pace.STARTING_POLL_S  # how often: see dashboard/live_pace.py
+# The rerun after a click on Train waits this long for the run's first point (a started
+# standby worker logs it within ~0.5 s); a fresh process takes longer and is polled instead.
+FIRST_POINT_WAIT_S = 1.5
+SS_JUST_STARTED = "_train_just_started"
 DEFAULTS = ExperimentConfig.parse({})
 ss = st.session_state
 
@@ -286,10 +289,27 @@ def watch(run_id: str) -> None:
             st.error(md(exc))
     try:
         starting = active and not state.get_store().has_metrics(run_id)
+        if starting and ss.pop(SS_JUST_STARTED, None) == run_id:
+            starting = not _await_first_point(run_id)
     except common.STORE_READ_ERRORS:
         starting = False  # the live panel says what is wrong with the store
     poll = (STARTING_POLL_S if starting else POLL_S) if active else None
     st.fragment(run_every=poll)(common.guarded(live_panel))(run_id, active, starting)
+
+
+def _await_first_point(run_id: str) -> bool:
+    """Wait (at most FIRST_POINT_WAIT_S) for the first logged point of a run this tab has just
+    started; whether it came. With the standby worker it is logged about half a second after
+    the click, so the rerun that follows the click draws it, instead of a later poll of the
+    live panel and one more full rerun to slow the polling down (see bench/dashboard.py --click)."""
+    store, deadline = state.get_store(), time.monotonic() + FIRST_POINT_WAIT_S
+    while time.monotonic() < deadline:
+        if store.has_metrics(run_id):
+            return True
+        if store.get_run(run_id)["status"] not in ACTIVE_STATUSES:
+            return False
+        time.sleep(0.05)
+    return False
 
 
 def live_panel(run_id: str, was_active: bool, was_starting: bool = False) -> None:
@@ -329,9 +349,15 @@ def live_panel(run_id: str, was_active: bool, was_starting: bool = False) -> Non
     if metrics.empty:
         st.caption("Waiting for the first logged step…")
     else:
-        figure = charts.loss_curves(metrics, tasks, colors=colors, smoothing=smoothing, log_y=log_y,
-                                    show_baselines=baselines, reuse=state.live_figure(ss))
-        state.keep_live_figure(ss, figure)
+        # A new figure is a new chart for the browser to plot (dashboard/live_pace.py): drawn
+        # at the pace of the run's age; in between the previous figure is shown unchanged.
+        pace, now, settings = live_pace.chart_pace(ss, run_id), live_pace.now(), (smoothing, log_y, baselines)
+        figure = state.live_figure(ss)
+        if figure is None or pace.due(now, settings, final=status not in ACTIVE_STATUSES):
+            figure = charts.loss_curves(metrics, tasks, colors=colors, smoothing=smoothing, log_y=log_y,
+                                        show_baselines=baselines, reuse=figure)
+            state.keep_live_figure(ss, figure)
+            pace.drawn(now, settings)
         with st.container(key="live_curves"):  # `.st-key-live_curves` for the browser test and bench
             st.plotly_chart(figure)
     if was_active and status not in ACTIVE_STATUSES:
@@ -554,6 +580,7 @@ if train_clicked and config is not None and already_started is None:
             started.pop(fingerprint, None)
     if new_run is not None:
         started[fingerprint] = new_run
+        ss[SS_JUST_STARTED] = new_run
         state.set_run_id(new_run)
         st.rerun()  # redraw the frame too: Train disabled, the sidebar lists (and polls) the new run
 

@@ -1,0 +1,137 @@
+"""The live chart's pace: redrawn at every poll while young, then less often, and at once
+when a setting changes or the run ends (dashboard/live_pace.py, the Train page's live panel)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard import live_pace
+from dashboard.live_pace import CHART_MAX_S, POLL_S, ChartPace, chart_interval
+from mtl_core.config import ExperimentConfig
+from mtl_core.store import RunStore
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+@pytest.mark.parametrize(("age", "interval"), [(0.0, POLL_S), (6.0, POLL_S), (30.0, 5.0), (600.0, CHART_MAX_S)])
+def test_the_interval_grows_with_the_charts_age_between_one_poll_and_the_maximum(age, interval):
+    assert chart_interval(age) == pytest.approx(interval)
+
+
+def test_a_redraw_is_due_first_then_after_its_interval_or_a_new_setting_or_the_end():
+    pace = ChartPace(key="run")
+    assert pace.due(0.0, ("a",))
+    pace.drawn(0.0, ("a",))
+    assert not pace.due(0.5, ("a",))  # within the interval: the previous figure is shown again
+    assert pace.due(0.5, ("b",))  # a toggle or the smoothing slider moved
+    assert pace.due(0.5, ("a",), final=True)  # the run ended: its last points are drawn
+    assert pace.due(1.98, ("a",))  # a poll a few ms early still redraws a young chart
+    pace.drawn(60.0, ("a",))  # a minute old: every 10 s (60 / 6)
+    assert not pace.due(67.0, ("a",)) and pace.due(69.5, ("a",))
+
+
+def _rows(steps: range) -> list[tuple]:
+    return [("mtl", s, t, "train", "loss", 1.0 / s, 0.0) for s in steps for t in ("y1", "y2", "total")]
+
+
+def _last_step(spec: str) -> int:
+    """The last step of the first training curve of a figure's JSON (plotly writes arrays
+    as base64 typed buffers)."""
+    x = json.loads(spec)["data"][0]["x"]
+    return int(np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]).max())
+
+
+def _chart_spec(at: AppTest) -> str:
+    (chart,) = [c for c in at.get("plotly_chart") if '"training loss"' in c.proto.spec]
+    return chart.proto.spec
+
+
+def test_the_train_page_redraws_a_live_chart_at_its_pace_and_shows_the_same_figure_between(tmp_path, monkeypatch):
+    """Between redraws the page sends the very same figure (so the browser keeps its plot),
+    though new points were logged; after the interval, or on a new setting, it draws them."""
+    monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    clock = [1000.0]
+    monkeypatch.setattr(live_pace, "now", lambda: clock[0])
+    config = ExperimentConfig.parse({"steps": 100, "baselines": False}).to_dict()
+    with RunStore(tmp_path / "mtl_lab.db") as store:
+        run_id = store.create_run(config)
+        store.set_status(run_id, "running", pid=os.getpid())  # "trained" by this living process
+        store.log_metrics(run_id, _rows(range(1, 11)))
+    try:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.query_params["run"] = run_id
+        at.run()
+        assert not at.exception, at.exception
+        first = _chart_spec(at)
+        assert _last_step(first) == 10
+
+        with RunStore(tmp_path / "mtl_lab.db") as store:
+            store.log_metrics(run_id, _rows(range(11, 21)))
+        clock[0] += 0.5  # the next poll, within the interval
+        at.run()
+        assert _chart_spec(at) == first
+
+        clock[0] += POLL_S  # the interval passed: the new points are drawn
+        at.run()
+        redrawn = _chart_spec(at)
+        assert redrawn != first
+        assert _last_step(redrawn) == 20
+
+        with RunStore(tmp_path / "mtl_lab.db") as store:
+            store.log_metrics(run_id, _rows(range(21, 31)))
+        at.toggle(key="live_log").set_value(True).run()  # a new setting is drawn at once
+        spec = _chart_spec(at)
+        assert json.loads(spec)["layout"]["yaxis"]["type"] == "log" and _last_step(spec) == 30
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
+
+
+def test_the_rerun_after_a_click_on_train_draws_a_first_point_logged_moments_later(tmp_path, monkeypatch):
+    """A warm worker logs its first point ~0.5 s after the click, while the page's rerun after
+    the click is under way: that rerun waits for it and draws it, instead of leaving it to a
+    later poll of the panel and one more full rerun. Here the "worker" logs its point right
+    after the page's first look for one (deterministic, whatever this machine's speed)."""
+    from mtl_core import jobs
+
+    monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    looks: dict[str, int] = {}
+    has_metrics = RunStore.has_metrics
+
+    def start(config, *, store_path=None, **_):
+        with RunStore(store_path) as store:
+            run_id = store.create_run(config.to_dict())
+            store.set_status(run_id, "running", pid=os.getpid())  # "trained" by this living process
+        looks[run_id] = 0
+        return run_id
+
+    def looked(store, run_id):
+        if run_id in looks:
+            looks[run_id] += 1
+            if looks[run_id] == 2:  # the page looked once and found nothing: now the point comes
+                store.log_metrics(run_id, _rows(range(1, 2)))
+        return has_metrics(store, run_id)
+
+    monkeypatch.setattr(jobs, "start", start)
+    monkeypatch.setattr(RunStore, "has_metrics", looked)
+    try:
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        at.button(key="train").click().run()
+        assert not at.exception, at.exception
+        assert _last_step(_chart_spec(at)) == 1
+        assert not [c for c in at.caption if "Waiting for the first logged step" in c.value]
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
