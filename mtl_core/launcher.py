@@ -30,7 +30,7 @@ from mtl_core.errors import ConfigError
 DEFAULT_PORT = 8501
 LOOPBACK = "127.0.0.1"
 ALLOW_REMOTE_ENV = "MTL_LAB_ALLOW_REMOTE"  # read by dashboard/app.py (state.exposure_message)
-DATA_DIRS_ENV = "MTL_LAB_DATA_DIRS"  # read by dashboard/state.py (allowed_data_dirs)
+DATA_DIRS_ENV = "MTL_LAB_DATA_DIRS"  # read by dashboard/state/access.py (allowed_data_dirs)
 MAX_UPLOAD_MB = 50  # the CSV importer refuses larger files by default as well
 
 # Every setting of .streamlit/config.toml, given explicitly (server.address and port are
