@@ -18,8 +18,9 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import state  # noqa: E402
+from dashboard import i18n, state  # noqa: E402
 from dashboard.app_pages.common import STORE_READ_ERRORS, store_error_text  # noqa: E402
+from dashboard.i18n import t  # noqa: E402
 from dashboard.safe_text import md  # noqa: E402
 from mtl_core import jobs  # noqa: E402
 from mtl_core.errors import MTLLabError  # noqa: E402
@@ -44,16 +45,18 @@ if exposure:
 # The default page is served at the root URL whatever its url_path (st.navigation gives it
 # the path ""), so a link to /train would find no page ("Page not found"). The same script
 # is registered again, hidden, under "train": both /?… and /train?… open Train. Page links
-# to app_pages/train.py use the first (the menu's) entry.
+# to app_pages/train.py use the first (the menu's) entry. Learn (issue 15) is listed first.
+LEARN = dict(title=t("nav.learn"), icon=":material/school:")
+TRAIN = dict(title=t("nav.train"), icon=":material/model_training:")
 PAGES = [
-    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="", default=True),
-    st.Page("app_pages/results.py", title="Results", icon=":material/leaderboard:", url_path="results"),
-    st.Page("app_pages/interference.py", title="Interference", icon=":material/call_split:",
+    st.Page("app_pages/learn.py", **LEARN, url_path="learn"),
+    st.Page("app_pages/train.py", **TRAIN, url_path="", default=True),
+    st.Page("app_pages/results.py", title=t("nav.results"), icon=":material/leaderboard:", url_path="results"),
+    st.Page("app_pages/interference.py", title=t("nav.interference"), icon=":material/call_split:",
             url_path="interference"),
-    st.Page("app_pages/transfer.py", title="Transfer", icon=":material/move_up:", url_path="transfer"),
-    st.Page("app_pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
-    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train",
-            visibility="hidden"),
+    st.Page("app_pages/transfer.py", title=t("nav.transfer"), icon=":material/move_up:", url_path="transfer"),
+    st.Page("app_pages/runs.py", title=t("nav.runs"), icon=":material/history:", url_path="runs"),
+    st.Page("app_pages/train.py", **TRAIN, url_path="train", visibility="hidden"),
 ]
 page = st.navigation(PAGES)
 
@@ -95,6 +98,7 @@ def _active_runs(polling: bool) -> None:
 
 
 with st.sidebar:
+    i18n.language_switch()  # English / 中文, kept in the URL (?lang=)
     device = state.device_name()
     st.badge(device, icon=":material/memory:" if device != "CPU" else ":material/computer:",
              color="green" if device != "CPU" else "gray")

@@ -1,0 +1,333 @@
+"""The Learn page and its lessons (issue 15): lessons are data that validate with clear
+errors; a student predicts, runs, and sees the run's verdict beside the prediction; a
+lesson's stored run is reused instead of trained again; English and 中文 follow the URL.
+
+AppTest never fires `run_every`: the tests re-run the page until the run has ended. Each
+test has its own MTL_LAB_HOME; training processes a test starts are stopped when it ends.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import yaml
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import dashboard.lessons as lessons_module  # noqa: E402
+from dashboard import i18n, state  # noqa: E402
+from dashboard.lessons import (  # noqa: E402
+    PAIR_WORDS,
+    TASK_WORDS,
+    LessonError,
+    claim_holds,
+    find_run,
+    load_lessons,
+    measured,
+    parse_lesson,
+    shipped_lessons,
+)
+from mtl_core import jobs  # noqa: E402
+from mtl_core.store import TERMINAL_STATUSES, RunStore  # noqa: E402
+
+APP = str(ROOT / "dashboard" / "app.py")
+LEARN = "app_pages/learn.py"
+TIMEOUT_S = 120.0
+SHIPPED = shipped_lessons()
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """A fresh lab folder; every training process started meanwhile is stopped at the end."""
+    monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    before = set(jobs._CHILDREN)
+    yield tmp_path
+    for run_id, proc in list(jobs._CHILDREN.items()):
+        if run_id in before or proc.poll() is not None:
+            continue
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except Exception:
+            proc.kill()
+            proc.wait(timeout=10)
+    st.cache_resource.clear()
+
+
+def small(lesson):
+    """The lesson with a small budget (same dataset, tasks, sharing and knob): seconds, not tens."""
+    raw = copy.deepcopy(lesson.experiment)
+    raw.update(steps=30, eval_every=10, log_every=5, batch_size=32)
+    options = raw["dataset"].setdefault("options", {})
+    if raw["dataset"]["name"] in ("mmoe_synthetic", "toy_language", "digits") and options.get("variant") != "attributes":
+        options["n_samples"] = 300
+    return lesson.model_copy(update={"experiment": raw})
+
+
+@pytest.fixture
+def small_lessons(monkeypatch):
+    """The page shows the shipped lessons with a small budget."""
+    shrunk = tuple(small(lesson) for lesson in SHIPPED)
+    monkeypatch.setattr(lessons_module, "shipped_lessons", lambda: shrunk)
+    return shrunk
+
+
+def learn(query: dict[str, str] | None = None) -> AppTest:
+    """The Learn page opened by a link carrying `query`."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query or {})
+    at.run()
+    if not any(h.value.startswith(("Learn", "学习")) for h in at.title):
+        at.switch_page(LEARN)
+        at.query_params.clear()
+        at.query_params.update(query or {})
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def wait_for_answer(at: AppTest, home: Path, run_id_hint: str = "Run ") -> str:
+    """Re-run the page until its run has ended and the answer shows; the run's id."""
+    deadline = time.monotonic() + TIMEOUT_S
+    with RunStore(home / "mtl_lab.db") as store:
+        while time.monotonic() < deadline:
+            runs = store.runs()
+            ended = not runs.empty and runs["status"].isin(TERMINAL_STATUSES).all()
+            at.run()
+            assert not at.exception, at.exception
+            if ended and any(c.value.startswith(run_id_hint) for c in at.caption):
+                return str(runs.iloc[0]["id"])
+            time.sleep(0.5)
+    raise AssertionError(f"no answer within {TIMEOUT_S:.0f} s: {texts(at.caption)}")
+
+
+# ---- lessons as data ------------------------------------------------------------------------
+def test_every_shipped_lesson_validates_in_both_languages():
+    assert [l.number for l in SHIPPED] == sorted({l.number for l in SHIPPED})
+    assert {1, 2, 3}.issubset({l.number for l in SHIPPED})
+    for lesson in SHIPPED:
+        for text in (lesson.title, lesson.question, lesson.explanation, lesson.try_this.label,
+                     *lesson.choices.values()):
+            assert text.en.strip() and text.zh.strip(), lesson.id
+            assert text.en != text.zh, lesson.id
+        assert set(lesson.choices) == set(lesson.expect.words)
+        assert lesson.config() != lesson.config(try_this=True)
+        assert lesson.config().name == f"lesson {lesson.number}"
+
+
+def _lesson_dict() -> dict:
+    return yaml.safe_load((lessons_module.LESSON_DIR / "01_why_share.yaml").read_text(encoding="utf-8"))
+
+
+def test_a_bad_lesson_file_names_the_file_the_lesson_and_the_field(tmp_path):
+    bad = _lesson_dict()
+    bad["number"], bad["id"] = 7, "broken"
+    bad["expect"]["verdict"] = "better"
+    (tmp_path / "07_broken.yaml").write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(LessonError) as err:
+        load_lessons(tmp_path)
+    message = str(err.value)
+    assert "07_broken.yaml" in message and "lesson 7" in message and "broken" in message
+    assert "expect" in message and "'better'" in message and "helped" in message
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d["experiment"]["sharing"].update(name="hardd"), ["experiment", "sharing.name"]),
+    (lambda d: d["title"].pop("zh"), ["title.zh", "Field required"]),
+    (lambda d: d.update(colour="red"), ["colour", "unknown field"]),
+    (lambda d: d["choices"].pop("hurt"), ["choices", "missing: ['hurt']"]),
+    (lambda d: d["try_this"].update(key="selection", value="last"), ["does not change the experiment"]),
+    (lambda d: d["try_this"].update(key="dataset.options.correlation", value=7), ["try_this", "correlation"]),
+    (lambda d: d.update(charts=["pie"]), ["charts.0"]),
+    (lambda d: d["expect"].update(measure="task"), ["needs `task:`"]),
+    (lambda d: d["expect"].update(measure="task", task="y9"), ["'y9' is not a task"]),
+])
+def test_each_kind_of_mistake_gets_a_message_that_names_the_field(change, words):
+    data = _lesson_dict()
+    change(data)
+    with pytest.raises(LessonError) as err:
+        parse_lesson(data, source="01_why_share.yaml")
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
+    assert str(err.value).startswith("01_why_share.yaml (lesson 1, why-share)")
+
+
+def test_two_lessons_with_one_number_are_refused(tmp_path):
+    for name in ("01_a.yaml", "01_b.yaml"):
+        (tmp_path / name).write_text(yaml.safe_dump(_lesson_dict(), allow_unicode=True), encoding="utf-8")
+    with pytest.raises(LessonError, match="lesson number 1 is used twice"):
+        load_lessons(tmp_path)
+
+
+def test_the_catalogues_have_the_same_keys_and_fields():
+    import string
+
+    en, zh = i18n.catalogue("en"), i18n.catalogue("zh")
+    assert set(en) == set(zh)
+    for key in en:
+        fields = lambda s: sorted(f for _, f, _, _ in string.Formatter().parse(s) if f)  # noqa: E731
+        assert fields(en[key]) == fields(zh[key]), key
+    for term in ("Δm", "（helped）", "（hurt）", "（no clear difference）", "gradient cosine"):
+        assert term in "".join(zh.values()), term
+    assert i18n.text("learn.lesson_title", "zh", number=3, title="x") == "第 3 课 · x"
+    assert i18n.text("no.such.key", "zh") == "no.such.key"
+    assert i18n.normalise("ZH-cn") == "zh" and i18n.normalise("fr") == "en" and i18n.normalise(None) == "en"
+
+
+# ---- the verdict is read from the run, with its noise ------------------------------------------
+RESULT = {
+    "delta_m": -4.2, "delta_m_verdict": "hurt", "delta_m_interval": {"low": -7.0, "high": -1.5, "level": 0.95},
+    "tasks": [{"name": "y1", "metric": "mse", "stl": 2.0, "mtl": 2.2, "delta_pct": -10.0, "diff": -0.2,
+               "low": -0.4, "high": 0.05, "verdict": "no clear difference"}],
+    "interference": {"pairs": [{"pair": ["y1", "y2"], "mean_cosine": -0.31, "low": -0.45, "high": -0.17,
+                                "evaluations": 12, "verdict": "conflict"}]},
+}
+
+
+def test_measured_reads_the_runs_own_verdicts_and_intervals():
+    lesson = SHIPPED[0]
+    dm = measured(lesson, RESULT)
+    assert (dm["verdict"], dm["value"], dm["low"], dm["high"]) == ("hurt", -4.2, -7.0, -1.5)
+    task = measured(lesson, RESULT, expect=lesson.expect.model_copy(update={"measure": "task", "task": "y1"}))
+    assert (task["verdict"], task["value"], task["mtl"], task["stl"]) == ("no clear difference", -10.0, 2.2, 2.0)
+    pair = measured(lesson, RESULT, expect=lesson.expect.model_copy(update={"measure": "pair", "verdict": "conflict"}))
+    assert (pair["verdict"], pair["value"], pair["evaluations"]) == ("conflict", -0.31, 12)
+    assert measured(lesson, {"delta_m": 3.0})["verdict"] is None  # an old run without an interval: no verdict
+    assert measured(lesson, None)["value"] is None
+    assert set(TASK_WORDS).isdisjoint(PAIR_WORDS)
+
+
+# ---- the page ---------------------------------------------------------------------------------
+def test_the_landing_page_lists_every_lesson_and_a_link_opens_one(lab):
+    at = learn()
+    labels = [b.label for b in at.button]
+    for lesson in SHIPPED:
+        assert f"{lesson.number}. {lesson.title.en}" in labels
+    at.button(key=f"learn.open.{SHIPPED[1].number}").click().run()
+    assert at.query_params["lesson"] == str(SHIPPED[1].number)
+    assert at.header[0].value == f"Lesson {SHIPPED[1].number} · {SHIPPED[1].title.en}"
+    at = learn({"lesson": "3"})
+    assert at.header[0].value.startswith("Lesson 3 · ")
+    at = learn({"lesson": "99"})
+    assert "There is no lesson 99" in texts(at.warning)
+
+
+def test_run_is_locked_until_a_prediction_is_picked(lab):
+    at = learn({"lesson": "1"})
+    run = at.button(key="learn.run.why-share")
+    assert run.disabled
+    assert "Pick your prediction first" in texts(at.caption)
+    assert at.radio(key="learn.predict.why-share").value is None
+    at.radio(key="learn.predict.why-share").set_value("hurt").run()
+    assert not at.button(key="learn.run.why-share").disabled
+
+
+@pytest.mark.parametrize("number", [l.number for l in SHIPPED])
+def test_every_lesson_runs_and_shows_the_prediction_beside_the_verdict(lab, small_lessons, number):
+    lesson = next(l for l in small_lessons if l.number == number)
+    at = learn({"lesson": str(number)})
+    prediction = lesson.expect.words[-1]
+    at.radio(key=f"learn.predict.{lesson.id}").set_value(prediction).run()
+    at.button(key=f"learn.run.{lesson.id}").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    run_id = wait_for_answer(at, lab)
+    shown = texts(at.markdown)
+    assert "**Your prediction**" in shown and "**The run says**" in shown
+    assert lesson.choices[prediction].en in shown
+    with RunStore(lab / "mtl_lab.db") as store:
+        result = store.result(run_id)
+        # exactly the lesson's experiment (a data file it ships is read from the uploads folder)
+        assert store.get_run(run_id)["config"] == lesson.config(place=state.save_upload).to_dict()
+    m = measured(lesson, result)
+    if m["verdict"]:  # the sentence carries the run's own verdict word and number
+        assert f"**{m['verdict']}**" in shown
+        assert (f"{m['value']:+.2f}" if lesson.expect.measure != "task" else f"{m['value']:+.1f}") in shown
+    verdict_boxes = texts(at.success) + texts(at.warning) + texts(at.info)
+    assert m["verdict"] is None or verdict_boxes, "the agreement with the prediction is said"
+    assert len(at.get("plotly_chart")) == len(lesson.charts)
+    assert "#### Why" in shown and "#### Try this" in shown
+    assert at.radio(key=f"learn.predict.{lesson.id}").disabled  # the prediction is locked once run
+
+
+def test_a_second_visit_shows_the_stored_run_without_training_again(lab, small_lessons):
+    at = learn({"lesson": "1"})
+    at.radio(key="learn.predict.why-share").set_value("helped").run()
+    at.button(key="learn.run.why-share").click().run()
+    first = wait_for_answer(at, lab)
+    # A second student (a new session) predicts and presses Run: the answer shows at once.
+    other = learn({"lesson": "1"})
+    other.radio(key="learn.predict.why-share").set_value("hurt").run()
+    other.button(key="learn.run.why-share").click().run()
+    assert not other.exception
+    assert f"Run {first}" in texts(other.caption)
+    assert "**The run says**" in texts(other.markdown)
+    with RunStore(lab / "mtl_lab.db") as store:
+        assert list(store.runs()["id"]) == [first]  # one run in the store: nothing trained twice
+        assert find_run(store, small_lessons[0].config()) == first
+        assert find_run(store, small_lessons[0].config(try_this=True)) is None
+
+
+def test_the_try_knob_runs_the_changed_experiment(lab, small_lessons):
+    lesson = small_lessons[0]
+    at = learn({"lesson": "1"})
+    at.radio(key="learn.predict.why-share").set_value("helped").run()
+    at.button(key="learn.run.why-share").click().run()
+    first = wait_for_answer(at, lab)
+    assert f"--set {lesson.try_this.override}" in texts(at.code)
+    at.button(key="learn.try.why-share").click().run()
+    deadline = time.monotonic() + TIMEOUT_S
+    with RunStore(lab / "mtl_lab.db") as store:
+        while time.monotonic() < deadline and (len(store.runs()) < 2 or not store.runs()["status"].isin(TERMINAL_STATUSES).all()):
+            time.sleep(0.5)
+            at.run()
+        at.run()
+        second = [r for r in store.runs()["id"] if r != first]
+        assert len(second) == 1
+        assert store.get_run(second[0])["config"] == lesson.config(try_this=True).to_dict()
+    assert f"Run {second[0]}" in texts(at.caption)
+
+
+def test_the_language_switch_changes_the_texts_and_survives_a_reload(lab):
+    lesson = SHIPPED[0]
+    at = learn({"lesson": "1"})
+    assert at.header[0].value == f"Lesson 1 · {lesson.title.en}"
+    at.sidebar.get("button_group")[0].set_value("zh").run()
+    assert at.header[0].value == f"第 1 课 · {lesson.title.zh}"
+    assert at.query_params["lang"] == "zh"
+    assert at.radio(key="learn.predict.why-share").label == "你的预测"
+    assert lesson.choices["helped"].zh in at.radio(key="learn.predict.why-share").options
+    reloaded = learn({"lesson": "1", "lang": "zh"})  # a reload is a new session with the same URL
+    assert reloaded.header[0].value == f"第 1 课 · {lesson.title.zh}"
+    assert reloaded.title[0].value.startswith("学习")
+    back = learn({"lesson": "1", "lang": "en"})
+    assert back.header[0].value == f"Lesson 1 · {lesson.title.en}"
+
+
+def test_presentation_mode_hides_the_sidebar(lab):
+    at = learn({"lesson": "1", "present": "1"})
+    html = texts(at.get("html"))
+    assert "stSidebar" in html and "display: none" in html
+    assert not learn({"lesson": "1"}).get("html")
+
+
+def test_a_claim_holds_in_a_majority_with_no_opposite_verdict():
+    assert claim_holds("helped", ["helped", "helped", "no clear difference"])
+    assert not claim_holds("helped", ["helped", "helped", "hurt"])  # one seed says the opposite
+    assert not claim_holds("helped", ["helped", "no clear difference", "no clear difference"])
+    assert not claim_holds("hurt", ["hurt", "hurt", None, None])  # half is no majority
+    assert claim_holds("no clear difference", ["no clear difference", "hurt", "no clear difference"])
+    assert claim_holds("conflict", ["conflict", "no clear sign", "conflict"])
