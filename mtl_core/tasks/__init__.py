@@ -13,6 +13,7 @@ from mtl_core.tasks.base import (
     register_dataset,
 )
 from mtl_core.tasks import csv_import, digits, mmoe_synthetic, penguins, toy_language  # noqa: F401  (registers)
+from mtl_core.tasks import conllu_import  # noqa: F401,I001  (registers; listed after the others)
 from mtl_core.tasks.csv_import import from_csv
 
 __all__ = [
