@@ -131,6 +131,25 @@ def test_a_link_or_config_naming_a_file_on_the_server_shows_not_one_byte_of_it(l
     assert at.button(key="train").disabled
 
 
+@pytest.mark.parametrize("option", ["path", "train", "dev", "test"])
+def test_a_treebank_link_naming_a_file_on_the_server_is_refused_for_every_file_option(lab, outside_file, option):
+    """`conllu` reads up to four files (path, or train/dev/test): each is checked like a CSV path."""
+    line = "1\tsecret_word\t_\tNOUN\t_\t_\t0\troot\t_\t_\n\n"
+    treebank = outside_file.with_name("secret.conllu")
+    treebank.write_text(line)
+    uploaded = str(state.save_upload("mine.conllu", line.replace("secret_word", "word").encode()))
+    options = {"train": uploaded, "test": uploaded} if option != "path" else {}
+    options[option] = str(treebank)  # the one option that names a file outside
+    with pytest.raises(DataError, match=rf"dataset.options.{option} '.*' is refused"):
+        state.check_dataset_access("conllu", options)
+    state.check_dataset_access("conllu", {"path": "", "train": None})  # unset options are not files
+    at = app({"dataset.name": "conllu", **{f"dataset.options.{k}": v for k, v in options.items()}})
+    assert not at.exception
+    shown = unescaped(page_text(at))
+    assert "secret_word" not in shown and "refused" in shown
+    assert at.button(key="train").disabled
+
+
 def test_the_same_file_in_a_data_dir_given_by_the_operator_is_read(lab, outside_file, monkeypatch):
     monkeypatch.setenv(state.DATA_DIRS_ENV, str(outside_file.parent))
     at = app({"dataset.name": "csv", "dataset.options.path": str(outside_file)})

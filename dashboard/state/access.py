@@ -63,7 +63,12 @@ def allowed_data_dirs() -> list[Path]:
     return [Path(os.path.realpath(os.path.expanduser(d))) for d in dirs]
 
 
-def check_data_path(path: Any) -> Path:
+# Dataset options that name a file the dataset reads: `path` (csv, conllu) and a treebank's
+# own split files (conllu). A dataset that adds another must add its name here.
+FILE_OPTIONS = ("path", "train", "dev", "test")
+
+
+def check_data_path(path: Any, *, label: str = "CSV path") -> Path:
     """The real path of a data file a link, a config file or the form names, if the
     dashboard may read it; DataError otherwise.
 
@@ -83,7 +88,7 @@ def check_data_path(path: Any) -> Path:
             if real != folder and real.is_relative_to(folder):
                 return real
     raise DataError(
-        f"CSV path '{text}' is refused: this dashboard reads only files uploaded here "
+        f"{label} '{text}' is refused: this dashboard reads only files uploaded here "
         "($MTL_LAB_HOME/uploads) or inside a folder its operator allowed. Upload the file "
         "with the CSV uploader, or start the dashboard with `mtl-lab dashboard --data-dir "
         "FOLDER` to allow the files in FOLDER."
@@ -94,8 +99,11 @@ def check_dataset_access(name: Any, options: Mapping[str, Any] | None) -> None:
     """DataError when a dataset's options name a file the dashboard may not read
     (`check_data_path`); every read of a user's file in the dashboard passes here."""
     options = options if isinstance(options, Mapping) else {}
-    if name == "csv" or "path" in options:
-        check_data_path(options.get("path"))
+    if name == "csv":
+        check_data_path(options.get("path"))  # required: an empty path is refused too
+    for key in FILE_OPTIONS:
+        if name != "csv" and options.get(key) not in (None, ""):
+            check_data_path(options[key], label=f"dataset.options.{key}")
 
 
 def read_csv_header(path: str) -> list[str]:
