@@ -317,6 +317,17 @@ def test_the_language_switch_changes_the_texts_and_survives_a_reload(lab):
     assert back.header[0].value == f"Lesson 1 · {lesson.title.en}"
 
 
+def test_the_train_page_keeps_the_chosen_language_in_its_url(lab):
+    """Train rewrites its URL from the form at every rerun; `?lang=` stays in it, so a
+    reload of Train keeps the language the sidebar switch chose."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"lang": "zh", "steps": "300"})
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception, at.exception
+    assert at.query_params["lang"] == "zh"
+    assert at.query_params["steps"] == "300"  # the form's own keys are written beside it
+
+
 def test_presentation_mode_hides_the_sidebar(lab):
     at = learn({"lesson": "1", "present": "1"})
     html = texts(at.get("html"))

@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 import yaml
 
-from dashboard import charts, live_pace, state, verdicts
+from dashboard import charts, i18n, live_pace, state, verdicts
 from dashboard.app_pages import common
 from dashboard.safe_text import html_md, md
 from mtl_core import jobs
@@ -527,7 +527,9 @@ written = state.config_to_params(draft)
 ss[state.SS_PARAMS] = written
 ss[state.SS_WRITTEN] = [p for p in ss.get(state.SS_WRITTEN, []) if p != written][-(state.WRITTEN_KEPT - 1):] + [written]
 run_id = state.current_run_id()
-wanted_query = {**written, **({state.RUN_PARAM: run_id} if run_id else {})}
+lang = st.query_params.get(i18n.LANG_PARAM)  # the sidebar's language switch keeps its choice in the URL
+wanted_query = {**written, **({state.RUN_PARAM: run_id} if run_id else {}),
+                **({i18n.LANG_PARAM: lang} if lang else {})}
 if st.query_params.to_dict() != wanted_query:
     st.query_params.from_dict(wanted_query)
 budget = budget_of(config) if config is not None else None
