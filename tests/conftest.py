@@ -3,6 +3,11 @@
 One thread keeps training tests fast and their timings stable on a small machine
 (intra-op threading only pays off for large tensors). A temporary MTL_LAB_HOME keeps
 every run store a test opens out of the developer's `./runs/` and `$MTL_LAB_HOME`.
+
+Under pytest-xdist (`-n logical`; pyproject adds `--dist loadfile`) each test file runs
+whole in one process, so a module-wide fixture (test_jobs' four workers, a pretrained
+encoder, a Ray cluster) is built once; the files that start real processes or a browser
+are collected first, so the longest ones do not end up last on one process.
 """
 
 from __future__ import annotations
@@ -31,3 +36,19 @@ def _one_thread_and_private_home(
     monkeypatch.setenv("MTL_LAB_WARM_WORKER", "0")
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules that start real processes or a browser first, each module kept whole (its
+    module-wide fixtures are built once); collection order otherwise. Under xdist
+    (`--dist loadfile`) the longest files are then handed out first, not last to one process."""
+
+    def rank(module: str) -> int:
+        marks = {m.name for it in by_module[module] for m in it.iter_markers()}
+        return 0 if "browser" in marks else 1 if "slow" in marks else 2
+
+    by_module: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_module.setdefault(item.module.__name__, []).append(item)
+    order = sorted(by_module, key=rank)  # stable: collection order within a rank
+    items[:] = [item for module in order for item in by_module[module]]

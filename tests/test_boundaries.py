@@ -159,6 +159,7 @@ def test_a_queued_run_whose_launcher_died_is_interrupted_after_the_grace_period(
     assert "never started" in run["error"] and "start the run again" in run["error"]
 
 
+@pytest.mark.slow
 def test_a_finished_worker_is_reaped_without_any_call_into_jobs(home, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     run_id = jobs.start({**TINY, "steps": 5, "eval_every": 5, "baselines": False, "interference": False})
@@ -264,6 +265,7 @@ sys.exit(worker.main([sys.argv[1]]))
 """
 
 
+@pytest.mark.slow
 def test_disk_full_in_a_background_worker_fails_the_run_with_a_message(home):
     with RunStore() as store:
         run_id = store.create_run(TINY)
@@ -438,6 +440,7 @@ def test_run_json_failing_after_training_says_the_run_is_stored(home, config_fil
 
 
 # ---- terminals, environment, files -----------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["runs"], ["list", "datasets"], ["show", "RUN"]])
 def test_output_into_a_closed_pipe_ends_quietly(home, command):
     with RunStore() as store:
@@ -471,6 +474,7 @@ def _without_root_powers() -> list[str]:
     return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("existing_store", [False, True])
 def test_a_read_only_mtl_lab_home_is_named_with_the_fix(tmp_path, existing_store):
     home = tmp_path / "readonly"
@@ -488,6 +492,7 @@ def test_a_read_only_mtl_lab_home_is_named_with_the_fix(tmp_path, existing_store
         "you can write to, e.g. `export MTL_LAB_HOME=~/mtl-lab`\n"
 
 
+@pytest.mark.slow
 def test_worker_with_an_unknown_run_id_says_so_in_one_line(home):
     RunStore().close()
     done = subprocess.run([sys.executable, "-m", "mtl_core.worker", "no-such-run"], env=_env(home),

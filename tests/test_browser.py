@@ -9,6 +9,7 @@ missing. `MTL_LAB_SCREENSHOT=1` also saves the Train page to docs/train.png.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -27,11 +28,10 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
-# The quickstart experiment (all defaults) on a smaller budget, so the test stays fast.
-# Long enough (~15 s on two cores) for the page to poll the run several times.
-# Long enough (~10 s of training) that the live curve is seen growing between two of the
-# page's 2 s polls even when the baselines train fast (as one ensemble) on a quick machine.
-QUICKSTART_QUERY = "?steps=2000&dataset.options.n_samples=3000"
+# The quickstart experiment (all defaults) on a smaller budget, so the test stays fast. The
+# live curve is seen growing whatever the machine's pace: the test pauses the worker
+# (SIGSTOP) once it has logged a step, reads the frozen curve, then lets it go on.
+QUICKSTART_QUERY = "?steps=600&dataset.options.n_samples=3000"
 TIMEOUT_S = 150
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -131,13 +131,45 @@ def server(tmp_path):
 
 
 def plotted_points(page) -> int:
-    """Points in every plotly chart on the page. Plotly keeps the traces it drew on the
-    chart's div; `_length` is a trace's point count (its x may be a base64 typed array)."""
+    """Points in the live curves (not the sharing diagram). Plotly keeps the traces it drew
+    on the chart's div; `_length` is a trace's point count (its x may be a base64 typed array)."""
     return page.evaluate(
-        """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        """() => Array.from(document.querySelectorAll('.st-key-live_curves .js-plotly-plot'))
                  .flatMap(el => el._fullData || [])
                  .reduce((n, trace) => n + (trace._length || 0), 0)"""
     )
+
+
+def wait_for_points(page, more_than: int, timeout_s: float) -> int:
+    """Wait until the live curves hold more than `more_than` points; return how many."""
+    page.wait_for_function(
+        """n => Array.from(document.querySelectorAll('.st-key-live_curves .js-plotly-plot'))
+                .flatMap(el => el._fullData || [])
+                .reduce((m, trace) => m + (trace._length || 0), 0) > n""",
+        arg=more_than, timeout=timeout_s * 1000,
+    )
+    return plotted_points(page)
+
+
+def pause_after_first_logged_step(db: Path, run_id: str, timeout_s: float) -> int:
+    """SIGSTOP the run's worker once it is running and has logged a step; its pid. The run
+    cannot end while paused, so what the page shows meanwhile is a run in the middle."""
+    from mtl_core.store import RunStore
+
+    deadline = time.monotonic() + timeout_s
+    with RunStore(db) as store:
+        while time.monotonic() < deadline:
+            run = store.get_run(run_id)
+            if run["status"] == "running" and run["pid"] and store.has_metrics(run_id):
+                pid = int(run["pid"])
+                os.kill(pid, signal.SIGSTOP)
+                paused = store.get_run(run_id)["status"]
+                if paused != "running":
+                    os.kill(pid, signal.SIGCONT)  # never leave a stopped process behind
+                    raise AssertionError(f"the run ended before it was paused: {paused}")
+                return pid
+            time.sleep(0.02)
+    raise AssertionError(f"run {run_id} logged no step within {timeout_s:.0f} s")
 
 
 def test_quickstart_trains_from_the_train_page_and_shows_results(server, tmp_path):
@@ -163,16 +195,15 @@ def test_quickstart_trains_from_the_train_page_and_shows_results(server, tmp_pat
             wait_for_url_text(page, "run=")
             run_id = re.search(r"run=([0-9a-f-]+)", page.evaluate("window.location.href")).group(1)
 
-            # The live curve appears and grows while the run trains.
-            deadline = time.monotonic() + TIMEOUT_S
-            first = 0
-            while first == 0 and time.monotonic() < deadline:
-                page.wait_for_timeout(200)
-                first = plotted_points(page)
-            grown = first
-            while grown <= first and time.monotonic() < deadline:
-                page.wait_for_timeout(300)
-                grown = plotted_points(page)
+            # The live curve appears while the run is paused in the middle, and grows once it
+            # goes on: waits on the store and the page, never on how fast the run trains.
+            pid = pause_after_first_logged_step(tmp_path / "mtl_lab.db", run_id, TIMEOUT_S)
+            try:
+                first = wait_for_points(page, 0, TIMEOUT_S)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+            grown = wait_for_points(page, first, TIMEOUT_S)
             assert grown > first > 0, f"the live curve did not grow ({first} -> {grown} points)"
 
             page.get_by_text("Finished. Δm =").wait_for(timeout=TIMEOUT_S * 1000)

@@ -344,6 +344,7 @@ def test_a_tiny_run_started_from_train_reaches_the_results_table(lab):
     assert not at.exception  # the deleted run is gone from the picker, no crash
 
 
+@pytest.mark.slow
 def test_cancelling_twice_is_harmless(lab):
     at = app({"steps": "100000", "baselines": "false", "interference": "false",
               "dataset.options.n_samples": "300", "dataset.options.input_dim": "8"})
@@ -477,6 +478,7 @@ def test_transfer_page_validates_its_setup(lab, monkeypatch):
     assert not at.exception
 
 
+@pytest.mark.slow
 def test_a_tiny_transfer_run_started_from_the_page_reaches_its_table(lab):
     at = _transfer_page(app())
     at.multiselect(key="tr.fractions").set_value(["20 %", "100 %"]).run()

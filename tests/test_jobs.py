@@ -114,6 +114,7 @@ def test_killed_worker_leaves_a_sound_store_and_an_interrupted_run(lab):
     assert jobs.cancel(run_id) is False
 
 
+@pytest.mark.slow
 def test_cancel_ends_the_run_as_cancelled_and_keeps_its_curves(lab):
     run_id = lab["runs"]["cancel"]
     with RunStore(lab["db"]) as store:
@@ -130,6 +131,7 @@ def test_cancel_ends_the_run_as_cancelled_and_keeps_its_curves(lab):
     assert jobs.status(run_id) == "cancelled"
 
 
+@pytest.mark.slow
 def test_transfer_in_the_background_trains_in_a_worker_and_can_be_cancelled(lab, capsys):
     run_id = lab["runs"]["transfer"]
     with RunStore(lab["db"]) as store:
@@ -147,6 +149,7 @@ def test_transfer_in_the_background_trains_in_a_worker_and_can_be_cancelled(lab,
         assert set(store.metrics(run_id)["phase"]) == {"pretrain"}  # its curves are kept
 
 
+@pytest.mark.slow
 def test_started_run_finishes_with_results_and_curves_stored(lab):
     run_id = lab["runs"]["short"]
     assert jobs.wait(run_id, TIMEOUT) == "finished"
@@ -167,6 +170,7 @@ def test_started_run_finishes_with_results_and_curves_stored(lab):
     assert f"run {run_id} finished" in log_file.read_text()
 
 
+@pytest.mark.slow
 def test_store_the_workers_wrote_is_plain_sqlite(lab):
     with sqlite3.connect(lab["db"]) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM runs")}

@@ -120,11 +120,13 @@ def _is_loopback_hex(address: str) -> bool:
     return address in ("00000000000000000000000001000000", "0000000000000000FFFF00000100007F")
 
 
-@pytest.fixture
-def server(tmp_path):
-    """The dashboard started by the launcher from an unrelated folder; stopped by its PID."""
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The dashboard started by the launcher from an unrelated folder; stopped by its PID.
+    One server for the module: its tests only read from it."""
     if not Path("/proc/net/tcp").exists():
         pytest.skip("needs Linux /proc to read the listening sockets")
+    tmp_path = tmp_path_factory.mktemp("launcher")
     port = _free_port()
     folder = tmp_path / "elsewhere"
     folder.mkdir()
@@ -155,6 +157,7 @@ def server(tmp_path):
             proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_the_launcher_serves_on_loopback_only_from_any_folder(server):
     port, proc = server
     addresses = _listening(port)

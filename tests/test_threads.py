@@ -176,6 +176,7 @@ def test_worker_applies_the_budget_before_the_dataset_is_built(tmp_path, monkeyp
     assert "1 other run active" in result["threads"]["reason"]
 
 
+@pytest.mark.slow
 def test_worker_process_records_one_thread_for_the_quickstart_model(monkeypatch):
     # torch's default in the worker would be 4 threads (OMP_NUM_THREADS); auto gives 1.
     monkeypatch.setenv("OMP_NUM_THREADS", "4")

@@ -109,6 +109,7 @@ def test_an_idle_standby_goes_on_sigterm_and_when_told_to(warm):
     assert jobs.standby_pid() is None
 
 
+@pytest.mark.slow
 def test_importing_torch_in_the_caller_does_not_make_the_standby_stale(warm, monkeypatch):
     # torch's OpenMP runtime sets KMP_* variables when a dashboard page first imports it;
     # the standby started before that must still be used (it sets them itself).
