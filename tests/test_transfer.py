@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -310,30 +307,26 @@ def test_a_cancelled_transfer_run_keeps_the_finished_cells():
     assert [(r["arm"], r["fraction"]) for r in partial["rows"]] == [("frozen", 0.05)]
 
 
-@pytest.mark.slow
-def test_cli_transfer_prints_the_table_and_writes_the_json(tmp_path):
+def test_cli_transfer_prints_the_table_and_writes_the_json(tmp_path, monkeypatch, capsys):
+    """`mtl-lab transfer` run in this process (`cli.main`, as tests/test_cli.py does; the
+    real `python -m mtl_core` end to end is tested there once)."""
+    from mtl_core import cli
+
+    monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
     config = tmp_path / "transfer.yaml"
     config.write_text(yaml.safe_dump(TINY))
-    env = {**os.environ, "MTL_LAB_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT)}
     out = tmp_path / "out.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "mtl_core", "transfer", "--config", str(config), "--set", "arms=[frozen, scratch]",
-         "--set", "fractions=[0.1, 1.0]", "--json", str(out), "-q"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "frozen" in proc.stdout and "scratch" in proc.stdout and "finetune" not in proc.stdout
-    assert "pos, ner → topic" in proc.stdout
+    code = cli.main(["transfer", "--config", str(config), "--set", "arms=[frozen, scratch]",
+                     "--set", "fractions=[0.1, 1.0]", "--json", str(out), "-q"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "frozen" in printed.out and "scratch" in printed.out and "finetune" not in printed.out
+    assert "pos, ner → topic" in printed.out
     result = json.loads(out.read_text())
     assert len(result["rows"]) == 4
-    listed = subprocess.run(
-        [sys.executable, "-m", "mtl_core", "runs"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-    )
-    assert result["run_id"] in listed.stdout
+    assert cli.main(["runs"]) == 0
+    assert result["run_id"] in capsys.readouterr().out
 
-    bad = subprocess.run(
-        [sys.executable, "-m", "mtl_core", "transfer", "--config", str(config), "--set", "target=pos"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-    )
-    assert bad.returncode == 2 and "target: 'pos' is also a source" in bad.stderr
+    assert cli.main(["transfer", "--config", str(config), "--set", "target=pos"]) == 2
+    assert "target: 'pos' is also a source" in capsys.readouterr().err
