@@ -6,6 +6,8 @@
     mtl-lab runs [--json]            mtl-lab show RUN_ID [--json]
     mtl-lab export RUN_ID --format csv|json [--out PATH]
     mtl-lab delete RUN_ID            mtl-lab cancel RUN_ID
+    mtl-lab sweep --config FILE [--executor local|batched|ray] [--workers N] [--background]
+    mtl-lab sweeps [--json]          (show / export / cancel / delete take a sweep id too)
     mtl-lab dashboard [--port N] [--host H] [--data-dir DIR ...]
 
 Every error a user can cause ends as one line `error: ...` on stderr (exit code 2; 1 for
@@ -226,6 +228,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from mtl_core.store import RunStore
 
+    if is_sweep_id(args.run_id):
+        return _show_sweep(args)
     with RunStore() as store:
         run = store.get_run(args.run_id)
         result = store.result(args.run_id)
@@ -250,6 +254,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from mtl_core.store import RunStore
 
+    if is_sweep_id(args.run_id):
+        return _export_sweep(args)
     from mtl_core.export import to_safe_csv
 
     default_name = f"{args.run_id}.{args.format}"
@@ -290,6 +296,11 @@ def _results_frame(result: dict[str, Any], run: dict[str, Any]):
 def cmd_delete(args: argparse.Namespace) -> int:
     from mtl_core.store import RunStore
 
+    if is_sweep_id(args.run_id):
+        with RunStore() as store:
+            n = store.delete_sweep(args.run_id)
+        print(f"deleted {args.run_id} and its {n} run(s)")
+        return 0
     with RunStore() as store:
         store.delete_run(args.run_id)  # works on a damaged run too: its rows are not parsed
     print(f"deleted {args.run_id}")
@@ -299,6 +310,13 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     from mtl_core import jobs
 
+    if is_sweep_id(args.run_id):
+        from mtl_core.executors import cancel_sweep
+
+        n = cancel_sweep(args.run_id)
+        print(f"cancel requested for {args.run_id} ({n} queued or running run(s))" if n
+              else f"{args.run_id} has no queued or running run; nothing to cancel")
+        return 0
     if jobs.cancel(args.run_id):
         print(f"cancel requested for {args.run_id}")
     else:
@@ -316,6 +334,144 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     if args.name:
         config.name = args.name
     return _start(config, args, name=config.name or "transfer", json_out=json_out, text=format_transfer)
+
+
+# ---- sweeps (issue 14) ----------------------------------------------------------------------
+SWEEP_PREFIX = "sweep-"
+
+
+def is_sweep_id(ident: str) -> bool:
+    """Sweep ids start with `sweep-`; run ids with their date."""
+    return ident.startswith(SWEEP_PREFIX)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Expand and validate a sweep, store it, and train its points (here, or `--background`)."""
+    from mtl_core.executors import run_sweep, start_sweep
+    from mtl_core.store import RunStore
+    from mtl_core.sweep import SweepConfig, create_sweep
+
+    check_config_file(args.config)
+    config = SweepConfig.from_file(args.config, args.set)
+    executor = args.executor or config.executor
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: give at least 1 (points trained at once), or leave it out "
+                          "for one per core")
+    workers = args.workers or config.workers
+    if args.background:
+        print(start_sweep(config, executor=executor, workers=workers))
+        return 0
+    with RunStore() as store:
+        sweep_id = create_sweep(store, config, executor=executor)
+        points = store.get_sweep(sweep_id)["points"]
+    print(f"sweep {sweep_id}: {points} point(s), executor {executor}", file=sys.stderr)
+
+    def progress(counts: dict[str, int]) -> None:
+        if not args.quiet:
+            done = sum(counts.get(s, 0) for s in ("finished", "failed", "cancelled", "interrupted"))
+            print(f"  {done}/{points} done  " + "  ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+                  file=sys.stderr)
+
+    # `mtl-lab cancel SWEEP_ID` from another terminal, or Ctrl-C here, stops the sweep as a whole.
+    try:
+        outcome = run_sweep(sweep_id, executor=executor, workers=workers, address=config.address,
+                            on_update=progress)
+    except KeyboardInterrupt:
+        from mtl_core.executors import cancel_sweep
+
+        cancel_sweep(sweep_id)
+        print(f"sweep {sweep_id} cancelled", file=sys.stderr)
+        return 130
+    print(f"sweep {sweep_id} {outcome.status} in {outcome.seconds:.1f} s", file=sys.stderr)
+    print(format_sweep(sweep_id))
+    return 0 if outcome.status == "finished" else (130 if outcome.status == "cancelled" else 1)
+
+
+def format_sweep(sweep_id: str) -> str:
+    """The sweep's points as a text table: label, status, each task's val/test metric, Δm, front (*)."""
+    from mtl_core.store import RunStore
+    from mtl_core.sweep import sweep_table
+
+    with RunStore() as store:
+        table = sweep_table(store, sweep_id)
+    points, tasks = table.points, table.tasks
+    if points.empty:
+        return "no points"
+    cols = {"index": "#", "label": "point", "status": "status"}
+    for _, t in tasks.iterrows():
+        arrow = "↑" if t["higher_is_better"] else "↓"
+        cols[f"val:{t['task']}"] = f"val {t['task']} {t['metric']} {arrow}"
+        cols[f"test:{t['task']}"] = f"test {t['task']}"
+    cols["delta_m"] = "Δm %"
+    view = points[[c for c in cols if c in points.columns]].rename(columns=cols)
+    view.insert(1, "front", ["*" if f else "" for f in points.get("is_front", [False] * len(points))])
+    lines = [view.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+    if not tasks.empty:
+        lines.append("")
+        lines.append("single-task baselines: " + ", ".join(
+            f"{t['task']} {t['metric']} val {_fmt(t['baseline_val'])} test {_fmt(t['baseline_test'])}"
+            for _, t in tasks.iterrows()))
+        lines.append("front (*): Pareto-optimal by the validation metrics (validation selects, test reports)")
+    return "\n".join(lines)
+
+
+def cmd_sweeps(args: argparse.Namespace) -> int:
+    from mtl_core.store import RunStore
+
+    with RunStore() as store:
+        df = store.sweeps()
+    if args.json:
+        print(json.dumps(json.loads(df.to_json(orient="records", date_format="iso")), indent=2))
+    elif df.empty:
+        print("no sweeps yet: start one with `mtl-lab sweep --config examples/sweep.yaml`")
+    else:
+        print(df[["id", "name", "status", "executor", "points", "finished", "running", "queued", "failed",
+                  "interrupted", "cancelled", "created_at"]].to_string(index=False))
+    return 0
+
+
+def _show_sweep(args: argparse.Namespace) -> int:
+    from mtl_core.store import RunStore
+    from mtl_core.sweep import sweep_table
+
+    with RunStore() as store:
+        store.mark_interrupted()
+        sweep = store.get_sweep(args.run_id)
+        table = sweep_table(store, args.run_id) if args.json else None
+    if args.json:
+        print(json.dumps({"sweep": sweep, "points": json.loads(table.points.to_json(orient="records")),
+                          "tasks": json.loads(table.tasks.to_json(orient="records"))}, indent=2, default=str))
+        return 0
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(sweep["counts"].items()))
+    print(f"sweep {sweep['id']}  status: {sweep['status']}  executor: {sweep['executor']}  points: "
+          f"{sweep['points']} ({counts})")
+    print(format_sweep(args.run_id))
+    return 0
+
+
+def _export_sweep(args: argparse.Namespace) -> int:
+    from mtl_core.export import to_safe_csv
+    from mtl_core.store import RunStore
+    from mtl_core.sweep import sweep_table
+
+    default_name = f"{args.run_id}.{args.format}"
+    out = Path(args.out).expanduser() if args.out else Path(default_name)
+    if out.is_dir():
+        out = out / default_name
+    out = prepare_output(out, what="the export")
+    with RunStore() as store:
+        sweep = store.get_sweep(args.run_id)
+        table = sweep_table(store, args.run_id)
+    if args.format == "json":
+        text = json.dumps({"sweep": sweep, "points": json.loads(table.points.to_json(orient="records")),
+                           "tasks": json.loads(table.tasks.to_json(orient="records"))}, indent=2, default=str)
+        write_output(out, text, what="the export")
+    else:  # labels hold user text (task names, dotted values): spreadsheet-safe
+        write_output(out, to_safe_csv(table.points), what="the export")
+        tasks_out = out.with_name(out.stem + "_tasks.csv")
+        write_output(tasks_out, to_safe_csv(table.tasks), what="the export")
+    print(out)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -353,12 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_runs)
 
-    s = sub.add_parser("show", help="one stored run and its results")
+    s = sub.add_parser("show", help="one stored run and its results, or a sweep (id sweep-...) and its points")
     s.add_argument("run_id")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_show)
 
-    s = sub.add_parser("export", help="write a run's curves and results to CSV or JSON")
+    s = sub.add_parser("export", help="write a run's curves and results (or a sweep's points) to CSV or JSON")
     s.add_argument("run_id")
     s.add_argument("--format", choices=["csv", "json"], default="csv")
     s.add_argument("--out", help="output file (default: RUN_ID.csv / RUN_ID.json in the working folder); "
@@ -367,13 +523,30 @@ def build_parser() -> argparse.ArgumentParser:
                    "leading '")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("delete", help="delete a stored run")
+    s = sub.add_parser("delete", help="delete a stored run, or a sweep with all its runs")
     s.add_argument("run_id")
     s.set_defaults(func=cmd_delete)
 
-    s = sub.add_parser("cancel", help="cancel a running run")
+    s = sub.add_parser("cancel", help="cancel a running run, or a sweep as a whole")
     s.add_argument("run_id")
     s.set_defaults(func=cmd_cancel)
+
+    s = sub.add_parser("sweep", help="train a sweep: one base config and axes (weights, strategies, sharing "
+                       "modes, seeds, any dotted key); prints the points and the Pareto front")
+    s.add_argument("--config", "-c", required=True, help="YAML or JSON sweep config (examples/sweep.yaml)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the sweep file, e.g. --set set.steps=200 --set axes.weights.simplex=4")
+    s.add_argument("--executor", choices=["local", "batched", "ray"],
+                   help="local: a pool of worker processes (default); batched: weight-only siblings as one "
+                   "stacked ensemble in this process; ray: each point a Ray task (pip install 'mtl-lab[cluster]')")
+    s.add_argument("--workers", type=int, help="points at once (default: one per core)")
+    s.add_argument("--background", action="store_true", help="start the sweep's driver in the background, print its id")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    s.set_defaults(func=cmd_sweep)
+
+    s = sub.add_parser("sweeps", help="table of stored sweeps")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_sweeps)
 
     launcher.add_parser(sub)
     return p

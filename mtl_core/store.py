@@ -263,11 +263,37 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """Version 3: sweeps (issue 14): a set of runs from one base config and axes."""
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE IF NOT EXISTS sweeps (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            config TEXT NOT NULL,
+            executor TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            -- the driver process that schedules the points (the CLI, or the background driver):
+            -- its runs waiting in `queued` stay queued while it lives (see mark_interrupted)
+            driver_pid INTEGER,
+            driver_pid_start INTEGER
+        );
+        -- A run of a sweep: its sweep and its point (JSON: index, label, axis values)
+        ALTER TABLE runs ADD COLUMN sweep_id TEXT;
+        ALTER TABLE runs ADD COLUMN sweep_point TEXT;
+        CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep_id)
+        """
+    )
+
+
 # MIGRATIONS[v] upgrades a store from version v-1 to v. A schema change is one new
 # function and one new entry here; never edit a migration that has shipped.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
     2: _migrate_to_2,
+    3: _migrate_to_3,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -721,17 +747,28 @@ class RunStore:
         Returns the ids.
         """
         candidates = self._read(
-            "SELECT id, pid, pid_start, step, cancel_requested, created_at FROM runs "
-            "WHERE status IN ('queued','running') AND (pid IS NOT NULL OR status='queued')"
+            "SELECT r.id, r.pid, r.pid_start, r.step, r.cancel_requested, r.created_at, "
+            "s.id, s.driver_pid, s.driver_pid_start FROM runs r LEFT JOIN sweeps s ON s.id = r.sweep_id "
+            "WHERE r.status IN ('queued','running') AND (r.pid IS NOT NULL OR r.status='queued')"
         )
         now_dt = datetime.now(timezone.utc)
         dead, never_started = [], []
-        for rid, pid, pid_start, step, cancel, created_at in candidates:
+        for rid, pid, pid_start, step, cancel, created_at, sweep, driver, driver_start in candidates:
             if pid is not None:
                 if not pid_alive(int(pid), pid_start):
                     dead.append((rid, pid, step, cancel))
+            elif sweep is not None and driver is not None:
+                # A sweep's point waits its turn as long as its driver lives.
+                if not pid_alive(int(driver), driver_start):
+                    never_started.append((rid, cancel, (
+                        f"its sweep {sweep}'s driver (pid {driver}) ended before starting it; run the "
+                        "remaining points again with a new sweep"
+                    )))
             elif _age_s(created_at, now_dt) > QUEUED_GRACE_S:
-                never_started.append((rid, cancel))
+                never_started.append((rid, cancel, (
+                    f"its training process never started: whatever queued it stopped within "
+                    f"{QUEUED_GRACE_S:.0f} s, before starting it; start the run again"
+                )))
         if not dead and not never_started:
             return []
         now = _now_iso()
@@ -757,11 +794,8 @@ class RunStore:
                 )
                 if cur.rowcount:
                     marked.append(rid)
-            for rid, cancel in never_started:
-                error = None if cancel else (
-                    f"its training process never started: whatever queued it stopped within "
-                    f"{QUEUED_GRACE_S:.0f} s, before starting it; start the run again"
-                )
+            for rid, cancel, why in never_started:
+                error = None if cancel else why
                 cur = conn.execute(
                     "UPDATE runs SET status=?, error=?, finished_at=? "
                     "WHERE id=? AND status='queued' AND pid IS NULL",
@@ -940,6 +974,170 @@ class RunStore:
         except (TypeError, ValueError) as exc:
             raise self._damaged(run_id, "an interference snapshot is not valid JSON", exc) from None
 
+    # ---- sweeps (issue 14) ---------------------------------------------------------------------
+    def create_sweep(
+        self, config: dict[str, Any], points: Sequence[tuple[dict[str, Any], dict[str, Any]]], *,
+        name: str | None = None, executor: str = "local",
+    ) -> str:
+        """Record a sweep and one `queued` run per point ((config, point meta) pairs) in one
+        transaction; return the sweep id, e.g. `sweep-20261124-235959-ab12cd`."""
+        if not points:
+            raise StoreError("a sweep needs at least one point; add values to its axes")
+        try:
+            from mtl_core import __version__ as code_version  # type: ignore[attr-defined]
+        except ImportError:
+            code_version = "0"
+        for _ in range(5):
+            sweep_id = f"sweep-{_new_run_id()}"
+            now = _now_iso()
+            try:
+                with self._transaction() as conn:
+                    conn.execute(
+                        "INSERT INTO sweeps(id, name, config, executor, created_at) VALUES(?, ?, ?, ?, ?)",
+                        (sweep_id, name, _dumps(config), executor, now),
+                    )
+                    for run_config, meta in points:
+                        run_name = run_config.get("name") if isinstance(run_config.get("name"), str) else None
+                        conn.execute(
+                            "INSERT INTO runs(id, name, config, status, created_at, code_version, sweep_id, "
+                            "sweep_point) VALUES(?, ?, ?, 'queued', ?, ?, ?, ?)",
+                            (f"{_new_run_id()}-{meta.get('index', 0)}", run_name, _dumps(run_config), now,
+                             str(code_version), sweep_id, _dumps(meta)),
+                        )
+                return sweep_id
+            except sqlite3.IntegrityError:
+                continue  # an id drawn twice: draw them all again
+        raise StoreError("could not draw free run ids for the sweep after 5 tries; try again")
+
+    def set_sweep_driver(self, sweep_id: str, pid: int, *, pid_start: int | None = None) -> None:
+        """Record the process that schedules the sweep's points (its queued runs wait while it lives)."""
+        if pid_start is None:
+            pid_start = process_start_time(pid)
+        with self._transaction() as conn:
+            self._require_sweep(conn, sweep_id)
+            conn.execute("UPDATE sweeps SET driver_pid=?, driver_pid_start=? WHERE id=?", (pid, pid_start, sweep_id))
+
+    def _require_sweep(self, conn: sqlite3.Connection, sweep_id: str) -> None:
+        if conn.execute("SELECT 1 FROM sweeps WHERE id=?", (sweep_id,)).fetchone() is None:
+            raise StoreError(f"no sweep {sweep_id!r}; `mtl-lab sweeps` lists the stored sweeps")
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """The sweep's row: id, name, config (dict), executor, created_at, cancel_requested,
+        driver_pid, driver_alive, counts ({status: runs}), points, and its derived status
+        (`sweep_status`)."""
+        row = self._read(
+            "SELECT id, name, config, executor, created_at, cancel_requested, driver_pid, driver_pid_start "
+            "FROM sweeps WHERE id=?", (sweep_id,),
+        )
+        if not row:
+            raise StoreError(f"no sweep {sweep_id!r}; `mtl-lab sweeps` lists the stored sweeps")
+        sid, name, config, executor, created_at, cancel, driver, driver_start = row[0]
+        try:
+            config = json.loads(config)
+        except (TypeError, ValueError):
+            config = {}
+        counts = dict(self._read("SELECT status, COUNT(*) FROM runs WHERE sweep_id=? GROUP BY status", (sweep_id,)))
+        return {
+            "id": sid, "name": name, "config": config, "executor": executor, "created_at": created_at,
+            "cancel_requested": bool(cancel), "driver_pid": driver,
+            "driver_alive": driver is not None and pid_alive(int(driver), driver_start),
+            "counts": counts, "points": sum(counts.values()),
+            "status": sweep_status(counts, cancel_requested=bool(cancel)),
+        }
+
+    def sweeps(self) -> pd.DataFrame:
+        """One row per sweep, newest first: id, name, executor, created_at, status, points and
+        the number of its runs in each status."""
+        rows = self._read("SELECT id, name, executor, created_at, cancel_requested FROM sweeps "
+                          "ORDER BY created_at DESC, rowid DESC")
+        counts: dict[str, dict[str, int]] = {}
+        for sid, status, n in self._read(
+            "SELECT sweep_id, status, COUNT(*) FROM runs WHERE sweep_id IS NOT NULL GROUP BY sweep_id, status"
+        ):
+            counts.setdefault(sid, {})[status] = n
+        out = []
+        for sid, name, executor, created_at, cancel in rows:
+            c = counts.get(sid, {})
+            out.append({"id": sid, "name": name, "executor": executor, "created_at": created_at,
+                        "status": sweep_status(c, cancel_requested=bool(cancel)), "points": sum(c.values()),
+                        **{s: int(c.get(s, 0)) for s in STATUSES}})
+        df = pd.DataFrame(out, columns=["id", "name", "executor", "created_at", "status", "points", *STATUSES])
+        df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601", errors="coerce")
+        return df
+
+    def sweep_runs(self, sweep_id: str) -> pd.DataFrame:
+        """The sweep's runs in point order: id, status, error, config (dict), point (dict:
+        index, label, values), phase, step, total_steps, pid, started_at, finished_at."""
+        if not self._read("SELECT 1 FROM sweeps WHERE id=?", (sweep_id,)):
+            raise StoreError(f"no sweep {sweep_id!r}; `mtl-lab sweeps` lists the stored sweeps")
+        rows = self._read(
+            "SELECT id, status, error, config, sweep_point, phase, step, total_steps, pid, started_at, finished_at "
+            "FROM runs WHERE sweep_id=? ORDER BY rowid", (sweep_id,),
+        )
+
+        def parsed(text: Any) -> dict[str, Any]:
+            try:
+                value = json.loads(text)
+            except (TypeError, ValueError):
+                return {}
+            return value if isinstance(value, dict) else {}
+
+        columns = ["id", "status", "error", "config", "point", "phase", "step", "total_steps", "pid",
+                   "started_at", "finished_at"]
+        return pd.DataFrame([(r[0], r[1], r[2], parsed(r[3]), parsed(r[4]), *r[5:]) for r in rows], columns=columns)
+
+    def request_cancel_sweep(self, sweep_id: str) -> list[str]:
+        """Ask the sweep to stop: its driver launches nothing more, and each of its queued or
+        running runs is asked to stop (as `request_cancel`). Returns those runs' ids."""
+        with self._transaction() as conn:
+            self._require_sweep(conn, sweep_id)
+            conn.execute("UPDATE sweeps SET cancel_requested=1 WHERE id=?", (sweep_id,))
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM runs WHERE sweep_id=? AND status IN ('queued','running')", (sweep_id,)
+            ).fetchall()]
+            conn.execute("UPDATE runs SET cancel_requested=1 WHERE sweep_id=? AND status IN ('queued','running')",
+                         (sweep_id,))
+        return ids
+
+    def interrupt_run(self, run_id: str, error: str) -> bool:
+        """Record that a queued or running run lost its process without an end of its own (a
+        sweep's driver saw its Ray worker die); False if the run had already ended."""
+        with self._transaction() as conn:
+            self._require(conn, run_id)
+            cur = conn.execute(
+                "UPDATE runs SET status='interrupted', error=?, finished_at=? "
+                "WHERE id=? AND status IN ('queued','running')", (error, _now_iso(), run_id),
+            )
+            return bool(cur.rowcount)
+
+    def sweep_cancel_requested(self, sweep_id: str) -> bool:
+        row = self._read("SELECT cancel_requested FROM sweeps WHERE id=?", (sweep_id,))
+        return bool(row and row[0][0])
+
+    def delete_sweep(self, sweep_id: str) -> int:
+        """Delete a sweep and all its runs; refused while one of them is active (cancel the
+        sweep first). Returns the number of runs deleted. Cached baselines are kept."""
+        self.mark_interrupted()
+        with self._transaction() as conn:
+            self._require_sweep(conn, sweep_id)
+            active = conn.execute(
+                "SELECT id, status, pid, pid_start FROM runs WHERE sweep_id=? AND status IN ('queued','running')",
+                (sweep_id,),
+            ).fetchall()
+            if active:
+                raise StoreError(
+                    f"sweep {sweep_id!r} still has {len(active)} queued or running run(s) (e.g. {active[0][0]}); "
+                    f"cancel it first (`mtl-lab cancel {sweep_id}`), then delete it"
+                )
+            ids = [r[0] for r in conn.execute("SELECT id FROM runs WHERE sweep_id=?", (sweep_id,)).fetchall()]
+            for table, column in (("metrics", "run_id"), ("interference", "run_id"), ("results", "run_id")):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM runs WHERE sweep_id=?)", (sweep_id,)
+                )
+            conn.execute("DELETE FROM runs WHERE sweep_id=?", (sweep_id,))
+            conn.execute("DELETE FROM sweeps WHERE id=?", (sweep_id,))
+        return len(ids)
+
     # ---- results and baselines ---------------------------------------------------------------
     def save_result(self, run_id: str, result: dict[str, Any]) -> None:
         """Store (or replace) the run's result dict."""
@@ -1009,6 +1207,21 @@ def _delta_m_of(result: dict[str, Any]) -> float | None:
         return float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def sweep_status(counts: dict[str, int], *, cancel_requested: bool = False) -> str:
+    """A sweep's status, derived from its runs' (`counts`: status -> number of runs):
+    running while any run is queued or running; then cancelled if a cancel was asked;
+    finished when every run finished, partial when some did, failed when none did."""
+    total = sum(counts.values())
+    if any(counts.get(s, 0) for s in ACTIVE_STATUSES):
+        return "running"
+    if cancel_requested:
+        return "cancelled"
+    done = counts.get("finished", 0)
+    if total and done == total:
+        return "finished"
+    return "partial" if done else "failed"
 
 
 def _check_status(status: str) -> None:

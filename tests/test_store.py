@@ -287,8 +287,8 @@ def test_cancel_request_is_recorded(store):
 
 # ---- schema versions -------------------------------------------------------------------------
 def test_schema_version_is_recorded(store):
-    assert store.schema_version() == store_module.SCHEMA_VERSION == 2
-    assert store._read("SELECT value FROM meta WHERE key='schema_version'") == [("2",)]
+    assert store.schema_version() == store_module.SCHEMA_VERSION == 3
+    assert store._read("SELECT value FROM meta WHERE key='schema_version'") == [("3",)]
 
 
 def test_version_1_store_gains_the_process_start_time_column(home):
@@ -300,7 +300,7 @@ def test_version_1_store_gains_the_process_start_time_column(home):
         conn.execute("INSERT INTO meta VALUES('schema_version', '1')")
         conn.execute("INSERT INTO runs(id, config, status, created_at) VALUES('old', '{}', 'finished', 'x')")
     with RunStore(path) as s:
-        assert s.schema_version() == 2
+        assert s.schema_version() == store_module.SCHEMA_VERSION
         assert s.get_run("old")["pid_start"] is None
         assert s._read("SELECT length(pad) FROM reserve") == [(store_module.RESERVE_BYTES,)]
 
@@ -439,6 +439,7 @@ store.close()
 """
 
 
+@pytest.mark.slow
 def test_two_writer_processes_and_a_polling_reader(store):
     runs = {tag: store.create_run(CONFIG) for tag in ("p", "q")}
     env = {**os.environ, "PYTHONPATH": str(REPO)}
