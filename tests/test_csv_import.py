@@ -242,15 +242,6 @@ def test_same_seed_same_dataset_other_seed_other_split(tmp_path):
     assert not torch.equal(a.train.y["rid"], c.train.y["rid"])
 
 
-def test_split_is_stratified_by_the_first_classification_target(tmp_path):
-    rows = [[i, "rare" if i % 5 == 0 else "common", i] for i in range(60)]
-    ds = from_csv(write(tmp_path, table(["x", "label", "rid"], rows)), targets=["rid", "label"])
-    assert ds.info["stratified_by"] == "label"
-    rare = ds.tasks["label"].class_names.index("rare")
-    share = {s: float((getattr(ds, s).y["label"] == rare).float().mean()) for s in ("train", "val", "test")}
-    assert all(abs(v - 0.2) < 0.05 for v in share.values()), share
-
-
 def test_info_records_provenance(tmp_path):
     path = tabular_csv(tmp_path)
     ds = from_csv(path, targets=["species"], seed=7, val_fraction=0.25, test_fraction=0.125)
@@ -379,18 +370,19 @@ def test_infinite_regression_values_name_the_rows(tmp_path):
         from_csv(write(tmp_path, table(["x", "y"], rows)), targets={"y": "regression"})
 
 
-def test_single_example_class_falls_back_to_an_unstratified_split(tmp_path):
+def test_single_example_class_splits_without_a_warning(tmp_path):
+    # The split is never stratified (tests/test_splits.py), so a rare class needs no fallback.
     rows = [[i, "c" if i == 5 else "ab"[i % 2]] for i in range(30)]
     ds = from_csv(write(tmp_path, table(["x", "label"], rows)), targets=["label"])
-    assert ds.info["stratified_by"] is None
-    assert any("not stratified by 'label'" in w and "'c' has 1 row" in w for w in ds.info["warnings"])
+    assert ds.info["split"] == {"method": "random"}
+    assert not any("stratified" in w for w in ds.info["warnings"])
     assert sorted(ds.tasks["label"].class_names) == ["a", "b", "c"]
 
 
 def test_a_class_missing_from_the_training_split_is_fine(tmp_path):
     rows = [[i, "c" if i == 5 else "ab"[i % 2]] for i in range(30)]
     path = write(tmp_path, table(["x", "label"], rows))
-    # The single 'c' makes the split unstratified: find a seed that leaves row 5 out of training.
+    # The split is unstratified: find a seed that leaves row 5 out of training.
     seed = next(s for s in range(50) if 5 not in split_indices(30, seed=s)[0])
     ds = from_csv(path, targets=["label"], seed=seed)
     c = ds.tasks["label"].class_names.index("c")
@@ -468,7 +460,7 @@ def test_too_few_rows_for_three_splits(tmp_path):
 
 def test_labels_that_all_miss_the_training_split(tmp_path):
     labels = np.arange(40) % 2
-    _, val, test = split_indices(40, seed=0, stratify=labels)  # the importer's own split
+    _, val, test = split_indices(40, seed=0)  # the importer's own split
     held_out = sorted(np.concatenate([val, test])[:3].tolist())
     rows = [[i, "ab"[labels[i]], i if i in held_out else None] for i in range(40)]
     path = write(tmp_path, table(["x", "label", "score"], rows))

@@ -7,7 +7,7 @@ import pytest
 
 from mtl_core.tasks.base import PAD_ID, UNK_ID
 from mtl_core.tasks.csv_import import from_csv
-from mtl_core.tasks.text import MAX_TOKENS, PAD_TOKEN, UNK_TOKEN, build_vocabulary, token_ids, tokenise
+from mtl_core.tasks.text import PAD_TOKEN, UNK_TOKEN, build_vocabulary, default_max_len, token_ids, tokenise
 
 
 def test_tokenise_splits_at_runs_of_whitespace_and_keeps_case_and_punctuation():
@@ -48,6 +48,7 @@ def test_the_csv_text_column_goes_through_the_shared_pipeline(tmp_path):
     assert ds.vocab[:2] == [PAD_TOKEN, UNK_TOKEN] and len(ds.train) == train_rows
     # Re-derive the training sentences from the ids, then rebuild vocabulary and ids.
     sentences = [[ds.vocab[i] for i in row if i != PAD_ID] for row in ds.train.x.tolist()]
-    assert build_vocabulary(sentences) == ds.vocab
-    assert ds.info["max_len"] == min(MAX_TOKENS, max(len(s) for s in sentences)) == ds.train.x.shape[1]
+    # CSV defaults: min_freq 2, padded length from the training lengths (tasks.text).
+    assert build_vocabulary(sentences, min_freq=2) == ds.vocab
+    assert ds.info["max_len"] == default_max_len([len(s) for s in sentences]) == ds.train.x.shape[1]
     assert np.array_equal(token_ids(sentences, ds.vocab, ds.info["max_len"]), ds.train.x.numpy())

@@ -12,8 +12,11 @@ between layers (hierarchical, cross-stitch, MTAN) and the expert modes build on 
 - tokens, text_encoder="cnn": one width-3 Conv1d-ReLU per width, as `TokenEncoder`;
 - tokens, text_encoder="transformer": one pre-norm transformer layer per entry of
   `hidden`, all of width hidden[-1], as `TokenEncoder`.
-For tokens, dropout (model.dropout) is applied between layers, not after the last one,
-as `nn.GRU` does.
+For tokens, dropout (model.dropout) is applied on the word embeddings and between
+layers, not after the last one, as `nn.GRU` does; word dropout (the dataset's
+`info["word_dropout"]`) in training mode; and padding is ignored (packed GRU, padding
+zeroed before each convolution, padding keys masked, h = 0 at padding): all as
+`encoders.TokenEncoder`, so a layer-wise mode and its single-task baselines see the same.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 from torch import nn
 
 from mtl_core.errors import ConfigError
+from mtl_core.models.encoders import word_dropout
 from mtl_core.models.heads import masked_mean
 from mtl_core.spec import ModelSpec
 from mtl_core.tasks.base import PAD_ID, MTLDataset
@@ -53,7 +57,14 @@ class BiGRULayer(nn.Module):
         self.out_dim = 2 * half
 
     def forward(self, h: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
-        return self.drop(self.rnn(h)[0])
+        if pad is None:
+            return self.drop(self.rnn(h)[0])
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        lengths = (~pad).sum(dim=1).clamp(min=1).cpu()  # an all-padding row: length 1, zeroed below
+        packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
+        z, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=h.shape[1])
+        return self.drop(z).masked_fill(pad.unsqueeze(-1), 0.0)
 
 
 class ConvLayer(nn.Module):
@@ -66,7 +77,10 @@ class ConvLayer(nn.Module):
         self.out_dim = width
 
     def forward(self, h: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
-        return self.drop(torch.relu(self.conv(h.transpose(1, 2))).transpose(1, 2))
+        if pad is not None:  # padding reads as the convolution's zero border
+            h = h.masked_fill(pad.unsqueeze(-1), 0.0)
+        z = self.drop(torch.relu(self.conv(h.transpose(1, 2))).transpose(1, 2))
+        return z if pad is None else z.masked_fill(pad.unsqueeze(-1), 0.0)
 
 
 class TransformerLayer(nn.Module):
@@ -81,8 +95,9 @@ class TransformerLayer(nn.Module):
         self.out_dim = width
 
     def forward(self, h: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
-        # All-padding rows give NaN attention; the heads mask those positions anyway.
-        return torch.nan_to_num(self.layer(h, src_key_padding_mask=pad))
+        # All-padding rows give NaN attention; zeroed with every padding position.
+        z = torch.nan_to_num(self.layer(h, src_key_padding_mask=pad))
+        return z if pad is None else z.masked_fill(pad.unsqueeze(-1), 0.0)
 
 
 class Stem(nn.Module):
@@ -102,6 +117,8 @@ class Stem(nn.Module):
             self.out_dim = dataset.input_dim
             return
         self.embed = nn.Embedding(dataset.vocab_size, spec.embed_dim, padding_idx=PAD_ID)
+        self.drop = nn.Dropout(spec.dropout) if spec.dropout else nn.Identity()
+        self.word_dropout = float(dataset.info.get("word_dropout", 0.0))
         self.out_dim = spec.embed_dim
         if self.kind == "transformer":
             h = spec.hidden[-1]
@@ -112,7 +129,9 @@ class Stem(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.token_input:
             return x
-        e = self.embed(x)
+        if self.training:
+            x = word_dropout(x, self.word_dropout)
+        e = self.drop(self.embed(x))
         if self.kind == "transformer":
             e = self.inp(e) + self.pos[:, : x.shape[1]]
         return e

@@ -7,8 +7,11 @@ One row is one example; each target column is one task. What the importer does:
   columns one-hot encoded, both fitted on the *training* rows only so that no statistic
   of the validation or test rows leaks into the inputs; a missing numeric cell is
   imputed with the training median. Or one free-text column (`text_column`):
-  whitespace-tokenised, a vocabulary built from the training rows (`<pad>` = 0,
-  `<unk>` = 1), padded to the longest training sentence (at most `MAX_TOKENS`).
+  whitespace-tokenised (optionally lower-cased), a vocabulary of the training rows' words
+  seen at least `min_freq` (2) times (`<pad>` = 0, `<unk>` = 1, so `<unk>` is trained),
+  optional word dropout to `<unk>` in training (`word_dropout`, off), padded to `max_len`
+  words (default: the 99th percentile of the training lengths, at most `MAX_TOKENS`);
+  rows cut are counted per split in `info["truncation"]` and warned about.
 - **Targets.** Each task is classification, regression or tagging. Given as a list, a
   column's kind is inferred: text labels, or integer labels with at most `max_classes`
   distinct values, make a classification task; other numbers a regression task; a
@@ -27,10 +30,11 @@ One row is one example; each target column is one task. What the importer does:
   (mean, std)` and every metric is reported in the column's own units
   (`metrics.task_metrics`). `standardise_targets=False` keeps the raw units. A column
   constant on the training rows is centred only (std 1) and a warning says so.
-- **Splits.** `split_indices` with the seed, stratified by the first classification
-  target; when a class is too rare to stratify (e.g. one example) the split falls back
-  to an unstratified one and says so in `info["warnings"]`. A file too small for three
-  non-empty splits is refused, saying which split would be empty.
+- **Splits.** The file's own (`split_column`: train / validation / test, see
+  `split.SPLIT_NAMES`), or `split_indices` with the seed, not stratified, so that the
+  same file and seed give the same rows whichever targets are chosen (`split`'s
+  docstring says what that costs). A file too small for three non-empty random splits
+  is refused, saying which split would be empty.
 
 The file is UTF-8 (a byte-order mark is fine), comma-separated, with double-quoted fields
 where a cell holds a comma, a quote or a line break; files over `DEFAULT_MAX_BYTES`

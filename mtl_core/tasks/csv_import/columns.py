@@ -31,6 +31,7 @@ class ColumnPlan:
     targets: dict[str, str | None]  # column -> declared kind (None: infer)
     inputs: list[str]
     text_column: str | None
+    split_column: str | None = None  # the file's own train / validation / test assignment
 
 
 def check_settings(
@@ -74,6 +75,7 @@ def plan_columns(
     targets: Sequence[str] | Mapping[str, str] | None,
     inputs: Sequence[str] | None,
     text_column: str | None,
+    split_column: str | None = None,
 ) -> ColumnPlan:
     """Which column plays which part; the same rules for the header-only task listing."""
     if not targets:
@@ -118,6 +120,19 @@ def plan_columns(
                 "inputs and text_column: give one of them; a text dataset's only input is its "
                 "text column"
             )
+    if split_column is not None:
+        if split_column not in header:
+            raise _unknown_column(file, header, "split", split_column)
+        role = (
+            "a target" if split_column in declared else "the text column" if split_column == text_column
+            else "an input" if inputs is not None and split_column in inputs else None
+        )
+        if role:
+            raise DataError(
+                f"CSV file '{file}': column '{split_column}' is both the split column and {role}; "
+                "the split column only says which rows train, validate and test: choose another "
+                "split_column or remove it from the other role"
+            )
     for name, kind in declared.items():
         if kind == "tagging" and text_column is None:
             raise DataError(
@@ -144,7 +159,7 @@ def plan_columns(
                 )
         chosen = list(inputs)
     elif text_column is None:
-        chosen = [c for c in header if c not in declared]
+        chosen = [c for c in header if c not in declared and c != split_column]
         if not chosen:
             raise DataError(
                 f"CSV file '{file}' has no input column: every column ({', '.join(header)}) is "
@@ -152,7 +167,7 @@ def plan_columns(
             )
     else:
         chosen = []
-    return ColumnPlan(declared, chosen, text_column)
+    return ColumnPlan(declared, chosen, text_column, split_column)
 
 
 def task_name_problem(name: str) -> str | None:

@@ -4,8 +4,9 @@ the validation or test rows leaks into them.
 Tabular columns: numeric ones standardised (a missing cell imputed with the training
 median), categorical (non-numeric) ones one-hot encoded, with scikit-learn's
 `ColumnTransformer`. Or one free-text column: words -> ids over the training rows'
-vocabulary (`mtl_core.tasks.text`), padded to the longest training sentence (at most
-`MAX_TOKENS`).
+vocabulary (`mtl_core.tasks.text`, words seen fewer than `min_freq` times read as
+`<unk>`), padded to `max_len` words (default: the 99th percentile of the training
+lengths, at most `MAX_TOKENS`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 
 from mtl_core.errors import DataError
 from mtl_core.tasks.csv_import.reader import FLOAT32_MAX, offending_lines
-from mtl_core.tasks.text import MAX_TOKENS, build_vocabulary, token_ids
+from mtl_core.tasks.text import build_vocabulary, default_max_len, token_ids
 
 _MISSING_CATEGORY = "<missing>"  # a missing categorical input is a category of its own
 _MANY_CATEGORIES = 50  # a categorical input wider than this is probably an identifier
@@ -112,15 +113,17 @@ def vector_inputs(
 
 
 def token_inputs(
-    tokens: list[list[str]], train: np.ndarray, text_column: str, file: Path
+    tokens: list[list[str]], train: np.ndarray, text_column: str, file: Path, *,
+    min_freq: int = 2, max_len: int | None = None,
 ) -> tuple[np.ndarray, list[str], int]:
-    """Word ids over a vocabulary of the training rows, padded to the longest training row."""
-    longest = max((len(tokens[i]) for i in train), default=0)
-    if longest == 0:
+    """Word ids over a vocabulary of the training rows' words seen at least `min_freq`
+    times, padded (and cut) to `max_len` words; None: `default_max_len` of the training rows."""
+    lengths = [len(tokens[i]) for i in train]
+    if max(lengths, default=0) == 0:
         raise DataError(
             f"CSV file '{file}': text column '{text_column}' has no words on any training row; "
             "fill the text column"
         )
-    vocab = build_vocabulary(tokens[i] for i in train)
-    max_len = min(longest, MAX_TOKENS)
-    return token_ids(tokens, vocab, max_len), vocab, max_len
+    vocab = build_vocabulary((tokens[i] for i in train), min_freq=min_freq)
+    seq_len = default_max_len(lengths) if max_len is None else max_len
+    return token_ids(tokens, vocab, seq_len), vocab, seq_len

@@ -1,23 +1,40 @@
 """The train / validation / test split of a CSV dataset's rows.
 
-`split_indices` (scikit-learn's `train_test_split`, twice) with the seed, stratified by the
-first classification target; when a class is too rare to stratify (e.g. one example) the
-split falls back to an unstratified one and says so in `info["warnings"]`. A file too
-small for three non-empty splits is refused before anything is encoded: scikit-learn
-decides (its rounding is the split's own) and its refusal is translated into a
-`DataError` that says which split would be empty and how many rows are needed.
+Either the file's own assignment (`split_column`: a column whose cells say train /
+validation / test, see `SPLIT_NAMES`), or a random one: `split_indices` (scikit-learn's
+`train_test_split`, twice) with the seed, *not stratified*. The random split depends on
+the number of rows, the seed and the fractions alone, so the same file and seed give the
+same test rows whichever targets are chosen: comparing two target sets, or a model
+trained on one with one trained on another, compares them on the same rows. Stratifying
+by a target made the split follow the target list. What that costs: class shares vary
+between splits by sampling noise (e.g. a 10 % class of 200 rows puts 3 ± 1.5 rows in a
+15 % test split, not exactly 3), and a rare class may be absent from validation or test;
+with few rows, use `split_column` to fix the split by hand.
+
+A file too small for three non-empty random splits is refused before anything is
+encoded: scikit-learn decides (its rounding is the split's own) and its refusal is
+translated into a `DataError` that says which split would be empty and how many rows
+are needed.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from mtl_core.errors import DataError
-from mtl_core.tasks.base import IGNORE_INDEX, TaskSpec, split_indices
+from mtl_core.tasks.base import split_indices
+from mtl_core.tasks.csv_import.reader import offending_lines
+
+# Cell values of a split column (compared lower-cased, surrounding spaces ignored).
+SPLIT_NAMES: dict[str, str] = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val", "development": "val",
+    "test": "test", "testing": "test",
+}
 
 _MOST_ROWS_TRIED = 1_000_000  # beyond this the fewest rows that split are not searched for
 
@@ -71,23 +88,40 @@ def check_split_sizes(n: int, *, val_fraction: float, test_fraction: float, file
     )
 
 
-def split_rows(
-    n: int, y: dict[str, np.ndarray], specs: dict[str, TaskSpec], *, seed: int,
-    val_fraction: float, test_fraction: float, warnings: list[str],
-) -> tuple[dict[str, np.ndarray], str | None]:
-    """Train/val/test rows, stratified by the first classification target when its classes allow."""
-    stratify_by = next((t for t, s in specs.items() if s.kind == "classification"), None)
-    fractions = {"val_fraction": val_fraction, "test_fraction": test_fraction}
-    try:
-        stratum = y[stratify_by] if stratify_by else None
-        train, val, test = split_indices(n, seed=seed, stratify=stratum, **fractions)
-    except ValueError as exc:  # a class too rare to appear in every split (sizes are checked)
-        label, count = Counter(y[stratify_by].tolist()).most_common()[-1]
-        rare = "'no label'" if label == IGNORE_INDEX else repr(specs[stratify_by].class_names[label])
-        warnings.append(
-            f"split not stratified by '{stratify_by}': its rarest class {rare} has {count} "
-            f"row(s), too few to put some in every split ({exc})"
+def random_split(n: int, *, seed: int, val_fraction: float, test_fraction: float) -> dict[str, np.ndarray]:
+    """Train/val/test rows from the row count, seed and fractions alone (see the module
+    docstring for why it is not stratified)."""
+    train, val, test = split_indices(n, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    return {"train": train, "val": val, "test": test}
+
+
+def column_split(cells: pd.Series, lines: np.ndarray, *, column: str, file: Path) -> dict[str, np.ndarray]:
+    """Train/val/test rows as the file's `column` assigns them (values in `SPLIT_NAMES`,
+    any case). An empty or unknown cell, or a split left without rows, is refused."""
+    present = cells.notna().to_numpy()
+    if not present.all():
+        raise DataError(
+            f"CSV file '{file}': split column '{column}' is empty on "
+            f"{offending_lines(lines[~present])}; give every row train, validation or test"
         )
-        stratify_by = None
-        train, val, test = split_indices(n, seed=seed, **fractions)
-    return {"train": train, "val": val, "test": test}, stratify_by
+    values = cells.astype(str).str.strip().str.lower().to_numpy()
+    known = np.array([v in SPLIT_NAMES for v in values])
+    if not known.all():
+        bad = sorted(set(cells.astype(str).to_numpy()[~known].tolist()))
+        raise DataError(
+            f"CSV file '{file}': split column '{column}' has unknown value(s) "
+            f"{', '.join(repr(b) for b in bad[:5])}{' ...' if len(bad) > 5 else ''} on "
+            f"{offending_lines(lines[~known], cells[~known].tolist())}; use train, validation "
+            "(or val, dev) or test, in any case"
+        )
+    assigned = np.array([SPLIT_NAMES[v] for v in values])
+    splits = {s: np.flatnonzero(assigned == s) for s in ("train", "val", "test")}
+    empty = [s for s, rows in splits.items() if len(rows) == 0]
+    if empty:
+        names = {"train": "train", "val": "validation", "test": "test"}
+        raise DataError(
+            f"CSV file '{file}': split column '{column}' puts no row in the "
+            f"{' and '.join(names[s] for s in empty)} split; mark some rows "
+            f"{' / '.join(names[s] for s in empty)} (or leave split_column out for a random split)"
+        )
+    return splits

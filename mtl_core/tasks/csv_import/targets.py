@@ -104,9 +104,10 @@ def _encode_tagging(
 
 def encode_targets(
     kinds: dict[str, str], declared: dict[str, str | None], frame: pd.DataFrame, lines: np.ndarray,
-    text_counts: np.ndarray | None, file: Path,
+    text_counts: np.ndarray | None, file: Path, *, max_tokens: int = MAX_TOKENS,
 ) -> tuple[dict[str, np.ndarray], dict[str, TaskSpec]]:
-    """Targets as the engine wants them (classes from the whole file) and their specs."""
+    """Targets as the engine wants them (classes from the whole file) and their specs;
+    tagging targets hold `max_tokens` positions (the importer cuts them to the padded length)."""
     y: dict[str, np.ndarray] = {}
     specs: dict[str, TaskSpec] = {}
     for name, kind in kinds.items():
@@ -122,7 +123,7 @@ def encode_targets(
             specs[name] = TaskSpec(name, "regression", description=f"column '{name}' of {file.name} ({how})")
         else:
             assert text_counts is not None  # plan_columns requires a text column for tagging
-            y[name], tags = _encode_tagging(name, frame[name], lines, text_counts, MAX_TOKENS, file)
+            y[name], tags = _encode_tagging(name, frame[name], lines, text_counts, max_tokens, file)
             specs[name] = TaskSpec(
                 name, "tagging", num_classes=len(tags), class_names=tuple(tags),
                 description=f"column '{name}' of {file.name}: {len(tags)} tags, one per word ({how})",
