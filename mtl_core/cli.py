@@ -175,26 +175,73 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _seeds(result: dict[str, Any]) -> list[Any]:
+    """The seeds a result averages over: its `seeds` list, else as many as its rows say."""
+    seeds = result.get("seeds")
+    if isinstance(seeds, list) and seeds:
+        return seeds
+    n = max((int(r.get("n_seeds") or 1) for r in result.get("tasks") or [] if isinstance(r, dict)), default=1)
+    first = result.get("seed") if isinstance(result.get("seed"), int) else 0
+    return [first + k for k in range(n)]
+
+
+def _pm(mean: Any, std: Any) -> str:
+    """"mean ± std" over seeds ("mean" alone where the std is missing)."""
+    if std is None or (isinstance(std, float) and math.isnan(std)) or _fmt(mean) == "—":
+        return _fmt(mean)
+    return f"{_fmt(mean)} ± {std:.2g}"
+
+
+def _span(low: Any, high: Any, fmt: str = "+.3g", unit: str = "") -> str:
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high)):
+        return "—"
+    return f"{low:{fmt}}{unit} to {high:{fmt}}{unit}"
+
+
 def format_result(result: dict[str, Any]) -> str:
-    """The single-task vs multi-task table, Δm and the gradient cosine, as text."""
+    """The single-task vs multi-task table, Δm and the gradient cosine, as text.
+
+    Over several seeds (`n_seeds` > 1) each model's metric is its mean ± standard deviation
+    over the seeds, and each task and Δm carry the stored 95 % interval of the gain and its
+    verdict (helped / hurt / no clear difference, decided by `metrics.transfer_verdict` and
+    `significance.combine` when the run finished; shown here, never recomputed). One seed:
+    the plain table, as before."""
     import pandas as pd
 
-    rows = [
-        {
-            "task": r["name"],
-            "metric": r["metric"] + (" ↑" if r["higher_is_better"] else " ↓"),
-            "single-task": _fmt(r["stl"]),
-            "multi-task": _fmt(r["mtl"]),
-            "Δ %": _fmt(r["delta_pct"]),
-        }
-        for r in result["tasks"]
-    ]
+    seeds = _seeds(result)
+    multi = len(seeds) > 1
+    rows = []
+    for r in result["tasks"]:
+        row = {"task": r["name"], "metric": r["metric"] + (" ↑" if r["higher_is_better"] else " ↓")}
+        if multi:
+            row.update({
+                "single-task": _pm(r["stl"], r.get("stl_std")),
+                "multi-task": _pm(r["mtl"], r.get("mtl_std")),
+                "Δ %": _fmt(r["delta_pct"]),
+                "gain, 95 % interval": _span(r.get("low"), r.get("high")),
+                "verdict": r.get("verdict") or "—",
+            })
+        else:
+            row.update({"single-task": _fmt(r["stl"]), "multi-task": _fmt(r["mtl"]), "Δ %": _fmt(r["delta_pct"])})
+        rows.append(row)
     lines = [pd.DataFrame(rows).to_string(index=False), ""]
     dm = result.get("delta_m")
-    lines.append(
-        f"Δm = {_fmt(dm)} %  (mean signed change vs single-task; > 0: multi-task helps)"
-        if dm is not None else "Δm: no baselines"
-    )
+    if dm is None:
+        lines.append("Δm: no baselines")
+    elif multi:
+        dmi = result.get("delta_m_interval") or {}
+        span = _span(dmi.get("low"), dmi.get("high"), "+.2f", " %")
+        judged = "" if span == "—" else f"95 % interval {span}; "
+        lines.append(f"Δm = {_fmt(dm)} %  ({judged}verdict: {result.get('delta_m_verdict') or '—'}; "
+                     "mean signed change vs single-task; > 0: multi-task helps)")
+    else:
+        lines.append(f"Δm = {_fmt(dm)} %  (mean signed change vs single-task; > 0: multi-task helps)")
+    if multi:
+        lines += [
+            f"seeds: {', '.join(str(s) for s in seeds)} ({len(seeds)} seeds; ± is the standard deviation over seeds)",
+            "gain: multi-task − single-task in the metric's units, signed so that > 0 means multi-task is better;",
+            "verdict: helped / hurt only when the 95 % interval excludes 0, else no clear difference",
+        ]
     inter = result.get("interference") or {}
     if inter.get("grad_cosine"):
         cos = pd.DataFrame(inter["grad_cosine"], index=inter["tasks"], columns=inter["tasks"])

@@ -15,6 +15,7 @@ import logging
 import math
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 import mtl_core
@@ -195,6 +196,9 @@ def _aggregate_seeds(result: dict[str, Any], runs: list) -> dict[str, Any]:
             **row,
             "stl": v.get("stl_mean"), "mtl": v.get("mtl_mean", sum(mtl) / len(mtl)),
             "delta_pct": v.get("delta_pct"), **v,
+            **_all_metrics(
+                "stl", [b[t]["test"] for _, _, b, _ in runs if t in b], row.get("stl_all"), len(runs)),
+            **_all_metrics("mtl", [m.test[t] for _, m, _, _ in runs], row.get("mtl_all"), len(runs)),
         })
     result["tasks"] = rows
     result["delta_m"] = delta_m(rows)
@@ -208,6 +212,25 @@ def _aggregate_seeds(result: dict[str, Any], runs: list) -> dict[str, Any]:
         }
         result["delta_m_verdict"] = dm["verdict"]
     return result
+
+
+def _all_metrics(prefix: str, per_seed: list[dict[str, float]], first: dict[str, float] | None,
+                 n_runs: int) -> dict[str, Any]:
+    """Every test metric of one model of one task over the seeds: `{prefix}_all` the mean
+    over seeds of each metric, `{prefix}_all_seeds` each metric's values in seed order (so
+    the JSON keeps every seed's numbers). One seed, or a model some seed lacks: seed 0's
+    metrics as before, no per-seed lists — a one-seed result reads as it always did. A
+    metric that is not a number (none today) keeps seed 0's value."""
+    if n_runs < 2 or len(per_seed) != n_runs:
+        return {f"{prefix}_all": first or {}}
+    def number(v: Any) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    names = [k for k in per_seed[0] if all(k in metrics and number(metrics[k]) for metrics in per_seed)]
+    seeds = {k: [float("nan") if metrics[k] is None else float(metrics[k]) for metrics in per_seed]
+             for k in names}
+    means = {k: (float(np.mean(seeds[k])) if k in seeds else v) for k, v in per_seed[0].items()}
+    return {f"{prefix}_all": means, f"{prefix}_all_seeds": seeds}
 
 
 def _task_interval(dataset: MTLDataset, task: str, mtl: TrainResult, baseline: dict[str, Any]) -> dict[str, Any] | None:

@@ -166,7 +166,8 @@ def config_yaml(config: Mapping[str, Any]) -> str:
 
 
 def all_metrics_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Every test metric of every task, single-task beside multi-task (a reshaping only)."""
+    """Every test metric of every task, single-task beside multi-task (a reshaping only); over
+    several seeds each value is the mean over the seeds (`stl_all` / `mtl_all`, issue 16)."""
     records = []
     for r in rows:
         stl, mtl = r.get("stl_all") or {}, r.get("mtl_all") or {}
