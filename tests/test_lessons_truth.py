@@ -23,6 +23,7 @@ CASES = [(lesson.number, variant) for lesson in shipped_lessons() for variant in
 
 
 @pytest.mark.slow
+@pytest.mark.truth
 @pytest.mark.parametrize("number, variant", CASES, ids=[f"lesson{n}-{v}" for n, v in CASES])
 def test_the_lessons_stated_outcome_holds_over_seeds(number, variant):
     lesson = next(l for l in shipped_lessons() if l.number == number)
