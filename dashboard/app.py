@@ -51,6 +51,7 @@ TRAIN = dict(title=t("nav.train"), icon=":material/model_training:")
 PAGES = [
     st.Page("app_pages/learn.py", **LEARN, url_path="learn"),
     st.Page("app_pages/train.py", **TRAIN, url_path="", default=True),
+    st.Page("app_pages/sweep.py", title=t("nav.sweep"), icon=":material/scatter_plot:", url_path="sweep"),
     st.Page("app_pages/results.py", title=t("nav.results"), icon=":material/leaderboard:", url_path="results"),
     st.Page("app_pages/interference.py", title=t("nav.interference"), icon=":material/call_split:",
             url_path="interference"),

@@ -445,6 +445,7 @@ with col_data:
             ),
             unsafe_allow_html=True,
         )
+    sweep_slot = st.empty()  # "sweep these weights": a link filled in below, once the URL's setup is known
 
 with col_model:
     st.subheader("2 · Sharing")
@@ -532,6 +533,13 @@ wanted_query = {**written, **({state.RUN_PARAM: run_id} if run_id else {}),
                 **({i18n.LANG_PARAM: lang} if lang else {})}
 if st.query_params.to_dict() != wanted_query:
     st.query_params.from_dict(wanted_query)
+if config is not None and len(ticked) >= 2 and weights_on:
+    # One click from the sliders to a sweep (issue 14): 9 weightings on the line from these
+    # weights to their mirror, the rest of the setup as it is (the Sweep page reads the same keys).
+    sweep_slot.page_link("app_pages/sweep.py", label="Sweep these weights", icon=":material/scatter_plot:",
+                         query_params={**written, "ax.weights": "mirror", "ax.points": "9", "ax.strategies": "manual"},
+                         help="Train 9 weightings between these weights and their mirror (e.g. 2 : 1 … 1 : 2) "
+                              "and see the trade-off between the tasks on the Sweep page.")
 budget = budget_of(config) if config is not None else None
 # The diagram is drawn from the model's own blocks (`describe_blocks`), so its experts,
 # layers and depths are the model's; without a count, a drawing without numbers.

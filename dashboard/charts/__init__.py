@@ -10,6 +10,7 @@ without a browser. One module per subject:
 - `gates`: the expert gates of MMoE / CGC / PLE (`gates_bars`, `gates_history_chart`).
 - `interference`: gradient cosine, norms, affinity and magnitude heat maps, the pair table.
 - `data_efficiency`: a transfer experiment's curve per arm (`data_efficiency_chart`).
+- `pareto`: a sweep's trade-off (`pareto_chart`, `ternary_chart`, `front_order`, `selected_run`).
 - `diagram`: the sharing-mode diagram, drawn from the model's blocks (`architecture_diagram`).
 
 Task, expert and run names are data (a task name is a CSV column header anyone may have
@@ -27,6 +28,7 @@ from dashboard.charts.interference import (
     affinity_exponent, affinity_heatmap, cosine_heatmap, cosine_history_chart, grad_norm_chart,
     magnitude_heatmap, pairs_frame, scale_label,
 )
+from dashboard.charts.pareto import front_order, pareto_chart, selected_run, ternary_chart
 from dashboard.charts.results import NO_CLEAR, comparison_bars, comparison_frame, style_comparison
 from dashboard.charts.style import (
     ARM_COLORS, BETTER_BG, CONFLICT_FILL, EXPERT_PALETTE, INPUT_COLOR, RUN_PALETTE, SHARED_GREY, TASK_PALETTE,
@@ -41,4 +43,5 @@ __all__ = [
     "diagram_structure", "ema", "expert_colors", "gates_bars", "gates_history_chart", "grad_norm_chart",
     "loss_curves", "magnitude_heatmap", "overlay_chart", "pairs_frame", "point_count", "scale_label",
     "style_comparison", "style_verdicts", "task_colors", "thin", "weights_chart",
+    "front_order", "pareto_chart", "selected_run", "ternary_chart",
 ]
