@@ -272,7 +272,7 @@ def test_csv_upload_becomes_tasks_and_a_broken_csv_is_reported(lab):
     assert saved.parent == lab / "uploads" and saved.exists()
     at.multiselect(key=state.K_CSV_TARGETS).set_value(["label", "price"]).run()
     assert not at.exception
-    assert [c.label for c in at.checkbox] == ["standardise targets", "label", "price"]
+    assert [c.label for c in at.checkbox] == ["standardise targets", "lowercase", "label", "price"]
     assert submitted(at).dataset.options["targets"] == ["label", "price"]
     # The summary says on which scale the regression target trains, with its statistics.
     scale = next(c.value for c in at.caption if "train standardised" in c.value)
