@@ -52,3 +52,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         by_module.setdefault(item.module.__name__, []).append(item)
     order = sorted(by_module, key=rank)  # stable: collection order within a rank
     items[:] = [item for module in order for item in by_module[module]]
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh lab folder for a dashboard test (MTL_LAB_HOME, caches cleared); every training
+    process or sweep driver started meanwhile is stopped at the end. A module that needs
+    another kind of lab defines its own `lab`, which wins over this one."""
+    import subprocess
+
+    import streamlit as st
+
+    from mtl_core import jobs
+
+    monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    before = set(jobs._CHILDREN)
+    yield tmp_path
+    for run_id, proc in list(jobs._CHILDREN.items()):
+        if run_id in before or proc.poll() is not None:
+            continue
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    st.cache_resource.clear()

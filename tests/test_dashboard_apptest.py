@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,27 +32,6 @@ TINY = {  # ~30 steps on 300 rows: a few seconds including the worker's start
     "dataset.options.n_samples": "300", "dataset.options.input_dim": "8",
 }
 TIMEOUT_S = 90.0
-
-
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    """A fresh lab folder; every training process started meanwhile is stopped at the end."""
-    monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    before = set(jobs._CHILDREN)
-    yield tmp_path
-    for run_id, proc in list(jobs._CHILDREN.items()):
-        if run_id in before or proc.poll() is not None:
-            continue
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except Exception:
-            proc.kill()
-            proc.wait(timeout=10)
-    st.cache_resource.clear()
 
 
 def app(query: dict[str, str] | None = None) -> AppTest:

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import yaml
 from streamlit.testing.v1 import AppTest
 
@@ -34,34 +33,12 @@ from dashboard.lessons import (  # noqa: E402
     parse_lesson,
     shipped_lessons,
 )
-from mtl_core import jobs  # noqa: E402
 from mtl_core.store import TERMINAL_STATUSES, RunStore  # noqa: E402
 
 APP = str(ROOT / "dashboard" / "app.py")
 LEARN = "app_pages/learn.py"
 TIMEOUT_S = 120.0
 SHIPPED = shipped_lessons()
-
-
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    """A fresh lab folder; every training process started meanwhile is stopped at the end."""
-    monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    before = set(jobs._CHILDREN)
-    yield tmp_path
-    for run_id, proc in list(jobs._CHILDREN.items()):
-        if run_id in before or proc.poll() is not None:
-            continue
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except Exception:
-            proc.kill()
-            proc.wait(timeout=10)
-    st.cache_resource.clear()
 
 
 def small(lesson):

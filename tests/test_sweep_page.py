@@ -18,7 +18,6 @@ from urllib.parse import parse_qsl
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +25,6 @@ sys.path.insert(0, str(ROOT))
 
 from dashboard import charts  # noqa: E402
 from dashboard.safe_text import md  # noqa: E402
-from mtl_core import jobs  # noqa: E402
 from mtl_core.store import RunStore  # noqa: E402
 
 APP = str(ROOT / "dashboard" / "app.py")
@@ -148,28 +146,6 @@ TINY = {  # 3 weightings × 20 steps on 300 rows: a few seconds with the driver'
     "steps": "20", "batch_size": "32", "eval_every": "10", "log_every": "5",
     "dataset.options.n_samples": "300", "dataset.options.input_dim": "8",
 }
-
-
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    """A fresh lab folder; every sweep driver started meanwhile is stopped at the end."""
-    monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("MTL_LAB_WARM_WORKER", "0")
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    before = set(jobs._CHILDREN)
-    yield tmp_path
-    for run_id, proc in list(jobs._CHILDREN.items()):
-        if run_id in before or proc.poll() is not None:
-            continue
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except Exception:
-            proc.kill()
-            proc.wait(timeout=10)
-    st.cache_resource.clear()
 
 
 def sweep_page(query: dict[str, str] | None = None) -> AppTest:
