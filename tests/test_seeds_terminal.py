@@ -8,49 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import subprocess
 
 import numpy as np
 import pytest
-import yaml
+from test_cli import cli  # noqa: F401  (test_cli's in-process `mtl-lab`, with its tiny.yaml)
 
 from mtl_core import cli as cli_module
 
-TINY = {
-    "name": "tiny",
-    "dataset": {"name": "mmoe_synthetic", "options": {"n_samples": 300, "input_dim": 8}},
-    "model": {"hidden": [16]},
-    "steps": 40,
-    "batch_size": 32,
-    "eval_every": 20,
-    "seed": 0,
-}
 VERDICTS = ("helped", "hurt", "no clear difference")
 OLD_COLUMNS = ["task", "metric", "single-task", "multi-task", "Δ", "%"]  # the one-seed header, split
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """`cli("run", ...)` -> CompletedProcess of `mtl-lab` run in this process, in `tmp_path`,
-    with its own MTL_LAB_HOME (as tests/test_cli.py's fixture)."""
-    monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        capsys.readouterr()
-        sigterm = signal.getsignal(signal.SIGTERM)  # a foreground run installs its own
-        try:
-            code = cli_module.main(list(args))
-        finally:
-            signal.signal(signal.SIGTERM, sigterm)
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
-
-    run.tmp = tmp_path  # type: ignore[attr-defined]
-    return run
 
 
 def _line(stdout: str, task: str) -> str:
