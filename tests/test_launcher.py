@@ -190,6 +190,7 @@ def test_a_train_link_opens_train_without_page_not_found(server):
             page.get_by_text("Set up an experiment above").wait_for(timeout=60_000)
             assert page.get_by_role("heading", name="Train").count() >= 1
             assert page.get_by_text("Page not found").count() == 0
-            assert page.locator("input[aria-label='steps']").input_value() == "50"
+            # The page streams its elements in: wait until the form shows the link's value.
+            sync_api.expect(page.locator("input[aria-label='steps']")).to_have_value("50", timeout=60_000)
         finally:
             browser.close()
