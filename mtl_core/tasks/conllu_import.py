@@ -650,16 +650,11 @@ def from_conllu(
     for w in warnings:
         log.warning("%s: %s", name, w)
 
-    x_t = torch.as_tensor(x)
-    y_t = {t: torch.as_tensor(v) for t, v in y.items()}
-
-    def split(rows: np.ndarray) -> Split:
-        index = torch.as_tensor(rows, dtype=torch.long)
-        return Split(x_t[index], {t: v[index] for t, v in y_t.items()})
+    rows = Split(torch.as_tensor(x), {t: torch.as_tensor(v) for t, v in y.items()})  # every row; split below
 
     return MTLDataset(
         name=name, input_kind="tokens", tasks=specs,
-        train=split(splits["train"]), val=split(splits["val"]), test=split(splits["test"]),
+        train=rows.subset(splits["train"]), val=rows.subset(splits["val"]), test=rows.subset(splits["test"]),
         vocab=vocab, info=info,
     )
 

@@ -246,20 +246,15 @@ def from_csv(
     for w in warnings:
         log.warning("%s: %s", file, w)
 
-    x_t = torch.as_tensor(x)
-    y_t = {t: torch.as_tensor(v) for t, v in y.items()}
-
-    def split(rows: np.ndarray) -> Split:
-        index = torch.as_tensor(rows, dtype=torch.long)
-        return Split(x_t[index], {t: v[index] for t, v in y_t.items()})
+    rows = Split(torch.as_tensor(x), {t: torch.as_tensor(v) for t, v in y.items()})  # every row; split below
 
     return MTLDataset(
         name="csv",
         input_kind=input_kind,
         tasks=specs,
-        train=split(splits["train"]),
-        val=split(splits["val"]),
-        test=split(splits["test"]),
+        train=rows.subset(splits["train"]),
+        val=rows.subset(splits["val"]),
+        test=rows.subset(splits["test"]),
         input_dim=input_dim,
         vocab=vocab,
         feature_names=feature_names,
