@@ -233,10 +233,14 @@ def measure_clicks(page, base: str, server_pid: int, *, n: int, cold: bool, db: 
             wait_warm(server_pid)
         else:
             time.sleep(2.0)  # the page settled, as when warm
+        browser0, server0 = browser_cpu_seconds(), cpu_seconds(server_pid)
         t0, wall0 = time.perf_counter(), time.time()
         train.click()
+        page.get_by_text(re.compile(r"^Run ")).first.wait_for(timeout=300_000)
+        heading = time.perf_counter() - t0
         page.locator(".st-key-live_curves .js-plotly-plot").first.wait_for(timeout=300_000)
         first.append(time.perf_counter() - t0)
+        cpu = f"CPU until then: Chromium {browser_cpu_seconds() - browser0:.2f} s, server {cpu_seconds(server_pid) - server0:.2f} s"
         page.get_by_text(re.compile(r"^Finished\. Δm =")).first.wait_for(timeout=300_000)
         done.append(time.perf_counter() - t0)
         with RunStore(db) as store:
@@ -244,7 +248,8 @@ def measure_clicks(page, base: str, server_pid: int, *, n: int, cold: bool, db: 
             logged = store.metrics(run["id"])["wall_time"].min()
         created = run["created_at"].timestamp() - wall0
         print(f"  click {i + 1}/{n}: first point {first[-1]:5.2f} s (run created +{created:.2f} s, first point "
-              f"logged +{logged - wall0:.2f} s), result {done[-1]:5.2f} s", flush=True)
+              f"logged +{logged - wall0:.2f} s, run's heading drawn +{heading:.2f} s; {cpu}), "
+              f"result {done[-1]:5.2f} s", flush=True)
     label = "fresh process (no standby)" if cold else "standby worker"
     print(f"{label}, default experiment, {n} clicks (clock: time.perf_counter in the bench process):")
     for name, values in (("click -> first point", first), ("click -> result     ", done)):

@@ -135,3 +135,54 @@ def test_the_rerun_after_a_click_on_train_draws_a_first_point_logged_moments_lat
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+def test_a_click_on_train_starts_the_shown_experiment_before_the_page_reruns_and_a_changed_one_after(
+        tmp_path, monkeypatch):
+    """Train's callback starts the experiment the page showed, so the click's one rerun already
+    watches the run (no second full rerun for the browser to apply); a click that arrives with
+    a changed setting (a seed typed, then Train at once) starts the experiment with that setting,
+    from the page, never the one shown before."""
+    from mtl_core import jobs
+
+    from dashboard import state
+
+    monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    started: list[tuple[str, dict]] = []
+    reruns: list[int] = []
+    rerun = st.rerun
+
+    def start(config, *, store_path=None, **_):
+        with RunStore(store_path) as store:
+            run_id = store.create_run(config.to_dict())
+            store.set_status(run_id, "running", pid=os.getpid())  # never logs a point
+        started.append((run_id, config.to_dict()))
+        return run_id
+
+    def counted_rerun(*args, **kwargs):
+        reruns.append(1)
+        return rerun(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "start", start)
+    monkeypatch.setattr(st, "rerun", counted_rerun)
+    try:
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        at.button(key="train").click().run()
+        assert not at.exception, at.exception
+        assert len(started) == 1 and reruns == []
+        run_id = started[0][0]
+        assert f"Run {run_id}" in [h.value for h in at.subheader]
+        assert at.button(key="train").disabled
+
+        # A new seed and the click in one request: the run trains seed 7, started by the page.
+        at.number_input(key=state.K_SEED).set_value(7)
+        at.button(key="train").proto.disabled = False  # the browser sent the click before redrawing
+        at.button(key="train").click().run()
+        assert not at.exception, at.exception
+        assert len(started) == 2 and started[1][1]["seed"] == 7 and reruns == [1]
+        assert f"Run {started[1][0]}" in [h.value for h in at.subheader]
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()

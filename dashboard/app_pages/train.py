@@ -27,6 +27,8 @@ POLL_S, STARTING_POLL_S = live_pace.POLL_S, live_pace.STARTING_POLL_S  # how oft
 # standby worker logs it within ~0.5 s); a fresh process takes longer and is polled instead.
 FIRST_POINT_WAIT_S = 1.5
 SS_JUST_STARTED = "_train_just_started"
+SS_SHOWN = "_train_shown"  # (raw, task names, fingerprint) of the experiment the page last showed
+SS_START_ERROR = "_train_start_error"  # why the last click started nothing, said once on the page
 DEFAULTS = ExperimentConfig.parse({})
 ss = st.session_state
 
@@ -34,6 +36,46 @@ ss = st.session_state
 def _training_value(name: str, value: Any) -> Any:
     """A Training widget's starting value (`review_config` already noted any change)."""
     return state.coerce(state.TRAINING_FIELDS[name], value)
+
+
+# ---- starting a run -----------------------------------------------------------------------------
+def _start(config: ExperimentConfig) -> str | None:
+    """Start `config` once for this tab; the new run's id (now watched), or None with the
+    reason kept for the page to say."""
+    started = ss.setdefault(state.SS_STARTED, {})
+    fingerprint = state.config_fingerprint(config)
+    started[fingerprint] = ""  # registered before the process starts: a rerun meanwhile starts nothing
+    new_run = None
+    try:
+        state.check_dataset_access(config.dataset.name, config.dataset.options)
+        new_run = jobs.start(config, store_path=state.store_path())
+    except (ConfigError, DataError, StoreError) as exc:
+        ss[SS_START_ERROR] = str(exc)
+    finally:
+        if new_run is None:
+            started.pop(fingerprint, None)
+    if new_run is not None:
+        started[fingerprint] = new_run
+        ss[SS_JUST_STARTED] = new_run
+        state.set_run_id(new_run)
+    return new_run
+
+
+def _start_on_click() -> None:
+    """Train's callback: start the experiment the page showed before the click's rerun draws
+    the page, so that one rerun (not two) brings the first point to the browser (about a
+    second less on a busy 2-core machine; bench/dashboard.py --click). A click that came with
+    a changed setting (a number typed, then Train) leaves the start to the page, which first
+    builds the experiment from the new form."""
+    shown = ss.get(SS_SHOWN)
+    if shown is None or shown[2] is None:
+        return
+    raw, task_names, fingerprint = shown
+    draft, _ = state.review_config(state.draft_from_session(ss, raw, task_names))
+    config, _ = state.validate(draft)
+    if config is None or state.config_fingerprint(config) != fingerprint or state.started_run(ss, config) is not None:
+        return
+    _start(config)
 
 
 # ---- where the form starts from -----------------------------------------------------------
@@ -524,6 +566,7 @@ draft, late_notes = state.review_config(state.draft_from_session(ss, raw, task_n
 for late_note in late_notes:  # the widgets' bounds make this rare (e.g. a field without widget)
     st.warning(md(late_note), icon=":material/tune:")
 config, config_error = state.validate(draft)
+ss[SS_SHOWN] = (raw, list(task_names), state.config_fingerprint(config) if config is not None else None)
 written = state.config_to_params(draft)
 ss[state.SS_PARAMS] = written
 ss[state.SS_WRITTEN] = [p for p in ss.get(state.SS_WRITTEN, []) if p != written][-(state.WRITTEN_KEPT - 1):] + [written]
@@ -560,7 +603,7 @@ if config_error:
 already_started = state.started_run(ss, config)
 c_train, c_download, c_load = st.columns([1, 1, 2], vertical_alignment="top")
 train_clicked = c_train.button("Train", type="primary", key="train", icon=":material/play_arrow:",
-                               disabled=config is None or already_started is not None, width="stretch",
+                               on_click=_start_on_click, disabled=config is None or already_started is not None, width="stretch",
                                help="Start this experiment in the background (single-task baselines first).")
 if already_started:
     c_train.caption(f"Started as run {md(already_started)}; change a setting (e.g. the seed) to train another.")
@@ -575,24 +618,11 @@ with c_load.expander("Load a config (YAML)"):
                      on_change=_on_yaml_upload, label_visibility="collapsed")
     st.caption("The same file `mtl-lab run CONFIG` takes. Its values fill the form.")
 
-if train_clicked and config is not None and already_started is None:
-    started = ss.setdefault(state.SS_STARTED, {})
-    fingerprint = state.config_fingerprint(config)
-    started[fingerprint] = ""  # registered before the process starts: a rerun meanwhile starts nothing
-    new_run = None
-    try:
-        state.check_dataset_access(config.dataset.name, config.dataset.options)
-        new_run = jobs.start(config, store_path=state.store_path())
-    except (ConfigError, DataError, StoreError) as exc:
-        st.error(md(exc))
-    finally:
-        if new_run is None:
-            started.pop(fingerprint, None)
-    if new_run is not None:
-        started[fingerprint] = new_run
-        ss[SS_JUST_STARTED] = new_run
-        state.set_run_id(new_run)
-        st.rerun()  # redraw the frame too: Train disabled, the sidebar lists (and polls) the new run
+if train_clicked and config is not None and already_started is None and _start(config):
+    st.rerun()  # redraw the frame too: Train disabled, the sidebar lists (and polls) the new run
+start_error = ss.pop(SS_START_ERROR, None)
+if start_error:
+    st.error(md(start_error))
 
 if run_id:
     watch(run_id)
