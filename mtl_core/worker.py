@@ -197,7 +197,7 @@ class _Handoff:
 
     def __init__(self) -> None:
         self.arrived = threading.Event()
-        self.message: dict[str, Any] | None = None  # None after `arrived`: stdin ended, no run
+        self.message: dict[str, Any] | None = None  # set before `arrived`; no run: the process exits
 
 
 _HANDOFF = _Handoff()
@@ -224,10 +224,13 @@ def _read_handoff(main_tid: int | None) -> None:
         message = json.loads(line) if line.strip() else None
     except (OSError, ValueError):
         message = None
-    if message is not None:
-        _HANDOFF.message = message
-        if main_tid is not None and hasattr(os, "SCHED_OTHER"):
-            _set_policy(main_tid, os.SCHED_OTHER)  # it may still be importing: finish at full speed
+    if message is None:
+        # Told to go (or its starter ended) before any run came: go now, even in the middle
+        # of importing torch, instead of finishing seconds of imports no run will use.
+        os._exit(0)
+    _HANDOFF.message = message
+    if main_tid is not None and hasattr(os, "SCHED_OTHER"):
+        _set_policy(main_tid, os.SCHED_OTHER)  # it may still be importing: finish at full speed
     _HANDOFF.arrived.set()
 
 
@@ -257,8 +260,7 @@ def standby() -> int:
         pass
     _HANDOFF.arrived.wait()
     message = _HANDOFF.message
-    if message is None:
-        return 0
+    assert message is not None  # the reader exits the process when no run comes
     if hasattr(os, "SCHED_OTHER") and main_tid is not None:
         _set_policy(main_tid, os.SCHED_OTHER)
     _redirect_output(str(message.get("log") or ""))
