@@ -43,20 +43,27 @@ if exposure:
     st.stop()
 
 # The default page is served at the root URL whatever its url_path (st.navigation gives it
-# the path ""), so a link to /train would find no page ("Page not found"). The same script
-# is registered again, hidden, under "train": both /?… and /train?… open Train. Page links
-# to app_pages/train.py use the first (the menu's) entry. Learn (issue 15) is listed first.
+# the path ""), so a link to its own path would find no page ("Page not found"); each page
+# that can be the default is therefore registered again, hidden, under its own path.
+# A bare visit (no query, or only Learn's own keys) lands on Learn (issue 15: the first page a
+# visitor sees); a link with an experiment in it (`/?steps=600&…`, `/?run=ID`: every Train link
+# and shared run) opens Train, as it always did. Decided once per session: a Train page at "/"
+# whose form is back at the defaults writes no query, and must not turn into Learn. Page links
+# to a script use its first entry.
 LEARN = dict(title=t("nav.learn"), icon=":material/school:")
 TRAIN = dict(title=t("nav.train"), icon=":material/model_training:")
+LEARN_KEYS = frozenset({i18n.LANG_PARAM, "lesson", "present"})  # learn.py's LESSON_PARAM, PRESENT_PARAM
+landing = st.session_state.setdefault("_landing_on_learn", set(st.query_params.keys()) <= LEARN_KEYS)
 PAGES = [
-    st.Page("app_pages/learn.py", **LEARN, url_path="learn"),
-    st.Page("app_pages/train.py", **TRAIN, url_path="", default=True),
+    st.Page("app_pages/learn.py", **LEARN, url_path="" if landing else "learn", default=landing),
+    st.Page("app_pages/train.py", **TRAIN, url_path="train" if landing else "", default=not landing),
     st.Page("app_pages/sweep.py", title=t("nav.sweep"), icon=":material/scatter_plot:", url_path="sweep"),
     st.Page("app_pages/results.py", title=t("nav.results"), icon=":material/leaderboard:", url_path="results"),
     st.Page("app_pages/interference.py", title=t("nav.interference"), icon=":material/call_split:",
             url_path="interference"),
     st.Page("app_pages/transfer.py", title=t("nav.transfer"), icon=":material/move_up:", url_path="transfer"),
     st.Page("app_pages/runs.py", title=t("nav.runs"), icon=":material/history:", url_path="runs"),
+    st.Page("app_pages/learn.py", **LEARN, url_path="learn", visibility="hidden") if landing else
     st.Page("app_pages/train.py", **TRAIN, url_path="train", visibility="hidden"),
 ]
 page = st.navigation(PAGES)

@@ -35,9 +35,10 @@ TIMEOUT_S = 90.0
 
 
 def app(query: dict[str, str] | None = None) -> AppTest:
+    """The Train page, opened by a link with `query` (a bare visit would land on Learn)."""
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params.update(query or {})
-    return at.run()
+    return at.switch_page("app_pages/train.py").run()
 
 
 def texts(elements) -> str:
@@ -65,6 +66,9 @@ def wait_until_ended(at: AppTest, run_id: str, home: Path) -> str:
 
 # ---- rendering ----------------------------------------------------------------------------
 def test_every_page_renders_on_an_empty_lab(lab):
+    at = AppTest.from_file(APP, default_timeout=60).run()  # a bare visit, as the README's first command opens it
+    assert not at.exception
+    assert at.title[0].value.startswith("Learn"), "a visitor lands on the lessons"
     at = app()
     assert not at.exception
     assert at.title[0].value == "Train"
@@ -73,6 +77,21 @@ def test_every_page_renders_on_an_empty_lab(lab):
         at.switch_page(page).run()
         assert not at.exception, page
         assert "No runs yet" in texts(at.info), page
+
+
+def test_a_bare_visit_lands_on_learn_and_a_link_with_an_experiment_opens_train(lab):
+    for query, title in (({}, "Learn"), ({"lang": "en", "lesson": "1"}, "Learn"),
+                         ({"steps": "300"}, "Train"), ({"run": "20200101-000000-abcdef"}, "Train")):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.query_params.update(query)
+        at.run()
+        assert not at.exception and at.title[0].value.split()[0] == title, query
+    # The Train page a link opened stays Train when its form is back at the defaults (no query left).
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["steps"] = "300"
+    at.run()
+    at.number_input(key=state.K_STEPS).set_value(ExperimentConfig.parse({}).steps).run()
+    assert "steps" not in at.query_params and at.title[0].value == "Train"
 
 
 def test_train_page_lists_the_registries_and_shows_the_sharing_formula(lab):

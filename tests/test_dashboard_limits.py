@@ -50,9 +50,10 @@ def lab(tmp_path, monkeypatch):
 
 
 def app(query: dict[str, str] | None = None) -> AppTest:
+    """The Train page, opened by a link with `query` (a bare visit would land on Learn)."""
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params.update(query or {})
-    return at.run()
+    return at.switch_page("app_pages/train.py").run()
 
 
 def page_text(at: AppTest) -> str:

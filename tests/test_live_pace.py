@@ -127,7 +127,7 @@ def test_the_rerun_after_a_click_on_train_draws_a_first_point_logged_moments_lat
     monkeypatch.setattr(jobs, "start", start)
     monkeypatch.setattr(RunStore, "has_metrics", looked)
     try:
-        at = AppTest.from_file(APP, default_timeout=60).run()
+        at = AppTest.from_file(APP, default_timeout=60).switch_page("app_pages/train.py").run()
         at.button(key="train").click().run()
         assert not at.exception, at.exception
         assert _last_step(_chart_spec(at)) == 1
@@ -168,7 +168,7 @@ def test_a_click_on_train_starts_the_shown_experiment_before_the_page_reruns_and
     monkeypatch.setattr(jobs, "start", start)
     monkeypatch.setattr(st, "rerun", counted_rerun)
     try:
-        at = AppTest.from_file(APP, default_timeout=60).run()
+        at = AppTest.from_file(APP, default_timeout=60).switch_page("app_pages/train.py").run()
         at.button(key="train").click().run()
         assert not at.exception, at.exception
         assert len(started) == 1 and reruns == []

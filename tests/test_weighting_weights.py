@@ -85,7 +85,7 @@ def train_page(tmp_path, monkeypatch):
     def run(query: dict[str, str]):
         at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60)
         at.query_params.update(query)
-        return at.run()
+        return at.switch_page("app_pages/train.py").run()  # a bare visit lands on Learn
 
     yield run
     st.cache_resource.clear()
