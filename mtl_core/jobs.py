@@ -369,6 +369,28 @@ def _terminate(pid: int, pid_start: int | None) -> bool:
             os.close(pidfd)
 
 
+def pause(run_id: str, *, store_path: str | Path | None = None) -> bool:
+    """Hold run `run_id` before its next step (its process waits, its curves so far are
+    committed); False when it has already ended. `resume` lets it go on, `step` one step."""
+    with RunStore(store_path) as store:
+        store.mark_interrupted()
+        return store.set_paused(run_id, True)
+
+
+def resume(run_id: str, *, store_path: str | Path | None = None) -> bool:
+    """Let a paused run go on from the step where it waits; False when it has already ended."""
+    with RunStore(store_path) as store:
+        store.mark_interrupted()
+        return store.set_paused(run_id, False)
+
+
+def step(run_id: str, n: int = 1, *, store_path: str | Path | None = None) -> bool:
+    """Let a paused run take `n` more steps, then wait again; False when it is not paused."""
+    with RunStore(store_path) as store:
+        store.mark_interrupted()
+        return store.grant_steps(run_id, n)
+
+
 def status(run_id: str, *, store_path: str | Path | None = None) -> str:
     """The run's status: queued, running, finished, failed, cancelled or interrupted."""
     _reap()

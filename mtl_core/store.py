@@ -288,12 +288,26 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_4(conn: sqlite3.Connection) -> None:
+    """Version 4: pause / resume / step a run (issue 15: a teacher stops a run mid-way,
+    explains, steps it on). Flags its process polls between steps, like cancel_requested."""
+    _execute_script(
+        conn,
+        """
+        ALTER TABLE runs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+        -- steps a paused run may still take: each Step adds one, the worker takes them one by one
+        ALTER TABLE runs ADD COLUMN step_grants INTEGER NOT NULL DEFAULT 0
+        """
+    )
+
+
 # MIGRATIONS[v] upgrades a store from version v-1 to v. A schema change is one new
 # function and one new entry here; never edit a migration that has shipped.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
     2: _migrate_to_2,
     3: _migrate_to_3,
+    4: _migrate_to_4,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -581,6 +595,7 @@ class RunStore:
             raise self._damaged(run_id, "its config is not a mapping", TypeError(type(config).__name__))
         run["config"] = config
         run["cancel_requested"] = bool(run["cancel_requested"])
+        run["paused"] = bool(run["paused"])
         return run
 
     def _require(self, conn: sqlite3.Connection, run_id: str) -> tuple[str, int | None, int | None]:
@@ -735,6 +750,42 @@ class RunStore:
         """True once someone asked this run to stop."""
         row = self._read("SELECT cancel_requested FROM runs WHERE id=?", (run_id,))
         return bool(row and row[0][0])
+
+    def set_paused(self, run_id: str, paused: bool) -> bool:
+        """Pause a queued or running run before its next step, or let it go on (dropping any
+        steps granted meanwhile); False when the run has already ended."""
+        with self._transaction() as conn:
+            status, _, _ = self._require(conn, run_id)
+            if status in TERMINAL_STATUSES:
+                return False
+            conn.execute("UPDATE runs SET paused=?, step_grants=0 WHERE id=?", (int(bool(paused)), run_id))
+        return True
+
+    def grant_steps(self, run_id: str, n: int = 1) -> bool:
+        """Let a paused run take `n` more steps, then wait again; False when it is not paused
+        (or has ended): a running run needs no permission."""
+        if n < 1:
+            raise StoreError(f"steps to take must be at least 1, got {n}")
+        with self._transaction() as conn:
+            status, _, _ = self._require(conn, run_id)
+            if status in TERMINAL_STATUSES:
+                return False
+            cur = conn.execute("UPDATE runs SET step_grants=step_grants+? WHERE id=? AND paused=1", (int(n), run_id))
+        return cur.rowcount == 1
+
+    def run_controls(self, run_id: str) -> tuple[bool, bool, int]:
+        """(cancel requested, paused, steps granted) in one read: what a worker polls."""
+        row = self._read("SELECT cancel_requested, paused, step_grants FROM runs WHERE id=?", (run_id,))
+        if not row:
+            return False, False, 0
+        cancel, paused, grants = row[0]
+        return bool(cancel), bool(paused), int(grants or 0)
+
+    def take_step_grant(self, run_id: str) -> bool:
+        """Use one granted step of a paused run; False when none is left."""
+        with self._transaction() as conn:
+            cur = conn.execute("UPDATE runs SET step_grants=step_grants-1 WHERE id=? AND step_grants>0", (run_id,))
+        return cur.rowcount == 1
 
     def mark_interrupted(self) -> list[str]:
         """Mark queued/running runs whose recorded process is gone as `interrupted`.
@@ -1233,6 +1284,7 @@ def _check_status(status: str) -> None:
 # Set by the worker's SIGTERM handler (`request_stop`). A plain module flag: a signal
 # handler may run between any two bytecodes, so it must not take locks.
 _STOP_REQUESTED = False
+PAUSE_POLL_S = 0.1  # how often a paused run looks for resume / step / cancel
 
 
 def request_stop() -> None:
@@ -1271,6 +1323,7 @@ class StoreSink(Sink):
         self._device: str | None = None
         self._last_poll = float("-inf")
         self._cancelled = False
+        self._paused = False
 
     def on_start(self, phase: str, info: dict[str, Any]) -> None:
         total = info.get("total_steps")
@@ -1346,15 +1399,36 @@ class StoreSink(Sink):
         self._progress_dirty = False
 
     def should_stop(self) -> bool:
-        """True after SIGTERM or once a cancel was requested in the store.
+        """True after SIGTERM or once a cancel was requested in the store; while the run is
+        paused (`RunStore.set_paused`), it waits here, before the next step.
 
         The store is polled at most every `poll_interval_s`, so the training loop does not
-        query SQLite at every step.
+        query SQLite at every step (at every step while paused or stepping, so that a Step
+        lets exactly one step through).
         """
         if _STOP_REQUESTED or self._cancelled:
             return True
         now = time.monotonic()
-        if now - self._last_poll >= self.poll_interval_s:
+        if self._paused or now - self._last_poll >= self.poll_interval_s:
             self._last_poll = now
-            self._cancelled = self.store.cancel_requested(self.run_id)
+            self._cancelled, self._paused, _ = self.store.run_controls(self.run_id)
+            if self._paused and not self._cancelled:
+                self._cancelled = self._wait_while_paused()
         return self._cancelled
+
+    def _wait_while_paused(self) -> bool:
+        """Wait before the next step while the run is paused: the rows so far are committed
+        first (the page shows where it stopped). A granted step lets one step through, a
+        resume lets the run go on, a cancel or SIGTERM ends the wait; returns whether to stop."""
+        self.flush()
+        while not _STOP_REQUESTED:
+            cancel, paused, grants = self.store.run_controls(self.run_id)
+            if cancel:
+                return True
+            if not paused:
+                self._paused = False
+                return False
+            if grants and self.store.take_step_grant(self.run_id):
+                return False  # one step; the next call looks again at once (self._paused)
+            time.sleep(PAUSE_POLL_S)
+        return True

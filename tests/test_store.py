@@ -287,8 +287,8 @@ def test_cancel_request_is_recorded(store):
 
 # ---- schema versions -------------------------------------------------------------------------
 def test_schema_version_is_recorded(store):
-    assert store.schema_version() == store_module.SCHEMA_VERSION == 3
-    assert store._read("SELECT value FROM meta WHERE key='schema_version'") == [("3",)]
+    assert store.schema_version() == store_module.SCHEMA_VERSION == 4
+    assert store._read("SELECT value FROM meta WHERE key='schema_version'") == [("4",)]
 
 
 def test_version_1_store_gains_the_process_start_time_column(home):
@@ -302,6 +302,7 @@ def test_version_1_store_gains_the_process_start_time_column(home):
     with RunStore(path) as s:
         assert s.schema_version() == store_module.SCHEMA_VERSION
         assert s.get_run("old")["pid_start"] is None
+        assert s.get_run("old")["paused"] is False and s.run_controls("old") == (False, False, 0)  # version 4
         assert s._read("SELECT length(pad) FROM reserve") == [(store_module.RESERVE_BYTES,)]
 
 
