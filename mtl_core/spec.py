@@ -31,7 +31,8 @@ class ModelSpec(StrictModel):
         default_factory=lambda: [64, 64], description="encoder layer widths (MLP) / [hidden] (text)"
     )
     head_hidden: int = Field(0, ge=0, description="hidden width of each task head; 0 = linear head")
-    text_encoder: Literal["gru", "cnn", "transformer", "minilm", "minilm_frozen"] = "gru"  # minilm*: the text extra
+    # minilm*: the text extra; minilm_frozen puts a trainable shared layer on the fixed features
+    text_encoder: Literal["gru", "cnn", "transformer", "minilm", "minilm_frozen"] = "gru"
     embed_dim: int = Field(32, ge=1, le=4096)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 

@@ -32,7 +32,8 @@ def ids(words: list[str], length: int = L) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def frozen_encoder():
-    return pretrained.MiniLMEncoder(VOCAB, frozen=True)
+    """MiniLM's own features (no trainable layer on top), as the checks below compare them."""
+    return pretrained.MiniLMEncoder(VOCAB, frozen=True, top_layer=False)
 
 
 def reference_hidden(words: list[str]) -> tuple[torch.Tensor, list[int | None]]:
@@ -130,12 +131,33 @@ def _train(text_encoder: str, steps: int):
 
 
 @needs_minilm
-def test_frozen_minilm_weights_do_not_move_during_training():
+def test_frozen_minilm_weights_do_not_move_but_the_shared_layer_on_top_trains():
     model, before, heads, sink = _train("minilm_frozen", steps=2)
     after = model.encoder.bert.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert any(not torch.equal(heads[k], v) for k, v in model.heads.state_dict().items())
-    assert model.shared_parameters() and not any(p.requires_grad for p in model.encoder.parameters())
+    # Hard sharing of a frozen encoder still shares something that learns: the layer on top.
+    trainable = [p for p in model.shared_parameters() if p.requires_grad]
+    assert sum(p.numel() for p in trainable) == 384 * 384 + 384
+    assert all(any(p is q for q in model.encoder.top.parameters()) for p in trainable)
+    assert "trainable top layer" in repr(model.encoder)
+
+
+@needs_minilm
+def test_the_layer_on_frozen_features_keeps_padding_zero_and_the_cache_in_use():
+    torch.manual_seed(0)
+    encoder = pretrained.MiniLMEncoder(VOCAB, frozen=True)
+    calls = []
+    handle = encoder.bert.register_forward_hook(lambda m, i, o: calls.append(1))
+    try:
+        x = ids(["the", "pizza", "was", "very", "good", "."])
+        z = encoder(x)
+        encoder(x)
+    finally:
+        handle.remove()
+    assert len(calls) == 1, "the second batch reads MiniLM's features from the cache"
+    assert z.shape == (1, L, 384) and z.requires_grad
+    assert torch.equal(z[0, 6:], torch.zeros(L - 6, 384))
 
 
 @needs_minilm

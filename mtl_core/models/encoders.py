@@ -144,7 +144,7 @@ def build_encoder(dataset: MTLDataset, spec: ModelSpec) -> nn.Module:
         # raises the install hint when the extra is missing. embed_dim/hidden do not apply.
         from mtl_core.models.pretrained import MiniLMEncoder
 
-        return MiniLMEncoder(dataset.vocab or [], frozen=spec.text_encoder == "minilm_frozen")
+        return MiniLMEncoder(dataset.vocab or [], frozen=spec.text_encoder == "minilm_frozen", dropout=spec.dropout)
     max_len = int(dataset.train.x.shape[1])
     # Word dropout is a property of the text pipeline the importer chose (e.g. the CSV
     # option `word_dropout`), recorded in the dataset's info; 0 where none says otherwise.

@@ -15,7 +15,11 @@ z (B, L, 384) is aligned with our tokens and is zero at padding.
 
 Two modes, chosen by `model.text_encoder`:
 - "minilm_frozen": MiniLM is a fixed feature extractor (no gradient, dropout off); the
-  features of a sentence are cached, so repeated batches cost one lookup.
+  features of a sentence are cached, so repeated batches cost one lookup. A trainable
+  layer on top (`top`: Linear 384→384 + GELU, per token) is what the tasks share and
+  train: without it, hard sharing of a frozen encoder would share nothing that learns,
+  and the multi-task model would be its single-task baselines with another name. The
+  baselines get the same layer (same architecture, same budget).
 - "minilm": MiniLM is fine-tuned with the heads (use a small learning rate, ~1e-4 or
   less with Adam; 1e-3 tends to wreck pretrained weights).
 Frozen-ness is read from the parameters themselves (all `requires_grad=False`), so code
@@ -112,6 +116,8 @@ class MiniLMEncoder(nn.Module):
         frozen: bool = False,
         pretrained: bool = True,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        top_layer: bool | None = None,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         require_minilm()
@@ -132,6 +138,10 @@ class MiniLMEncoder(nn.Module):
         self.bert.requires_grad_(not frozen)
         if not pretrained:
             self.reset_parameters()
+        # The trainable shared layer over frozen features (default: with frozen MiniLM only).
+        use_top = frozen if top_layer is None else top_layer
+        self.top = nn.Sequential(nn.Linear(self.out_dim, self.out_dim), nn.GELU(),
+                                 nn.Dropout(dropout) if dropout else nn.Identity()) if use_top else None
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         self._clear_cache()  # new weights: the cached features are stale
@@ -157,9 +167,17 @@ class MiniLMEncoder(nn.Module):
         return not any(p.requires_grad for p in self.bert.parameters())
 
     def extra_repr(self) -> str:
-        return f"out_dim={self.out_dim}, frozen={self.frozen}, cached_sentences={len(self._cache)}"
+        top = ", trainable top layer" if self.top is not None else ""
+        return f"out_dim={self.out_dim}, frozen={self.frozen}{top}, cached_sentences={len(self._cache)}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self._features(x)
+        if self.top is None:
+            return z
+        return self.top(z) * (x != PAD_ID).unsqueeze(-1).to(z.dtype)  # still 0 at padding
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """MiniLM's features of the batch: computed (fine-tuning), or from the cache (frozen)."""
         if not self.frozen:
             self._clear_cache()  # the weights move: cached features would be stale
             self.bert.train(self.training)
