@@ -81,3 +81,38 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             proc.kill()
             proc.wait(timeout=10)
     st.cache_resource.clear()
+
+
+@pytest.fixture
+def jobs_in_process(monkeypatch: pytest.MonkeyPatch):
+    """`jobs.start` trains the run in a thread of this process (`worker.execute`, the one
+    lifecycle every worker runs) instead of a worker process: a page's flow from its button
+    to its table without the seconds a fresh process spends importing torch. The process
+    itself is tested by test_jobs, test_warm_worker and the browser test. Not for a test
+    that cancels: a cancel signals the run's pid, here the test's own process."""
+    import threading
+
+    from mtl_core import jobs, worker
+    from mtl_core.store import RunStore
+
+    threads: list[threading.Thread] = []
+
+    def start(config, *, name=None, store_path=None):
+        config = jobs._validated(config)
+        with RunStore(store_path) as store:
+            run_id = store.create_run(config.model_dump(mode="json"), name=name)
+            path = store.path
+
+        def train() -> None:
+            with RunStore(path) as store:
+                worker.execute(store, run_id)
+
+        thread = threading.Thread(target=train, name=f"run-{run_id}", daemon=True)
+        thread.start()
+        threads.append(thread)
+        return run_id
+
+    monkeypatch.setattr(jobs, "start", start)
+    yield
+    for thread in threads:
+        thread.join(timeout=120)

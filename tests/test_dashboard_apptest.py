@@ -285,7 +285,7 @@ def test_csv_upload_becomes_tasks_and_a_broken_csv_is_reported(lab):
 
 # ---- a real run -------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_a_tiny_run_started_from_train_reaches_the_results_table(lab):
+def test_a_tiny_run_started_from_train_reaches_the_results_table(lab, jobs_in_process):
     at = app(TINY)
     at.slider(key=state.k_weight("y2")).set_value(2.0).run()
     at.button(key="train").click().run()
@@ -476,7 +476,7 @@ def test_transfer_page_validates_its_setup(lab, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_tiny_transfer_run_started_from_the_page_reaches_its_table(lab):
+def test_a_tiny_transfer_run_started_from_the_page_reaches_its_table(lab, jobs_in_process):
     at = _transfer_page(app())
     at.multiselect(key="tr.fractions").set_value(["20 %", "100 %"]).run()
     at.number_input(key="tr.pre_steps").set_value(20).run()
