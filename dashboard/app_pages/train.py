@@ -267,6 +267,42 @@ def csv_check(options: Mapping[str, Any]) -> None:
         st.warning(md(warning))
 
 
+# ---- a glance at the data -----------------------------------------------------------------------
+PREVIEW_ROWS = 1000  # rows generated for the preview at most: its scatter shows 400
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _data_preview(dataset: str, options_json: str, tasks: tuple[str, ...]) -> tuple[str, Any] | None:
+    """`charts.data_preview` of the dataset's training split, cached by its setup; a link
+    asking for 50,000 rows generates at most PREVIEW_ROWS for it."""
+    from mtl_core.tasks import load_dataset
+
+    options = json.loads(options_json)
+    if "n_samples" in DATASETS.get(dataset).options.model_fields and int(options.get("n_samples") or 0) > PREVIEW_ROWS:
+        options["n_samples"] = PREVIEW_ROWS
+    state.check_dataset_access(dataset, options)
+    ds = load_dataset(dataset, options)
+    return charts.data_preview(ds, list(tasks), charts.task_colors(list(ds.tasks)))
+
+
+def data_preview(dataset: str, options: Mapping[str, Any], tasks: list[str]) -> None:
+    """What the data looks like (issue 15): drawn from its training rows, before any run."""
+    if dataset == "csv":
+        return  # the CSV form shows its own summary of the file
+    try:
+        preview = _data_preview(dataset, json.dumps(dict(options), sort_keys=True, default=str), tuple(tasks))
+    except MTLLabError:
+        return  # the config check says what is wrong with these options
+    if preview is None:
+        return
+    kind, value = preview
+    with st.expander("What the data looks like (training rows)", expanded=True):
+        if kind == "figure":
+            st.plotly_chart(value, config={"displayModeBar": False}, key="data_preview")
+        else:
+            st.dataframe(value, hide_index=True, key="data_preview")
+
+
 # ---- parameter count and sharing diagram ------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=64)
 def _parameter_budget(dataset: str, options_json: str, tasks: tuple[str, ...], sharing: str,
@@ -318,8 +354,10 @@ def watch(run_id: str) -> None:
         state.set_run_id(None)  # stop pointing the URL at it
         return
     active = run["status"] in ACTIVE_STATUSES
-    head, cancel_col = st.columns([4, 1])
+    head, hold_col, step_col, cancel_col = st.columns([5, 1, 1, 1])
     head.subheader(f"Run {md(run_id)}")
+    if active:
+        hold_controls(run_id, run, hold_col, step_col)
     if active and cancel_col.button("Cancel", key="cancel", icon=":material/stop_circle:",
                                     help="Stop the run at its next step; its curves are kept."):
         try:
@@ -337,6 +375,29 @@ def watch(run_id: str) -> None:
         starting = False  # the live panel says what is wrong with the store
     poll = (STARTING_POLL_S if starting else POLL_S) if active else None
     st.fragment(run_every=poll)(common.guarded(live_panel))(run_id, active, starting)
+
+
+def hold_controls(run_id: str, run: Mapping[str, Any], hold_col: Any, step_col: Any) -> None:
+    """Pause / Resume and Step (issue 15): hold a run before its next step to look at it or
+    explain it, then let it take one more logged step (one new point per task) at a time."""
+    log_every = int(run["config"].get("log_every") or 10)
+    try:
+        if not run.get("paused"):
+            if hold_col.button("Pause", key="pause", icon=":material/pause_circle:", width="stretch",
+                               help="Hold the run before its next step; its curves so far stay on the chart."):
+                jobs.pause(run_id, store_path=state.store_path())
+                st.rerun()
+            return
+        if hold_col.button("Resume", key="resume", icon=":material/play_circle:", width="stretch",
+                           help="Let the run go on from the step where it waits."):
+            jobs.resume(run_id, store_path=state.store_path())
+            st.rerun()
+        if step_col.button(f"Step ×{log_every}", key="step", icon=":material/skip_next:", width="stretch",
+                           help=f"Let the paused run take {log_every} steps (one logged point per task), "
+                                "then wait again."):
+            jobs.step(run_id, log_every, store_path=state.store_path())
+    except StoreError as exc:
+        st.error(md(exc))
 
 
 def _await_first_point(run_id: str) -> bool:
@@ -366,7 +427,8 @@ def live_panel(run_id: str, was_active: bool, was_starting: bool = False) -> Non
     colors = charts.task_colors(state.color_tasks(config, tasks))
 
     progress = state.progress_summary(run, state.run_phases(config), batch_size=config.get("batch_size", 64))
-    text = f"**{md(status)}**" + (f" · {md(progress['text'])}" if progress["text"] != status else "")
+    shown = "paused" if run.get("paused") and status in ACTIVE_STATUSES else status
+    text = f"**{md(shown)}**" + (f" · {md(progress['text'])}" if progress["text"] != status else "")
     st.progress(progress["fraction"], text=text)
     if status == "finished":
         result = store.result(run_id) or {}
@@ -393,7 +455,10 @@ def live_panel(run_id: str, was_active: bool, was_starting: bool = False) -> Non
     else:
         # A new figure is a new chart for the browser to plot (dashboard/live_pace.py): drawn
         # at the pace of the run's age; in between the previous figure is shown unchanged.
-        pace, now, settings = live_pace.chart_pace(ss, run_id), live_pace.now(), (smoothing, log_y, baselines)
+        # A paused run's chart is drawn anew at each Step (its step is part of the settings).
+        held_at = run["step"] if run.get("paused") else None
+        pace, now, settings = (live_pace.chart_pace(ss, run_id), live_pace.now(),
+                               (smoothing, log_y, baselines, held_at))
         figure = state.live_figure(ss)
         if figure is None or pace.due(now, settings, final=status not in ACTIVE_STATUSES):
             figure = charts.loss_curves(metrics, tasks, colors=colors, smoothing=smoothing, log_y=log_y,
@@ -488,6 +553,8 @@ with col_data:
             unsafe_allow_html=True,
         )
     sweep_slot = st.empty()  # "sweep these weights": a link filled in below, once the URL's setup is known
+    if not tasks_error:
+        data_preview(ds_name, ds_options, ticked or task_names)
 
 with col_model:
     st.subheader("2 · Sharing")

@@ -34,6 +34,7 @@ from dashboard.charts.style import (
     ARM_COLORS, BETTER_BG, CONFLICT_FILL, EXPERT_PALETTE, INPUT_COLOR, RUN_PALETTE, SHARED_GREY, TASK_PALETTE,
     TOTAL_COLOR, WORSE_BG, style_verdicts, task_colors,
 )
+from dashboard.charts.thumbnails import data_preview
 
 __all__ = [
     "ARM_COLORS", "ARM_LABELS", "BETTER_BG", "CONFLICT_FILL", "DIAGRAM_KINDS", "EXPERT_PALETTE", "INPUT_COLOR",
