@@ -44,5 +44,5 @@ __all__ = [
     "diagram_structure", "ema", "expert_colors", "gates_bars", "gates_history_chart", "grad_norm_chart",
     "loss_curves", "magnitude_heatmap", "overlay_chart", "pairs_frame", "point_count", "scale_label",
     "style_comparison", "style_verdicts", "task_colors", "thin", "weights_chart",
-    "front_order", "pareto_chart", "selected_run", "ternary_chart",
+    "front_order", "pareto_chart", "selected_run", "ternary_chart", "data_preview",
 ]
