@@ -130,6 +130,7 @@ def test_a_bad_lesson_file_names_the_file_the_lesson_and_the_field(tmp_path):
     (lambda d: d["try_this"].update(key="selection", value="last"), ["does not change the experiment"]),
     (lambda d: d["try_this"].update(key="dataset.options.correlation", value=7), ["try_this", "correlation"]),
     (lambda d: d.update(charts=["pie"]), ["charts.0"]),
+    (lambda d: d.update(charts=["comparison", "gates"]), ["charts", "'gates' needs a sharing mode with gates", "mmoe"]),
     (lambda d: d["expect"].update(measure="task"), ["needs `task:`"]),
     (lambda d: d["expect"].update(measure="task", task="y9"), ["'y9' is not a task"]),
 ])

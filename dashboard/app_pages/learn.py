@@ -174,6 +174,8 @@ def draw_charts(lesson: Lesson, run_id: str, result: dict[str, Any], *, key: str
             figures.append(charts.cosine_heatmap(inter["tasks"], inter["grad_cosine"], colors=colors))
         elif name == "cosine_history" and inter.get("history"):
             figures.append(charts.cosine_history_chart(inter["history"], colors=colors))
+        elif name == "gates" and result.get("gates"):
+            figures.append(charts.gates_bars(result["gates"], colors=colors))
     for i, figure in enumerate(figures):
         st.plotly_chart(figure, key=f"{key}.chart.{i}", width="stretch")
 

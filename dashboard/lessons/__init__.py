@@ -36,7 +36,8 @@ DATA_DIR = LESSON_DIR / "data"  # data files the lessons ship (small CSVs)
 # What a lesson's verdict is read from, and the words each can say (mtl_core.significance).
 TASK_WORDS = ("helped", "hurt", "no clear difference")
 PAIR_WORDS = ("agree", "conflict", "no clear sign")
-CHARTS = ("comparison", "loss_curves", "cosine_heatmap", "cosine_history", "weights")
+GATED = ("mmoe", "cgc", "ple")  # sharing modes whose runs record gate weights (mtl_core.models.experts)
+CHARTS = ("comparison", "loss_curves", "cosine_heatmap", "cosine_history", "weights", "gates")
 
 
 class LessonError(MTLLabError, ValueError):
@@ -113,7 +114,7 @@ class Lesson(StrictModel):
     paper: str | None = Field(None, description="the paper behind the idea (authors, year)")
     experiment: dict[str, Any]
     expect: Expect
-    charts: list[Literal["comparison", "loss_curves", "cosine_heatmap", "cosine_history", "weights"]] = Field(
+    charts: list[Literal["comparison", "loss_curves", "cosine_heatmap", "cosine_history", "weights", "gates"]] = Field(
         min_length=1, max_length=3)
     try_this: TryKnob
     budget_s: float = Field(10.0, gt=0, le=120, description="the time from click to answer it should take on a laptop")
@@ -129,6 +130,9 @@ class Lesson(StrictModel):
         if self.try_this.expect is not None and self.try_this.expect not in self.expect.words:
             raise ValueError(f"try_this.expect {self.try_this.expect!r} is not one of {', '.join(self.expect.words)}")
         config = self.config()  # raises ConfigError naming the experiment's field
+        if "gates" in self.charts and config.sharing.name not in GATED:
+            raise ValueError(f"charts: 'gates' needs a sharing mode with gates ({', '.join(GATED)}), "
+                             f"not {config.sharing.name!r}")
         try_config = self.config(try_this=True)
         tasks = config.task_list(_task_names(config))
         if self.expect.measure == "task" and self.expect.task not in tasks:
