@@ -205,14 +205,18 @@ def format_result(result: dict[str, Any]) -> str:
     over the seeds, and each task and Δm carry the stored 95 % interval of the gain and its
     verdict (helped / hurt / no clear difference, decided by `metrics.transfer_verdict` and
     `significance.combine` when the run finished; shown here, never recomputed). One seed:
-    the plain table, as before."""
+    the plain table, as before. The "trivial baseline" column is the input-blind model (majority
+    class / most frequent tag / training mean, `metrics.trivial_baseline`)."""
     import pandas as pd
 
     seeds = _seeds(result)
     multi = len(seeds) > 1
+    trivial = any(isinstance(r.get("trivial"), dict) for r in result["tasks"])  # results before issue 16: none
     rows = []
     for r in result["tasks"]:
         row = {"task": r["name"], "metric": r["metric"] + (" ↑" if r["higher_is_better"] else " ↓")}
+        if trivial:  # the input-blind model first: the trained models are read against it
+            row["trivial baseline"] = _fmt((r.get("trivial") or {}).get("value"))
         if multi:
             row.update({
                 "single-task": _pm(r["stl"], r.get("stl_std")),
@@ -225,6 +229,14 @@ def format_result(result: dict[str, Any]) -> str:
             row.update({"single-task": _fmt(r["stl"]), "multi-task": _fmt(r["mtl"]), "Δ %": _fmt(r["delta_pct"])})
         rows.append(row)
     lines = [pd.DataFrame(rows).to_string(index=False), ""]
+    if trivial:
+        how = ", ".join(dict.fromkeys(str(r["trivial"]["name"]) for r in result["tasks"]
+                                      if isinstance(r.get("trivial"), dict) and r["trivial"].get("name")))
+        lines.append(f"trivial baseline: the test metric of a model that ignores its input ({how}, from the "
+                     "training split); a model no better than it has collapsed to the prior")
+    for r in result["tasks"]:
+        if r.get("metric_reason"):
+            lines.append(f"primary metric of {r['name']}: {r['metric_reason']}; accuracy is in the results too")
     dm = result.get("delta_m")
     if dm is None:
         lines.append("Δm: no baselines")

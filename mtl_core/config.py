@@ -164,6 +164,11 @@ class ExperimentConfig(ConfigModel):
     affinity_lr: float | None = Field(
         None, gt=0, allow_inf_nan=False, description="step size of the affinity look-ahead; None = optimizer.lr"
     )
+    class_weights: Literal["none", "balanced"] = Field(
+        "none", description="cross-entropy class weights of classification tasks: none, or balanced = "
+        "n_samples / (n_classes · count_c) from the training split (scikit-learn's compute_class_weight), "
+        "for the multi-task model and its baselines alike; helps a task whose majority class dominates",
+    )
 
     @field_validator("threads", mode="before")
     @classmethod
@@ -183,6 +188,16 @@ class ExperimentConfig(ConfigModel):
         if not 1 <= v <= MAX_THREADS:
             raise ValueError(f"{v} is out of range; {fix}")
         return v
+
+    @field_validator("class_weights", mode="before")
+    @classmethod
+    def _class_weights(cls, v: Any) -> Any:
+        # YAML's `class_weights: null` / a missing value mean no weighting, as `none` does.
+        if v is None:
+            return "none"
+        if isinstance(v, str) and v.strip().lower() in ("none", "balanced"):
+            return v.strip().lower()
+        raise ValueError(f"{v!r} is not a class weighting; give none or balanced, e.g. class_weights: balanced")
 
     @field_validator("amp", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from mtl_core.config import ExperimentConfig
 from mtl_core.errors import ConfigError, RunCancelled, TrainingError
@@ -26,7 +27,7 @@ from mtl_core.models import MultiTaskModel, build_model
 from mtl_core.models.heads import has_missing, task_loss
 from mtl_core.selection import DeltaMScore, Score, keeper, single_task_score
 from mtl_core.sink import Sink
-from mtl_core.tasks.base import MTLDataset, Split
+from mtl_core.tasks.base import IGNORE_INDEX, MTLDataset, Split, balanced_class_weights
 from mtl_core.weighting import WeightingStrategy, build_weighting
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,28 @@ def evaluate(
     return result
 
 
+def class_weight_table(config: ExperimentConfig, dataset: MTLDataset, tasks: list[str],
+                       device: torch.device | str = "cpu") -> list[torch.Tensor | None]:
+    """Per task, its cross-entropy class weights (`class_weights: balanced`, classification
+    tasks only, from the training split) or None for an unweighted loss."""
+    if config.class_weights != "balanced":
+        return [None] * len(tasks)
+    return [balanced_class_weights(dataset.train.y[t], int(spec.num_classes)).to(device)
+            if (spec := dataset.tasks[t]).kind == "classification" else None for t in tasks]
+
+
+def weighted_task_loss(kind: str, output: torch.Tensor, target: torch.Tensor, *, masked: bool,
+                       class_weight: torch.Tensor | None) -> torch.Tensor:
+    """`task_loss`, or with class weights the weighted mean cross-entropy
+    Σ_i w_{y_i}·CE_i / Σ_i w_{y_i} over the labelled items (0 with a graph when none is)."""
+    if class_weight is None:
+        return task_loss(kind, output, target, masked=masked)
+    loss = F.cross_entropy(output, target, weight=class_weight.to(output.dtype), ignore_index=IGNORE_INDEX,
+                           reduction="sum")
+    labelled = target != IGNORE_INDEX
+    return loss / (class_weight[target.clamp_min(0)] * labelled).sum().clamp_min(1e-12)
+
+
 def interference_snapshot(
     model: MultiTaskModel,
     dataset: MTLDataset,
@@ -309,6 +332,7 @@ def train(
     optimizer = make_optimizer(config, [*trainable, *strategy.parameters()])
     specs = [dataset.tasks[t] for t in tasks]
     masked = [has_missing(train_data.y[t]) for t in tasks]  # fast loss where no label is missing
+    class_w = class_weight_table(config, dataset, tasks, device)  # None per task unless class_weights: balanced
     T, steps = len(tasks), total_steps(config, len(train_data))
     batches = BatchSampler(len(train_data), config.batch_size, gen, device)
     probs = _task_probabilities(config, train_data, tasks)
@@ -355,14 +379,16 @@ def train(
             with forward_context:
                 if probs is None:
                     out = model(xb)
-                    task_losses = [task_loss(specs[i].kind, out[t], train_data.y[t][idx], masked=masked[i])
+                    task_losses = [weighted_task_loss(specs[i].kind, out[t], train_data.y[t][idx],
+                                                      masked=masked[i], class_weight=class_w[i])
                                    for i, t in enumerate(tasks)]
                     active_row = all_active
                 else:  # one task this step; the others get a zero loss and no gradient
                     j = int(torch.multinomial(probs, 1, generator=gen))
                     active_row = one_active[j]
                     out = model(xb, [tasks[j]])
-                    loss_j = task_loss(specs[j].kind, out[tasks[j]], train_data.y[tasks[j]][idx], masked=masked[j])
+                    loss_j = weighted_task_loss(specs[j].kind, out[tasks[j]], train_data.y[tasks[j]][idx],
+                                                masked=masked[j], class_weight=class_w[j])
                     task_losses = [loss_j if i == j else loss_j.new_zeros(()) for i in range(T)]
                 if amp is not None:  # the strategies weigh float32 losses, whatever the forward ran in
                     task_losses = [loss.float() for loss in task_losses]

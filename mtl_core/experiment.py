@@ -25,7 +25,7 @@ from mtl_core.ensemble import baseline_members, train_ensemble
 from mtl_core.errors import ConfigError, TrainingError
 from mtl_core import threads as thread_budget
 from mtl_core.interference import interference_summary
-from mtl_core.metrics import comparison_table, delta_m, transfer_verdict
+from mtl_core.metrics import comparison_table, delta_m, transfer_verdict, trivial_baseline
 from mtl_core.phases import Phase
 from mtl_core.models import build_model
 from mtl_core.models.sharing import BlockModel
@@ -37,7 +37,9 @@ from mtl_core.tasks import MTLDataset, load_dataset
 log = logging.getLogger(__name__)
 
 # Bump when a change to the engine makes cached baselines stale.
-BASELINE_FORMAT = 2  # 2: checkpoint selection (test metrics at the selected step, test_last)
+# 2: checkpoint selection (test metrics at the selected step, test_last); 3: an imbalanced
+# classification task's primary metric, which picks the baseline's step, is macro-F1 (issue 16).
+BASELINE_FORMAT = 3
 
 
 class BaselineCache(Protocol):
@@ -78,6 +80,8 @@ def baseline_key(config: ExperimentConfig, task: str) -> str:
         "seed": config.seed,
         "selection": config.selection,
     }
+    if config.class_weights != "none":  # only when set: the keys of older cached baselines stay valid
+        ident["class_weights"] = config.class_weights
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -189,7 +193,13 @@ def _aggregate_seeds(result: dict[str, Any], runs: list) -> dict[str, Any]:
         mtl = [m.test[t][metric] for _, m, _, _ in runs]
         examples = [_task_interval(ds, t, m, b[t]) for ds, m, b, _ in runs if t in b]
         examples = examples if examples and all(e is not None for e in examples) else None
-        v = transfer_verdict(stl, mtl, higher_is_better=row["higher_is_better"], examples=examples) if stl else {}
+        # The input-blind baseline of each seed's own split, averaged like the models' metrics.
+        trivial = [trivial_baseline(ds.tasks[t], ds.train.y[t], ds.test.y[t])["value"] for ds, _, _, _ in runs]
+        trivial_mean = float(np.mean(trivial)) if trivial and None not in trivial else None
+        if isinstance(row.get("trivial"), dict) and trivial_mean is not None:
+            row = {**row, "trivial": {**row["trivial"], "value": trivial_mean}}
+        v = transfer_verdict(stl, mtl, higher_is_better=row["higher_is_better"], examples=examples,
+                             trivial=trivial_mean) if stl else {}
         if "low" in v:
             v["interval"] = {"low": v["low"], "high": v["high"], "level": 0.95, "method": v.get("method", "")}
         rows.append({
@@ -265,7 +275,10 @@ def _baselines(
     ...), trains on its own. `batched=False` trains every baseline on its own. The sink
     receives the baselines' events in task order either way (see `_PhaseOrderSink`).
     `seed` tags the phase names of an extra seed ("stl:y1@1"; None for the config's own).
+    With `class_weights` set every baseline trains on its own: `engine.train` weighs the
+    cross-entropy as the multi-task model's, the ensemble does not.
     """
+    batched = batched and config.class_weights == "none"
     groups: dict[tuple[str, int], list[str]] = {}
     for t in dataset.task_names:
         if cache.get_baseline(baseline_key(config, t)) is None:
@@ -455,6 +468,10 @@ def build_results(
     rows_last = comparison_table(dataset.tasks, stl_last, mtl.test_last or mtl.test)
     for row, last in zip(rows, rows_last):
         row["at_end"] = {"stl": last["stl"], "mtl": last["mtl"], "delta_pct": last["delta_pct"]}
+        # What a model that ignores its input scores on the same test rows (issue 16): a
+        # collapse to the majority answer is visible beside the trained models.
+        t = row["name"]
+        row["trivial"] = trivial_baseline(dataset.tasks[t], dataset.train.y[t], dataset.test.y[t])
     snapshots = recorder.interference
     stl_params = sum(b["parameter_count"] for b in baselines.values())
     result = {

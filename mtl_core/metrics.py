@@ -95,6 +95,34 @@ def task_metrics(spec: TaskSpec, output: torch.Tensor, target: torch.Tensor) -> 
     return result
 
 
+TRIVIAL_NAME = {
+    "classification": "predict the majority class",
+    "tagging": "predict the most frequent tag",
+    "regression": "predict the training mean",
+}
+
+
+def trivial_baseline(spec: TaskSpec, train_y: torch.Tensor, test_y: torch.Tensor) -> dict[str, Any]:
+    """The test metrics of a model that ignores its input: always the training split's
+    majority class (classification), its most frequent tag (tagging) or its mean
+    (regression). Every trained model should beat it; a model that does not has collapsed
+    to the prior, whatever its accuracy looks like. Scored by `task_metrics` on the test
+    split, so its numbers read like the models' beside them."""
+    y = train_y.detach().cpu()
+    if spec.kind == "regression":
+        labelled = y[~torch.isnan(y)]
+        value = float(labelled.double().mean()) if labelled.numel() else 0.0
+        output = torch.full(test_y.shape, value, dtype=torch.float64)
+    else:
+        labelled = y[y != IGNORE_INDEX].long()
+        k = int(spec.num_classes)
+        majority = int(torch.bincount(labelled, minlength=k).argmax()) if labelled.numel() else 0
+        output = torch.zeros(*test_y.shape, k)
+        output[..., majority] = 1.0
+    metrics = task_metrics(spec, output, test_y.detach().cpu())
+    return {"name": TRIVIAL_NAME[spec.kind], "metrics": metrics, "value": metrics.get(spec.metric)}
+
+
 def relative_change(stl: float, mtl: float, *, higher_is_better: bool) -> float:
     """Signed relative change of MTL vs STL in %, positive = MTL better.
 
@@ -131,6 +159,7 @@ def comparison_table(
                 "name": name,
                 "kind": spec.kind,
                 "metric": spec.metric,
+                "metric_reason": spec.metric_reason,
                 "higher_is_better": bool(spec.higher_is_better),
                 "stl": s,
                 "mtl": m,
@@ -149,6 +178,7 @@ def transfer_verdict(
     higher_is_better: bool,
     examples: Sequence[Mapping[str, Any]] | None = None,
     level: float = 0.95,
+    trivial: float | None = None,
 ) -> dict[str, Any]:
     """MTL vs STL over seeds: means, standard deviations, an interval and a verdict in words.
 
@@ -161,6 +191,9 @@ def transfer_verdict(
     seed interval and the pooled example interval both exclude 0), and one seed gets the
     example-level interval. One seed without them has no noise estimate: "no clear difference".
     Verdicts: "helped" / "hurt" / "no clear difference"; `noise` is the t half-width.
+    `trivial`: the metric of the input-blind baseline (`trivial_baseline`); a multi-task
+    model that does not beat it is never "helped", whatever the interval says: a gain over a
+    single-task model by collapsing to the majority answer is no transfer (issue 16).
     """
     assert len(stl) == len(mtl) and stl, "one STL and one MTL value per seed"
     n = len(stl)
@@ -190,7 +223,7 @@ def transfer_verdict(
             how = "helps" if out["verdict"] == "helped" else "hurts"
             out["verdict_text"] = (f"{out['verdict']} on one seed: multi-task training {how} ({summary}; {gain} "
                                    "over test examples); another seed may differ")
-        return out
+        return _no_gain_below_trivial(out, trivial, higher_is_better)
     out["noise"] = (out["high"] - out["low"]) / 2
     summary = (f"MTL {out['mtl_mean']:.4g} ± {out['mtl_std']:.2g} vs STL {out['stl_mean']:.4g} ± "
                f"{out['stl_std']:.2g} over {n} seeds; {gain}")
@@ -199,6 +232,21 @@ def transfer_verdict(
     else:
         how = "helps" if out["verdict"] == "helped" else "hurts"
         out["verdict_text"] = f"{out['verdict']}: multi-task training {how} ({summary})"
+    return _no_gain_below_trivial(out, trivial, higher_is_better)
+
+
+def _no_gain_below_trivial(out: dict[str, Any], trivial: float | None, higher_is_better: bool) -> dict[str, Any]:
+    """Downgrade "helped" to "no clear difference" when the multi-task mean does not beat
+    the input-blind baseline's `trivial` value (see `transfer_verdict`)."""
+    if out["verdict"] != "helped" or trivial is None or not math.isfinite(trivial):
+        return out
+    beats = out["mtl_mean"] > trivial if higher_is_better else out["mtl_mean"] < trivial
+    if beats:
+        return out
+    out["verdict"] = "no clear difference"
+    out["verdict_text"] = (f"no clear difference: the multi-task model ({out['mtl_mean']:.4g}) does not beat "
+                           f"the trivial baseline ({trivial:.4g}, a model that ignores its input), so its gain over "
+                           "the single-task model is no transfer")
     return out
 
 

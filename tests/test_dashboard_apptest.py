@@ -309,6 +309,9 @@ def test_a_tiny_run_started_from_train_reaches_the_results_table(lab, jobs_in_pr
     table = at.table[0].value
     assert list(table["task"]) == ["y1", "y2"]
     assert {"single-task", "multi-task", "Δ %", "transfer"} <= set(table.columns)
+    # issue 16: the input-blind model's test metric beside the trained ones, and what it is
+    assert "trivial baseline" in table.columns
+    assert any("predict the training mean" in c.value for c in at.caption)
     assert at.metric[0].value.endswith("%")
     # Which step's weights were tested, and the numbers of the final weights beside them.
     with RunStore(lab / "mtl_lab.db") as store:

@@ -70,7 +70,8 @@ def test_three_seeds_print_mean_std_interval_verdict_and_keep_every_seed(cli):
     assert one.returncode == 0, one.stderr
     single = json.loads((cli.tmp / "one.json").read_text())
     assert single["seeds"] == [0]
-    assert one.stdout.splitlines()[0].split() == OLD_COLUMNS
+    # issue 16 item 4: a new result adds the trivial baseline's column after the metric
+    assert one.stdout.splitlines()[0].split() == OLD_COLUMNS[:2] + ["trivial", "baseline"] + OLD_COLUMNS[2:]
     assert "±" not in one.stdout and "seeds:" not in one.stdout and "verdict" not in one.stdout
     assert any(line.startswith("Δm = ") and line.endswith("(mean signed change vs single-task; > 0: "
                                                           "multi-task helps)") for line in one.stdout.splitlines())

@@ -106,6 +106,17 @@ if run_id:
             st.subheader("Single-task vs multi-task (test split)")
             frame = charts.comparison_frame(rows)
             st.table(charts.style_comparison(frame, colors=colors))
+            trivial = [r for r in rows if isinstance(r.get("trivial"), dict)]
+            if trivial:
+                how = ", ".join(dict.fromkeys(str(r["trivial"].get("name") or "") for r in trivial))
+                st.caption(f"**trivial baseline**: the test metric of a model that ignores its input "
+                           f"({md(how)}, learnt from the training split). A model no better than it has collapsed "
+                           "to the most common answer, whatever its accuracy looks like.")
+            for r in rows:
+                if r.get("metric_reason"):
+                    st.caption(f"Primary metric of {md(r['name'])}: {md(r['metric_reason'])}: its classes are "
+                               "imbalanced, so accuracy would reward always answering the majority class "
+                               "(accuracy is under All test metrics).")
             selection_section(result, rows)
             intervals = [r.get("interval") for r in rows if verdicts.interval_bounds(r.get("interval"))]
             if intervals:

@@ -54,6 +54,7 @@ def comparison_bars(
 
 
 NO_CLEAR = verdicts.NO_CLEAR
+TRIVIAL_COL = "trivial baseline"
 
 
 def _seeded(rows: Sequence[Mapping[str, Any]]) -> bool:
@@ -67,9 +68,12 @@ def comparison_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     difference"; `dashboard.verdicts`), "—" where the run has none: a sign alone is not
     a verdict. Where the rows carry intervals, the interval of the paired difference
     (multi-task − single-task in the metric's units, > 0 = multi-task better) is a column;
-    a run of several seeds (`n_seeds` > 1) adds a std column beside each mean.
+    a run of several seeds (`n_seeds` > 1) adds a std column beside each mean. "trivial
+    baseline" is the test metric of a model that ignores its input (majority class, most
+    frequent tag or training mean; `metrics.trivial_baseline`), where the result has it.
     """
     seeded = _seeded(rows)
+    trivial = any(isinstance(r.get("trivial"), Mapping) for r in rows)  # results before issue 16: none
     bounds = [verdicts.interval_bounds(r.get("interval")) for r in rows]
     level = next((b[2] for b in bounds if b is not None), None)
     interval_col = f"{level * 100:g} % interval" if level is not None else None
@@ -83,6 +87,8 @@ def comparison_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "Δ %": _num(r.get("delta_pct")),
             "transfer": verdicts.task_verdict(r) or "—",
         }
+        if trivial:
+            record[TRIVIAL_COL] = _num((r.get("trivial") or {}).get("value"))
         if interval_col:
             record[interval_col] = verdicts.interval_text(r.get("interval"), label=False) or "—"
         if seeded:
@@ -91,7 +97,7 @@ def comparison_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         records.append(record)
     columns = (["task", "metric", "single-task", "single-task std", "multi-task", "multi-task std", "Δ %"]
                if seeded else ["task", "metric", "single-task", "multi-task", "Δ %"])
-    columns += ([interval_col] if interval_col else []) + ["transfer"]
+    columns += ([interval_col] if interval_col else []) + ["transfer"] + ([TRIVIAL_COL] if trivial else [])
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -118,6 +124,7 @@ def style_comparison(frame: pd.DataFrame, *, colors: Mapping[str, str] | None = 
         frame.style.apply(row_style, axis=1)
         .format({"task": md, "metric": md, "transfer": md,
                  "single-task": _fmt, "multi-task": _fmt, "Δ %": lambda v: _fmt(v, signed=True),
+                 **({TRIVIAL_COL: _fmt} if TRIVIAL_COL in frame.columns else {}),
                  **{c: std for c in ("single-task std", "multi-task std") if c in frame.columns}})
         .hide(axis="index")
     )

@@ -17,7 +17,7 @@ Conventions every dataset follows (the engine, metrics and importers rely on the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
@@ -43,6 +43,32 @@ DEFAULT_METRIC: dict[str, tuple[str, bool]] = {
 }
 
 
+# A classification task is imbalanced when its majority class holds more than
+# max(IMBALANCE_FLOOR, IMBALANCE_RATIO / n_classes) of the labelled training rows.
+IMBALANCE_RATIO = 1.5
+IMBALANCE_FLOOR = 0.6
+
+
+def majority_share(train_y: torch.Tensor, num_classes: int) -> float:
+    """Share of the labelled training rows in the most frequent class (0 with none labelled)."""
+    y = train_y[train_y != IGNORE_INDEX].long().cpu()
+    if y.numel() == 0:
+        return 0.0
+    return float(torch.bincount(y, minlength=num_classes).max()) / y.numel()
+
+
+def is_imbalanced(share: float, num_classes: int) -> bool:
+    """Whether accuracy would flatter a constant guess: the majority class's share exceeds
+    1.5× its balanced share 1/K and 60 %.
+
+    Why these numbers: always answering the majority class scores accuracy = share, so above
+    1.5/K a collapsed model already looks 50 % better than chance and a gain in accuracy can
+    be a gain in majority answers (issue 16: a model that always said "no" read as +11 %).
+    The 60 % floor keeps many-class tasks (1.5/10 = 15 %) on accuracy unless one class
+    dominates; for two classes the rule is share > 75 %, for three or more > 60 %."""
+    return share > max(IMBALANCE_FLOOR, IMBALANCE_RATIO / num_classes)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One task of a dataset: what it predicts and how it is scored."""
@@ -57,8 +83,16 @@ class TaskSpec:
     # Regression only: (mean, std) the stored targets were standardised with (training rows);
     # None = the targets are in their original units.
     target_scale: tuple[float, float] | None = None
+    # Why `metric` is the primary metric, in words for the results ("macro-F1 (majority class
+    # 87 %)"); "" = the kind's default or the dataset's choice.
+    metric_reason: str = ""
+    # Whether the dataset named `metric` (filled in by __post_init__): only a defaulted metric
+    # may be switched to macro-F1 for imbalance (`MTLDataset.__post_init__`).
+    metric_explicit: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.metric_explicit is None:
+            object.__setattr__(self, "metric_explicit", bool(self.metric))
         default_metric, default_hib = DEFAULT_METRIC[self.kind]
         if self.kind == "tagging" and any(c.startswith("B-") for c in self.class_names or ()):
             default_metric = "entity_f1"  # BIO tags are scored by entities, not tokens
@@ -91,7 +125,21 @@ class TaskSpec:
             "higher_is_better": self.higher_is_better,
             "description": self.description,
             "target_scale": list(self.target_scale) if self.target_scale else None,
+            "metric_reason": self.metric_reason,
         }
+
+    def for_train_labels(self, train_y: torch.Tensor) -> "TaskSpec":
+        """This spec with its primary metric decided from the training labels: macro-F1 for an
+        imbalanced classification task (`is_imbalanced`) whose metric the dataset did not name,
+        with the reason; else unchanged. Training split only: the test split never chooses
+        how it is scored."""
+        if self.kind != "classification" or self.metric_explicit:
+            return self
+        share = majority_share(train_y, int(self.num_classes or 0))
+        if not is_imbalanced(share, int(self.num_classes or 0)):
+            return self
+        return replace(self, metric="macro_f1", higher_is_better=True,
+                       metric_reason=f"macro-F1 (majority class {share * 100:.0f} %)")
 
 
 @dataclass
@@ -134,6 +182,12 @@ class MTLDataset:
     vocab: list[str] | None = None  # token inputs: id -> word
     feature_names: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)  # provenance, counts, notes
+
+    def __post_init__(self) -> None:
+        # The one place a task's primary metric is decided from data (imbalance -> macro-F1):
+        # selection, Δm, significance, sweeps and the dashboard all read `tasks[t].metric`.
+        self.tasks = {n: s.for_train_labels(self.train.y[n]) if n in self.train.y else s
+                      for n, s in self.tasks.items()}
 
     @property
     def vocab_size(self) -> int:
@@ -197,6 +251,21 @@ class SplitOptions(StrictModel):
                 "so that the training split holds enough rows"
             )
         return self
+
+
+def balanced_class_weights(train_y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Cross-entropy class weights n_samples / (n_classes · count_c) from the labelled
+    training rows (scikit-learn's `compute_class_weight("balanced")`; King & Zeng, 2001),
+    float32 `(num_classes,)`. A class absent from the training split keeps weight 1: it is
+    never a target, so its weight never enters the loss."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    y = train_y[train_y != IGNORE_INDEX].long().cpu().numpy()
+    weights = np.ones(num_classes, dtype=np.float64)
+    present = np.unique(y)
+    if present.size:
+        weights[present] = compute_class_weight("balanced", classes=present, y=y)
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 def fit_target_scale(train_values: torch.Tensor | np.ndarray) -> tuple[float, float, bool]:
