@@ -25,6 +25,8 @@ from mtl_core.interference import lookahead_affinity, snapshot, task_gradients
 from mtl_core.metrics import task_metrics
 from mtl_core.models import MultiTaskModel, build_model
 from mtl_core.models.heads import has_missing, task_loss
+from mtl_core.projection import ROWS as PROJECTION_ROWS
+from mtl_core.projection import projection_snapshot
 from mtl_core.selection import DeltaMScore, Score, keeper, single_task_score
 from mtl_core.sink import Sink
 from mtl_core.tasks.base import IGNORE_INDEX, MTLDataset, Split, balanced_class_weights
@@ -432,6 +434,10 @@ def train(
                             model, dataset, *snap_batch, affinity_lr=affinity_lr if measure_affinity else None,
                         )
                         if last_snapshot is not None:
+                            # What each head sees, on the first validation rows (mtl_core.projection).
+                            rows = min(PROJECTION_ROWS, len(val_data))
+                            last_snapshot["projection"] = projection_snapshot(
+                                model, dataset, val_data.x[:rows], {t: val_data.y[t][:rows] for t in tasks})
                             sink.on_interference(phase, step, last_snapshot)
                 tick = time.perf_counter()
 

@@ -238,6 +238,7 @@ def panel(run_id: str, was_active: bool) -> None:
     with right:
         st.plotly_chart(charts.cosine_history_chart(snapshots, colors=colors))
     pairs_section(info, snap, tasks, colors)
+    projection_section(snap, tasks, colors, step)
     affinity_section(info, tasks, colors, run["config"])
     log_y = st.toggle("log scale for gradient norms", key="interference_log")
     st.plotly_chart(charts.grad_norm_chart(snapshots, colors=colors, log_y=log_y))
@@ -246,6 +247,20 @@ def panel(run_id: str, was_active: bool) -> None:
     verdicts_section(result, run["config"], colors)
     if was_active and run["status"] not in ACTIVE_STATUSES:
         st.rerun()
+
+
+def projection_section(snap: Mapping[str, Any], tasks: list[str], colors: Mapping[str, str], step: int) -> None:
+    """What each task's head sees at this evaluation (`mtl_core.projection`), if recorded."""
+    projection = snap.get("projection") or {}
+    if not projection:
+        return  # a run recorded before projections were logged
+    st.subheader("What each task's head sees")
+    st.plotly_chart(charts.projection_chart(projection, tasks, colors, step=step))
+    st.caption("The first validation rows, each placed by the first two principal components of the vector "
+               "its task's head reads, coloured by that task's label. With hard sharing every panel shows the "
+               "same shared representation, coloured by a different task: where one task's classes come apart "
+               "and another's do not, the encoder learned more for the first. Move the evaluation step above to "
+               "see it form during training.")
 
 
 run_id = common.pick_run("Run", key="interference_run")

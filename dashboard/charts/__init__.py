@@ -29,6 +29,7 @@ from dashboard.charts.interference import (
     magnitude_heatmap, pairs_frame, scale_label,
 )
 from dashboard.charts.pareto import front_order, pareto_chart, selected_run, ternary_chart
+from dashboard.charts.projection import projection_chart
 from dashboard.charts.results import NO_CLEAR, comparison_bars, comparison_frame, style_comparison
 from dashboard.charts.style import (
     ARM_COLORS, BETTER_BG, CONFLICT_FILL, EXPERT_PALETTE, INPUT_COLOR, RUN_PALETTE, SHARED_GREY, TASK_PALETTE,
@@ -44,5 +45,5 @@ __all__ = [
     "diagram_structure", "ema", "expert_colors", "gates_bars", "gates_history_chart", "grad_norm_chart",
     "loss_curves", "magnitude_heatmap", "overlay_chart", "pairs_frame", "point_count", "scale_label",
     "style_comparison", "style_verdicts", "task_colors", "thin", "weights_chart",
-    "front_order", "pareto_chart", "selected_run", "ternary_chart", "data_preview",
+    "front_order", "pareto_chart", "selected_run", "ternary_chart", "data_preview", "projection_chart",
 ]
