@@ -268,18 +268,15 @@ def csv_check(options: Mapping[str, Any]) -> None:
 
 
 # ---- a glance at the data -----------------------------------------------------------------------
-PREVIEW_ROWS = 1000  # rows generated for the preview at most: its scatter shows 400
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def _data_preview(dataset: str, options_json: str, tasks: tuple[str, ...]) -> tuple[str, Any] | None:
     """`charts.data_preview` of the dataset's training split, cached by its setup; a link
-    asking for 50,000 rows generates at most PREVIEW_ROWS for it."""
+    asking for 50,000 rows generates at most `state.PREVIEW_ROWS` for it."""
     from mtl_core.tasks import load_dataset
 
     options = json.loads(options_json)
-    if "n_samples" in DATASETS.get(dataset).options.model_fields and int(options.get("n_samples") or 0) > PREVIEW_ROWS:
-        options["n_samples"] = PREVIEW_ROWS
+    if "n_samples" in DATASETS.get(dataset).options.model_fields and int(options.get("n_samples") or 0) > state.PREVIEW_ROWS:
+        options["n_samples"] = state.PREVIEW_ROWS
     state.check_dataset_access(dataset, options)
     ds = load_dataset(dataset, options)
     return charts.data_preview(ds, list(tasks), charts.task_colors(list(ds.tasks)))

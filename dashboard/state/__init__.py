@@ -40,7 +40,7 @@ from dashboard.state.form import (
     draft_from_session, error_text, k_ds_opt, k_sh_opt, k_task, k_weight, k_wt_opt, normalised_weights,
     read_options, seed, validate, weighting_from_session, weights_used,
 )
-from dashboard.state.limits import DASHBOARD_LIMITS, LIMIT_REASON, option_limit
+from dashboard.state.limits import DASHBOARD_LIMITS, LIMIT_REASON, PREVIEW_ROWS, option_limit
 from dashboard.state.links import (
     CONFIG_FIELDS, SS_PARAMS, SS_PENDING, SS_WRITTEN, WRITTEN_KEPT, config_params, config_to_params,
     default_config_dict, default_name, params_to_raw, review_config, section, yaml_scalar,
@@ -63,7 +63,7 @@ from dashboard.state.links import _shown  # noqa: F401  (tests read it)
 __all__ = [
     "ALLOW_REMOTE_ENV", "CONFIG_FIELDS", "CSV_SPECIAL", "DASHBOARD_LIMITS", "DATA_DIRS_ENV", "FRACTION_CHOICES",
     "JS_MAX_INT", "K_BATCH", "K_BUDGET", "K_CSV_TARGETS", "K_CSV_TEXT", "K_DATASET", "K_DEVICE", "K_EPOCHS",
-    "K_LR", "K_N_SEEDS", "K_SEED", "K_SHARING", "K_STEPS", "K_THREADS", "K_WEIGHTING", "LIMIT_REASON",
+    "K_LR", "K_N_SEEDS", "K_SEED", "K_SHARING", "K_STEPS", "K_THREADS", "K_WEIGHTING", "LIMIT_REASON", "PREVIEW_ROWS",
     "NO_TEXT_COLUMN", "OptionField", "RUN_PARAM", "SS_LIVE", "SS_PARAMS", "SS_PENDING", "SS_RUN", "SS_STARTED",
     "SS_WRITTEN", "THREAD_SETTINGS", "TRAINING_FIELDS", "TRANSFER_PARAM", "UI_RANGES", "UPLOAD_STEM_CHARS",
     "WEIGHT_FIELD", "WRITTEN_KEPT", "WidgetKind", "allowed_data_dirs", "check_data_path",

@@ -12,6 +12,9 @@ from __future__ import annotations
 from mtl_core.threads import usable_cores
 
 LIMIT_REASON = "the dashboard's bound; larger only through the CLI/config file"
+# Rows the Train page's data preview generates at most, whatever the link asks (its scatter
+# shows 400): opening a link never generates the link's own data before Train is pressed.
+PREVIEW_ROWS = 1_000
 DASHBOARD_LIMITS: dict[str, int] = {
     # dotted config key (options: of whichever entry the config names) -> the largest value
     "dataset.options.n_samples": 50_000,  # rows generated in memory, per run and seed
