@@ -406,9 +406,9 @@ def is_sweep_id(ident: str) -> bool:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Expand and validate a sweep, store it, and train its points (here, or `--background`)."""
-    from mtl_core.executors import run_sweep, start_sweep
+    from mtl_core.executors import record_sweep, run_sweep, start_sweep
     from mtl_core.store import RunStore
-    from mtl_core.sweep import SweepConfig, create_sweep
+    from mtl_core.sweep import SweepConfig
 
     check_config_file(args.config)
     config = SweepConfig.from_file(args.config, args.set)
@@ -421,8 +421,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(start_sweep(config, executor=executor, workers=workers))
         return 0
     with RunStore() as store:
-        sweep_id = create_sweep(store, config, executor=executor)
-        points = store.get_sweep(sweep_id)["points"]
+        sweep_id = record_sweep(store, config, executor=executor)
+        # A study stores its points round by round: its total is the trials it will ask for.
+        points = config.search.trials if config.search is not None else store.get_sweep(sweep_id)["points"]
     print(f"sweep {sweep_id}: {points} point(s), executor {executor}", file=sys.stderr)
 
     def progress(counts: dict[str, int]) -> None:

@@ -27,6 +27,10 @@ Baselines are trained once per distinct (data, task, model, budget, seed) and re
 through the store's baseline cache (`experiment.baseline_key`): a point waits while another
 point in flight is training a baseline it needs, so concurrent points never train the same one.
 
+A sweep with a `search` (the `[tune]` extra, `mtl_core.tune`) runs in rounds: the executor
+trains the study's queued round, the driver tells the study and stores the next round, until
+the study's `trials` or a cancel of the sweep (which stops the asking).
+
 The driver (`mtl-lab sweep`, or `start_sweep` in the background) records its pid on the
 sweep: its queued points stay queued while it lives, and become `interrupted` if it dies.
 `cancel_sweep` (`mtl-lab cancel SWEEP_ID`) stops a sweep as a whole. Cancelling one point
@@ -98,13 +102,20 @@ def run_sweep(
     started = time.perf_counter()
     with RunStore(store_path) as store:
         store.set_sweep_driver(sweep_id, os.getpid())
-        ex = impl(store, sweep_id, workers=workers, on_update=on_update, **kwargs)
+        search = (store.get_sweep(sweep_id)["config"] or {}).get("search")
         previous = signal.getsignal(signal.SIGTERM)
         in_main = _in_main_thread()
         if in_main:  # SIGTERM to the driver (`mtl-lab cancel SWEEP_ID` on a dead-looking one) = cancel
             signal.signal(signal.SIGTERM, lambda signum, frame: _sigterm(store, sweep_id))
         try:
-            ex.run()
+            if search:  # a study proposes the points: rounds of ask -> run -> tell (mtl_core.tune)
+                from mtl_core.tune import run_study
+
+                run_study(store, sweep_id,
+                          lambda: impl(store, sweep_id, workers=workers, on_update=on_update, **kwargs).run(),
+                          cancelled=lambda: sweep_id in _CANCEL_FLAG or store.sweep_cancel_requested(sweep_id))
+            else:
+                impl(store, sweep_id, workers=workers, on_update=on_update, **kwargs).run()
         finally:
             if in_main:
                 signal.signal(signal.SIGTERM, previous)
@@ -589,6 +600,19 @@ class RayExecutor(Executor):
 
 # ---- a sweep in the background, and cancelling one ---------------------------------------------
 
+def record_sweep(store: RunStore | None, config: Any, *, executor: str | None = None) -> str:
+    """Store sweep `config` and its points (`sweep.create_sweep`): a grid's every point, or a
+    study's first round (`mtl_core.tune`, whose driver asks for the rest); the sweep id."""
+    from mtl_core.sweep import create_sweep
+
+    if config.search is not None:
+        from mtl_core.tune import first_round
+
+        points = [(p.config.to_dict(), meta) for p, meta in first_round(config)]
+        return create_sweep(store, config, executor=executor, points=points)
+    return create_sweep(store, config, executor=executor)
+
+
 def start_sweep(
     config: Any, *, executor: str | None = None, workers: int | None = None,
     store_path: str | Path | None = None,
@@ -600,14 +624,14 @@ def start_sweep(
     `<store folder>/logs/<sweep_id>.log`.
     """
     from mtl_core import jobs
-    from mtl_core.sweep import SweepConfig, create_sweep
+    from mtl_core.sweep import SweepConfig
 
     if not isinstance(config, SweepConfig):
         config = SweepConfig.parse(dict(config))
     executor = executor or config.executor
     workers = workers or config.workers
     with RunStore(store_path) as store:
-        sweep_id = create_sweep(store, config, executor=executor)
+        sweep_id = record_sweep(store, config, executor=executor)
         log_file_path = jobs.log_path(sweep_id, store_path=store.path)
         argv = [sys.executable, "-m", "mtl_core.executors", sweep_id, "--executor", executor]
         if workers:

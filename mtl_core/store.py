@@ -1047,18 +1047,42 @@ class RunStore:
                         "INSERT INTO sweeps(id, name, config, executor, created_at) VALUES(?, ?, ?, ?, ?)",
                         (sweep_id, name, _dumps(config), executor, now),
                     )
-                    for run_config, meta in points:
-                        run_name = run_config.get("name") if isinstance(run_config.get("name"), str) else None
-                        conn.execute(
-                            "INSERT INTO runs(id, name, config, status, created_at, code_version, sweep_id, "
-                            "sweep_point) VALUES(?, ?, ?, 'queued', ?, ?, ?, ?)",
-                            (f"{_new_run_id()}-{meta.get('index', 0)}", run_name, _dumps(run_config), now,
-                             str(code_version), sweep_id, _dumps(meta)),
-                        )
+                    self._insert_sweep_runs(conn, sweep_id, points, now, str(code_version))
                 return sweep_id
             except sqlite3.IntegrityError:
                 continue  # an id drawn twice: draw them all again
         raise StoreError("could not draw free run ids for the sweep after 5 tries; try again")
+
+    def add_sweep_runs(self, sweep_id: str, points: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+        """Record more `queued` runs of sweep `sweep_id` ((config, point meta) pairs, e.g. a
+        study's next round, `mtl_core.tune`) in one transaction; their ids."""
+        try:
+            from mtl_core import __version__ as code_version  # type: ignore[attr-defined]
+        except ImportError:
+            code_version = "0"
+        for _ in range(5):
+            try:
+                with self._transaction() as conn:
+                    self._require_sweep(conn, sweep_id)
+                    return self._insert_sweep_runs(conn, sweep_id, points, _now_iso(), str(code_version))
+            except sqlite3.IntegrityError:
+                continue  # an id drawn twice: draw them all again
+        raise StoreError("could not draw free run ids for the sweep's new points after 5 tries; try again")
+
+    @staticmethod
+    def _insert_sweep_runs(conn: sqlite3.Connection, sweep_id: str,
+                           points: Sequence[tuple[dict[str, Any], dict[str, Any]]], now: str, code_version: str) -> list[str]:
+        ids = []
+        for run_config, meta in points:
+            run_id = f"{_new_run_id()}-{meta.get('index', 0)}"
+            run_name = run_config.get("name") if isinstance(run_config.get("name"), str) else None
+            conn.execute(
+                "INSERT INTO runs(id, name, config, status, created_at, code_version, sweep_id, "
+                "sweep_point) VALUES(?, ?, ?, 'queued', ?, ?, ?, ?)",
+                (run_id, run_name, _dumps(run_config), now, code_version, sweep_id, _dumps(meta)),
+            )
+            ids.append(run_id)
+        return ids
 
     def set_sweep_driver(self, sweep_id: str, pid: int, *, pid_start: int | None = None) -> None:
         """Record the process that schedules the sweep's points (its queued runs wait while it lives)."""

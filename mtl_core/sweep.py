@@ -20,6 +20,22 @@ Pareto plot (Sener & Koltun, 2018; Navon et al., 2022 draw the same picture).
 Every point is validated by building its `ExperimentConfig`; an axis value that cannot be
 is refused with a `ConfigError` naming the axis (`axes.weighting[1]: ...`) and the fix.
 
+Instead of axes, a sweep may let a multi-objective study propose its points (the `[tune]`
+extra, Optuna: Akiba et al., 2019; `mtl_core.tune`):
+
+    search:
+      kind: optuna
+      trials: 12                   # points in all
+      batch: 4                     # points per round (ask -> train the round -> tell)
+      sampler: nsga2               # NSGA-II (Deb et al., 2002) or tpe (multi-objective TPE, Ozaki et al., 2020)
+      seed: 0
+      space:
+        weights: simplex           # uniform on the weight simplex; or {y1: [0.1, 2], y2: [0.1, 2, log]}
+        optimizer.lr: [0.0003, 0.01, log]   # [lo, hi] (whole numbers: an int), [lo, hi, log], {choices: [...]}
+
+One objective per task: its primary metric on validation at the selected step, in the
+metric's direction (never test: test only reports). Each trial is a stored run of the sweep.
+
 `sweep_table(store, sweep_id)` is the view of a stored sweep: one row per point (its run,
 status, weights, validation and test primary metric per task, Δm, Pareto membership) and
 one row per task (metric, direction, single-task baseline).
@@ -49,7 +65,7 @@ from mtl_core.errors import ConfigError
 from mtl_core.spec import StrictModel
 
 __all__ = [
-    "EXECUTORS", "MAX_POINTS", "SweepConfig", "SweepPoint", "SweepTable", "WeightAxis",
+    "EXECUTORS", "MAX_POINTS", "SAMPLERS", "SearchSpec", "SweepConfig", "SweepPoint", "SweepTable", "WeightAxis",
     "create_sweep", "expand", "mirror_line", "simplex_grid", "sweep_table",
 ]
 
@@ -85,8 +101,32 @@ class SweepAxes(StrictModel):
     )
 
 
+SEARCH_KINDS = ("optuna",)
+SAMPLERS = ("nsga2", "tpe")
+
+
+class SearchSpec(StrictModel):
+    """A study that proposes the points (instead of axes); see the module docstring and `mtl_core.tune`."""
+
+    kind: Literal["optuna"] = Field(..., description="who proposes: optuna (the [tune] extra)")
+    trials: int = Field(..., ge=1, le=MAX_POINTS, description="points in all")
+    batch: int = Field(4, ge=1, le=256, description="points per round: asked together, trained together, told together")
+    sampler: Literal["nsga2", "tpe"] = Field("nsga2", description="nsga2 (Deb et al., 2002) or tpe (Ozaki et al., 2020)")
+    seed: int = Field(0, ge=0, description="the sampler's seed: the same seed and results propose the same points")
+    space: dict[str, Any] = Field(..., description="what the study varies: weights: simplex | {task: [lo, hi]}, "
+                                  "and dotted keys: [lo, hi], [lo, hi, log] or {choices: [...]}")
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if not v:
+            raise ValueError("the space is empty; give what to vary, e.g. space: {weights: simplex}")
+        return v
+
+
 class SweepConfig(ConfigModel):
-    """A sweep: a base experiment, fixed overrides and the axes to vary."""
+    """A sweep: a base experiment, fixed overrides and the axes to vary, or a `search` (a
+    study that proposes the points: `search: {kind: optuna, trials, batch, sampler, seed, space}`)."""
 
     name: str | None = None
     base: str | dict[str, Any] = Field(
@@ -98,6 +138,7 @@ class SweepConfig(ConfigModel):
     executor: Literal["local", "batched", "ray"] = "local"
     workers: int | None = Field(None, ge=1, le=1024, description="points at once (default: one per core)")
     address: str | None = Field(None, description="ray: the cluster's address (default: a local Ray)")
+    search: SearchSpec | None = Field(None, description="a study proposes the points instead of axes (mtl_core.tune)")
 
     @field_validator("base")
     @classmethod
@@ -205,7 +246,13 @@ def _parse_point(data: dict[str, Any], where: str) -> ExperimentConfig:
 
 
 def expand(config: SweepConfig) -> list[SweepPoint]:
-    """The sweep's points, each a validated ExperimentConfig (ConfigError naming the axis)."""
+    """The sweep's points, each a validated ExperimentConfig (ConfigError naming the axis).
+
+    A `search` sweep has no fixed list of points (its study proposes them while it runs):
+    ConfigError; `mtl_core.tune.propose` gives its next points."""
+    if config.search is not None:
+        raise ConfigError(f"search: a study proposes its {config.search.trials} points while the sweep runs, "
+                          "so they cannot be listed in advance; create the sweep (create_sweep) to get its first round")
     base_data = config.base_dict()
     base = _parse_point(base_data, "base")
     base_data = base.to_dict()
@@ -330,24 +377,32 @@ def _label(values: dict[str, Any], tasks: list[str]) -> str:
     parts.append(values["sharing"])
     if "seed" in values:
         parts.append(f"seed {values['seed']}")
-    parts += [f"{k}={v}" for k, v in values.items() if k not in ("weighting", "weights", "sharing", "seed")]
+    parts += [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"  # a study's 0.0036835616... reads 0.00368
+              for k, v in values.items() if k not in ("weighting", "weights", "sharing", "seed")]
     return " ".join(parts)
 
 
-def create_sweep(store, config: SweepConfig, *, executor: str | None = None) -> str:
+def create_sweep(store, config: SweepConfig, *, executor: str | None = None,
+                 points: list[tuple[dict[str, Any], dict[str, Any]]] | None = None) -> str:
     """Expand and validate `config`, record the sweep and its runs (all `queued`); the sweep id.
 
     Nothing is stored when a point is invalid. Execution is `mtl_core.executors.run_sweep`.
+    A `search` sweep's points come from its study: `points` is its first round (config dict,
+    point meta) as `mtl_core.executors.record_sweep` passes it; the driver asks for the rest.
     """
-    points = expand(config)
+    if points is not None:
+        pairs = list(points)
+    elif config.search is not None:
+        raise ConfigError("search: a study proposes this sweep's points; record it with "
+                          "mtl_core.executors.record_sweep (as `mtl-lab sweep` does), which asks it for the first round")
+    else:
+        pairs = [(p.config.to_dict(), p.meta()) for p in expand(config)]
     executor = executor or config.executor
     if executor not in EXECUTORS:
         raise ConfigError(f"executor: {executor!r} is unknown; choose one of: {', '.join(EXECUTORS)}")
     data = config.to_dict()
     data["executor"] = executor
-    return store.create_sweep(
-        data, [(p.config.to_dict(), p.meta()) for p in points], name=config.name, executor=executor
-    )
+    return store.create_sweep(data, pairs, name=config.name, executor=executor)
 
 
 # ---- the view of a stored sweep ---------------------------------------------------------------------

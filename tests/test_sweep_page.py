@@ -246,3 +246,30 @@ def test_a_three_task_sweep_shows_pairwise_fronts_and_the_weight_simplex(lab):
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert any("y2 · test mse" in (s["layout"].get("xaxis", {}).get("title", {}).get("text") or "") for s in specs)
     assert any(t.get("type") == "scatterternary" for s in specs for t in s["data"])
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("optuna") is None, reason="the [tune] extra is absent")
+def test_a_study_between_two_rounds_shows_as_active_with_its_trials_and_its_front(lab):
+    """A `search:` sweep (mtl_core.tune) whose first round has ended and whose driver lives:
+    the page counts the study's trials, keeps Cancel and polling, and plots the trials."""
+    import os
+
+    from mtl_core.executors import BatchedExecutor, record_sweep
+    from mtl_core.sweep import SweepConfig
+
+    base = {"dataset": {"name": "mmoe_synthetic", "options": {"n_tasks": 2, "n_samples": 300, "input_dim": 8}},
+            "model": {"hidden": [16]}, "steps": 20, "eval_every": 10, "batch_size": 32, "device": "cpu"}
+    config = SweepConfig.parse({"name": "study", "base": base, "search": {
+        "kind": "optuna", "trials": 4, "batch": 2, "space": {"weights": "simplex"}}})
+    with RunStore(lab / "mtl_lab.db") as store:
+        sweep_id = record_sweep(store, config, executor="batched")
+        store.set_sweep_driver(sweep_id, os.getpid())  # this test is the driver, between two rounds
+        BatchedExecutor(store, sweep_id).run()
+        assert store.get_sweep(sweep_id)["counts"] == {"finished": 2}
+    at = sweep_page({"sweep": sweep_id})
+    assert not at.exception, at.exception
+    assert "2 of 4 points ended" in "\n".join(str(p.proto.text) for p in at.get("progress"))
+    assert at.button(key="sweep_cancel")  # still active: the study asks for its next round
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    front = [t for s in specs for t in s["data"] if t.get("name") == "Pareto front (by validation)"]
+    assert front and front[0]["x"]

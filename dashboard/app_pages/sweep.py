@@ -103,6 +103,8 @@ def _on_sweep_upload() -> None:
             params[AX_SEEDS] = ",".join(str(s) for s in axes.seed)
         if axes.params:
             dropped.append("axes.params (" + ", ".join(axes.params) + ")")
+        if cfg.search is not None:
+            dropped.append("search (a study that proposes the points; launch it with `mtl-lab sweep --config FILE`)")
         params[EXECUTOR] = cfg.executor
         st.query_params.from_dict(params)
         for key in [k for k in ss if str(k).startswith("sw.")]:
@@ -160,6 +162,19 @@ def _show_sweep() -> None:
         st.query_params.pop(SWEEP_PARAM, None)
 
 
+def _trials(sweep: dict[str, Any]) -> int:
+    """The points a study (`search:`, mtl_core.tune) will propose in all; 0 for an axes sweep."""
+    return int(((sweep["config"] or {}).get("search") or {}).get("trials") or 0)
+
+
+def _is_active(sweep: dict[str, Any]) -> bool:
+    """Whether the sweep may still change: a run queued or running, or a study's driver
+    between two rounds (every stored point ended, the next round not asked yet)."""
+    between_rounds = (sweep["driver_alive"] and not sweep["cancel_requested"]
+                      and sweep["points"] < _trials(sweep))
+    return sweep["status"] in ACTIVE_STATUSES or between_rounds
+
+
 def sweep_panel(sweep_id: str, active: bool) -> None:
     """The points filling in (a table) and, once two tasks have results, the Pareto plot."""
     store = state.get_store()
@@ -167,8 +182,10 @@ def sweep_panel(sweep_id: str, active: bool) -> None:
     sweep, points = table.sweep, table.points
     counts = sweep["counts"]
     ended = sum(counts.get(s, 0) for s in ("finished", "failed", "cancelled", "interrupted"))
-    st.progress(ended / max(sweep["points"], 1),
-                text=f"{md(sweep['status'])} · {ended} of {sweep['points']} points ended · "
+    # A study stores its points round by round: count its trials while it asks.
+    total = max(sweep["points"], _trials(sweep)) if _is_active(sweep) else sweep["points"]
+    st.progress(ended / max(total, 1),
+                text=f"{md(sweep['status'])} · {ended} of {total} points ended · "
                      + ", ".join(f"{n} {md(s)}" for s, n in sorted(counts.items())))
     if not points.empty:
         shown = [c for c in ["index", "status", "label", *[c for c in points.columns if c.startswith(("val:", "test:"))],
@@ -200,7 +217,7 @@ def sweep_panel(sweep_id: str, active: bool) -> None:
             st.plotly_chart(charts.ternary_chart(points, tasks), key="sweep_ternary")
     elif ended == 0:
         st.caption("The Pareto plot appears when the first points have finished.")
-    if active and sweep["status"] not in ACTIVE_STATUSES:
+    if active and not _is_active(sweep):
         st.rerun()  # the sweep ended: one full rerun stops the polling and drops Cancel
 
 
@@ -210,7 +227,7 @@ def watch_sweep(sweep_id: str) -> None:
     except StoreError as exc:
         st.error(md(exc), icon=":material/link_off:")
         return
-    active = sweep["status"] in ACTIVE_STATUSES
+    active = _is_active(sweep)
     head, cancel_col = st.columns([4, 1])
     head.subheader(f"Sweep {md(sweep['name'] or sweep_id)} · {md(sweep['executor'])}")
     if active and cancel_col.button("Cancel sweep", key="sweep_cancel", icon=":material/stop_circle:"):
