@@ -29,6 +29,9 @@ FIRST_POINT_WAIT_S = 1.5
 SS_JUST_STARTED = "_train_just_started"
 SS_SHOWN = "_train_shown"  # (raw, task names, fingerprint) of the experiment the page last showed
 SS_START_ERROR = "_train_start_error"  # why the last click started nothing, said once on the page
+# Polls of the live panel before one whole-page rerun lists a run started by a click (that
+# click reran only the Train fragment; the sidebar is drawn by the whole page).
+SS_SIDEBAR_STALE = "_train_sidebar_stale"
 DEFAULTS = ExperimentConfig.parse({})
 ss = st.session_state
 
@@ -57,6 +60,7 @@ def _start(config: ExperimentConfig) -> str | None:
     if new_run is not None:
         started[fingerprint] = new_run
         ss[SS_JUST_STARTED] = new_run
+        ss[SS_SIDEBAR_STALE] = 2
         state.set_run_id(new_run)
     return new_run
 
@@ -464,10 +468,15 @@ def live_panel(run_id: str, was_active: bool, was_starting: bool = False) -> Non
             pace.drawn(now, settings)
         with st.container(key="live_curves"):  # `.st-key-live_curves` for the browser test and bench
             st.plotly_chart(figure)
+    stale = ss.get(SS_SIDEBAR_STALE, 0)
+    if stale:
+        ss[SS_SIDEBAR_STALE] = stale - 1
     if was_active and status not in ACTIVE_STATUSES:
         st.rerun()  # the run ended: one full rerun stops the polling and drops Cancel
     elif was_starting and not metrics.empty:
         st.rerun()  # the first point is drawn: poll at the normal pace from now on
+    elif stale == 1:
+        st.rerun()  # the poll after the click's: the whole page, so the sidebar lists the new run
 
 
 # ---- the page -----------------------------------------------------------------------------------
@@ -661,16 +670,7 @@ if budget is not None:
 st.divider()
 if config_error:
     st.error(md(config_error), icon=":material/error:")
-# One submission starts one run: while the run this tab started for this very config is
-# queued or running, Train is disabled and a second click (sent before the page redrew)
-# starts nothing.
-already_started = state.started_run(ss, config)
-c_train, c_download, c_load = st.columns([1, 1, 2], vertical_alignment="top")
-train_clicked = c_train.button("Train", type="primary", key="train", icon=":material/play_arrow:",
-                               on_click=_start_on_click, disabled=config is None or already_started is not None, width="stretch",
-                               help="Start this experiment in the background (single-task baselines first).")
-if already_started:
-    c_train.caption(f"Started as run {md(already_started)}; change a setting (e.g. the seed) to train another.")
+c_download, c_load = st.columns([1, 2], vertical_alignment="top")
 c_download.download_button(
     "Download config (YAML)",
     data=config.to_yaml() if config is not None else yaml.safe_dump(draft, sort_keys=False),
@@ -682,14 +682,35 @@ with c_load.expander("Load a config (YAML)"):
                      on_change=_on_yaml_upload, label_visibility="collapsed")
     st.caption("The same file `mtl-lab run CONFIG` takes. Its values fill the form.")
 
-if train_clicked and config is not None and already_started is None and _start(config):
-    st.rerun()  # redraw the frame too: Train disabled, the sidebar lists (and polls) the new run
-start_error = ss.pop(SS_START_ERROR, None)
-if start_error:
-    st.error(md(start_error))
 
-if run_id:
-    watch(run_id)
-else:
-    st.info("Set up an experiment above and press **Train**. The curves appear here while it learns.",
-            icon=":material/info:")
+@st.fragment
+def train_and_watch(config: ExperimentConfig | None) -> None:
+    """The Train button and the watched run, one fragment: a click on Train reruns only this
+    part of the page, so the browser applies a handful of elements, not the whole form, before
+    the first point shows (bench/dashboard.py --click). `config` is the form's experiment as
+    the last full run of the page built it: a changed setting reruns the whole page."""
+    # One submission starts one run: while the run this tab started for this very config is
+    # queued or running, Train is disabled and a second click (sent before the page redrew)
+    # starts nothing.
+    already_started = state.started_run(ss, config)
+    c_train, c_note = st.columns([1, 3], vertical_alignment="center")
+    train_clicked = c_train.button(
+        "Train", type="primary", key="train", icon=":material/play_arrow:", on_click=_start_on_click,
+        disabled=config is None or already_started is not None, width="stretch",
+        help="Start this experiment in the background (single-task baselines first).")
+    if already_started:
+        c_note.caption(f"Started as run {md(already_started)}; change a setting (e.g. the seed) to train another.")
+    if train_clicked and config is not None and already_started is None and _start(config):
+        st.rerun()  # the whole page: Train disabled, the sidebar lists (and polls) the new run
+    start_error = ss.pop(SS_START_ERROR, None)
+    if start_error:
+        st.error(md(start_error))
+    run_id = state.current_run_id()  # the callback may just have started one
+    if run_id:
+        watch(run_id)
+    else:
+        st.info("Set up an experiment above and press **Train**. The curves appear here while it learns.",
+                icon=":material/info:")
+
+
+train_and_watch(config)
