@@ -1112,29 +1112,37 @@ class RunStore:
         except (TypeError, ValueError):
             config = {}
         counts = dict(self._read("SELECT status, COUNT(*) FROM runs WHERE sweep_id=? GROUP BY status", (sweep_id,)))
+        alive = driver is not None and pid_alive(int(driver), driver_start)
+        asking = study_asking(config, sum(counts.values()), cancel_requested=bool(cancel), driver_alive=alive)
         return {
             "id": sid, "name": name, "config": config, "executor": executor, "created_at": created_at,
-            "cancel_requested": bool(cancel), "driver_pid": driver,
-            "driver_alive": driver is not None and pid_alive(int(driver), driver_start),
+            "cancel_requested": bool(cancel), "driver_pid": driver, "driver_alive": alive,
             "counts": counts, "points": sum(counts.values()),
-            "status": sweep_status(counts, cancel_requested=bool(cancel)),
+            "status": sweep_status(counts, cancel_requested=bool(cancel), asking=asking),
         }
 
     def sweeps(self) -> pd.DataFrame:
         """One row per sweep, newest first: id, name, executor, created_at, status, points and
         the number of its runs in each status."""
-        rows = self._read("SELECT id, name, executor, created_at, cancel_requested FROM sweeps "
-                          "ORDER BY created_at DESC, rowid DESC")
+        rows = self._read("SELECT id, name, executor, created_at, cancel_requested, config, driver_pid, "
+                          "driver_pid_start FROM sweeps ORDER BY created_at DESC, rowid DESC")
         counts: dict[str, dict[str, int]] = {}
         for sid, status, n in self._read(
             "SELECT sweep_id, status, COUNT(*) FROM runs WHERE sweep_id IS NOT NULL GROUP BY sweep_id, status"
         ):
             counts.setdefault(sid, {})[status] = n
         out = []
-        for sid, name, executor, created_at, cancel in rows:
+        for sid, name, executor, created_at, cancel, config, driver, driver_start in rows:
             c = counts.get(sid, {})
+            try:
+                config = json.loads(config)
+            except (TypeError, ValueError):
+                config = {}
+            alive = driver is not None and pid_alive(int(driver), driver_start)
+            asking = study_asking(config, sum(c.values()), cancel_requested=bool(cancel), driver_alive=alive)
             out.append({"id": sid, "name": name, "executor": executor, "created_at": created_at,
-                        "status": sweep_status(c, cancel_requested=bool(cancel)), "points": sum(c.values()),
+                        "status": sweep_status(c, cancel_requested=bool(cancel), asking=asking),
+                        "points": sum(c.values()),
                         **{s: int(c.get(s, 0)) for s in STATUSES}})
         df = pd.DataFrame(out, columns=["id", "name", "executor", "created_at", "status", "points", *STATUSES])
         df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601", errors="coerce")
@@ -1284,12 +1292,13 @@ def _delta_m_of(result: dict[str, Any]) -> float | None:
         return None
 
 
-def sweep_status(counts: dict[str, int], *, cancel_requested: bool = False) -> str:
+def sweep_status(counts: dict[str, int], *, cancel_requested: bool = False, asking: bool = False) -> str:
     """A sweep's status, derived from its runs' (`counts`: status -> number of runs):
-    running while any run is queued or running; then cancelled if a cancel was asked;
-    finished when every run finished, partial when some did, failed when none did."""
+    running while any run is queued or running, or while its study is `asking` for the next
+    round (`study_asking`); then cancelled if a cancel was asked; finished when every run
+    finished, partial when some did, failed when none did."""
     total = sum(counts.values())
-    if any(counts.get(s, 0) for s in ACTIVE_STATUSES):
+    if asking or any(counts.get(s, 0) for s in ACTIVE_STATUSES):
         return "running"
     if cancel_requested:
         return "cancelled"
@@ -1297,6 +1306,14 @@ def sweep_status(counts: dict[str, int], *, cancel_requested: bool = False) -> s
     if total and done == total:
         return "finished"
     return "partial" if done else "failed"
+
+
+def study_asking(config: Any, points: int, *, cancel_requested: bool, driver_alive: bool) -> bool:
+    """Whether a sweep's study (`search:`, mtl_core.tune) is between two rounds: its driver
+    lives, no cancel was asked and it has stored fewer points than its trials."""
+    search = config.get("search") if isinstance(config, dict) else None
+    trials = search.get("trials") if isinstance(search, dict) else None
+    return (isinstance(trials, int) and points < trials and driver_alive and not cancel_requested)
 
 
 def _check_status(status: str) -> None:

@@ -192,3 +192,19 @@ def test_the_example_study_is_valid():
         assert point.config.steps == 300 and 0.0003 <= point.config.optimizer.lr <= 0.01
         assert sum(point.values["weights"].values()) == pytest.approx(2.0)
         assert meta["trial"]["number"] == point.index
+
+
+@needs_optuna
+def test_a_study_between_two_rounds_is_running_until_its_trials_are_asked_or_it_is_cancelled(tmp_path):
+    import os
+
+    with RunStore(tmp_path / "lab.db") as store:
+        sid = record_sweep(store, search_config(trials=6), executor="batched")  # first round: 2 of 6 points
+        for run_id in store.sweep_runs(sid)["id"]:
+            store.set_status(run_id, "finished")  # the round has ended; the next is not asked yet
+        assert store.get_sweep(sid)["status"] == "finished"  # no driver: nobody will ask
+        store.set_sweep_driver(sid, os.getpid())  # this test is the driver, between two rounds
+        assert store.get_sweep(sid)["status"] == "running"
+        assert store.sweeps().set_index("id").loc[sid, "status"] == "running"  # `mtl-lab sweeps` agrees
+        store.request_cancel_sweep(sid)
+        assert store.get_sweep(sid)["status"] == "cancelled"
