@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_jobs import _wait_for  # the suite's one wait-on-a-condition helper
 
 from mtl_core import jobs, worker
 from mtl_core.errors import StoreError
@@ -21,13 +22,7 @@ TIMEOUT = 60.0
 
 
 def _until(predicate, what: str):
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    return _wait_for(predicate, TIMEOUT, what)
 
 
 def test_pause_resume_and_step_are_recorded_only_for_runs_that_have_not_ended(tmp_path):
