@@ -495,6 +495,9 @@ def test_a_tiny_transfer_run_started_from_the_page_reaches_its_table(lab, jobs_i
     assert list(table.columns) == ["labelled %", "labelled examples", "frozen encoder", "fine-tuned encoder",
                                    "from scratch"]
     assert len(table) == 2  # one row per data size
+    versus = at.table[1].value  # each pre-trained arm against scratch, with its interval
+    assert list(versus["arm"]) == ["frozen encoder", "fine-tuned encoder"] * 2
+    assert set(versus["verdict"]) <= {"helped", "hurt", "no clear difference"} and "95 % interval" in versus.columns
     assert "labelled target examples (log scale)" in _chart_specs(at)
     at.switch_page("app_pages/interference.py").run()  # transfer runs are not offered there
     assert not at.exception and "No multi-task runs yet" in texts(at.info)

@@ -330,3 +330,20 @@ def test_cli_transfer_prints_the_table_and_writes_the_json(tmp_path, monkeypatch
 
     assert cli.main(["transfer", "--config", str(config), "--set", "target=pos"]) == 2
     assert "target: 'pos' is also a source" in capsys.readouterr().err
+
+
+def test_each_pretrained_arm_is_compared_with_scratch_on_the_same_test_rows_with_its_interval():
+    from mtl_core.transfer import vs_scratch_frame
+
+    result = run_transfer(tiny(fractions=[1.0]))
+    by_arm = {r["arm"]: r for r in result["rows"]}
+    assert "vs_scratch" not in by_arm["scratch"]
+    for arm in ("frozen", "finetune"):
+        v = by_arm[arm]["vs_scratch"]
+        assert v["low"] <= v["diff"] <= v["high"] and v["verdict"] in ("helped", "hurt", "no clear difference")
+        # The gain is the arm's metric minus scratch's, on the same test rows (accuracy: higher is better).
+        assert v["diff"] == pytest.approx(by_arm[arm]["metric_value"] - by_arm["scratch"]["metric_value"], abs=1e-9)
+        assert (v["verdict"] == "no clear difference") == (v["low"] <= 0 <= v["high"])
+    frame = vs_scratch_frame(result)
+    assert list(frame["arm"]) == ["frozen", "finetune"] and "vs scratch" in format_transfer(result)
+    assert vs_scratch_frame(run_transfer(tiny(arms=["frozen"], fractions=[1.0]))).empty  # nothing to compare with

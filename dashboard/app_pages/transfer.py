@@ -17,7 +17,13 @@ from mtl_core.metrics import best_arm
 from mtl_core.models import pretrained
 from mtl_core.store import ACTIVE_STATUSES
 from mtl_core.tasks import DATASETS
-from mtl_core.transfer import ARM_DESCRIPTIONS, ARMS, TransferConfig, transfer_table
+from mtl_core.transfer import (
+    ARM_DESCRIPTIONS,
+    ARMS,
+    TransferConfig,
+    transfer_table,
+    vs_scratch_frame,
+)
 
 POLL_S = 2.0  # a live redraw costs the server ~0.5 core at 1 s on 2 cores: see bench/dashboard.py --watch
 TEXT_ENCODERS = ("gru", "cnn", "transformer")
@@ -111,6 +117,16 @@ def show_result(result: dict[str, Any]) -> None:
     st.caption(f"Test {md(metric)} {arrow} of the target **{md(result['target'])}** (best arm of each row shaded), "
                f"each model trained {result['target_steps']:,} steps on its share of the "
                f"{result['n_target_train']:,} labelled training rows.")
+    versus = vs_scratch_frame(result)
+    if not versus.empty:
+        versus = versus.assign(arm=versus["arm"].map(lambda a: charts.ARM_LABELS.get(a, a)),
+                               interval=[f"{lo:+.3g} to {hi:+.3g}" for lo, hi in zip(versus["low"], versus["high"])])
+        st.table(versus[["n_labelled", "arm", "gain", "interval", "verdict"]]
+                 .rename(columns={"n_labelled": "labelled examples", "gain": f"gain in {metric}",
+                                  "interval": "95 % interval"})
+                 .style.format({f"gain in {metric}": "{:+.3g}", "labelled examples": "{:,}"}).hide(axis="index"))
+        st.caption("Each pre-trained encoder against training from scratch on the same test rows (paired "
+                   "bootstrap, Efron & Tibshirani, 1993): 'helped' or 'hurt' only where the interval excludes 0.")
     pre = result.get("pretrain") or {}
     names = result.get("pretrain_metric") or {}
     if pre:

@@ -29,7 +29,7 @@ pre-train, then every arm at every size), `report` (the data-efficiency table).
 from mtl_core.phases import ARMS
 from mtl_core.transfer.config import ARM_DESCRIPTIONS, Arm, TransferConfig
 from mtl_core.transfer.encoder import build_target_model, frozen_copy, is_frozen, shared_encoder
-from mtl_core.transfer.report import format_transfer, transfer_table
+from mtl_core.transfer.report import format_transfer, transfer_table, vs_scratch_frame
 from mtl_core.transfer.run import pretrain, run_transfer, train_arm
 from mtl_core.transfer.subsets import describe_merged, fraction_plan, labelled_rows, subset_size, target_subset
 
@@ -52,4 +52,5 @@ __all__ = [
     "target_subset",
     "train_arm",
     "transfer_table",
+    "vs_scratch_frame",
 ]

@@ -127,10 +127,13 @@ def _run(config: TransferConfig, sink: Sink, *, run_id: str | None, dataset: MTL
         for fraction in (p["fraction"] for p in plan):
             index = target_subset(target_ds.train, spec, fraction, min_rows=target_cfg.batch_size, seed=base.seed)
             subset = dataclasses.replace(target_ds, train=target_ds.train.subset(index))
+            outputs: dict[str, torch.Tensor] = {}
             for arm in config.arms:
                 trained = train_arm(arm, target_cfg, subset, config.target, frozen if arm == "frozen" else encoder,
                                     sink=sink, phase=Phase.arm(arm, fraction).format())
                 metrics = trained.test[config.target]
+                if trained.test_outputs is not None:
+                    outputs[arm] = trained.test_outputs[config.target]
                 rows.append({
                     "arm": arm,
                     "fraction": fraction,
@@ -140,7 +143,24 @@ def _run(config: TransferConfig, sink: Sink, *, run_id: str | None, dataset: MTL
                     "train_seconds": trained.train_seconds,
                 })
                 del trained  # one target model alive at a time (a MiniLM copy is 90 MB)
+            _compare_with_scratch(rows[-len(config.arms):], outputs, spec, target_ds.test.y[config.target], base.seed)
     except RunCancelled as exc:
         exc.result = results("cancelled")  # type: ignore[attr-defined]  (the finished cells, for the store)
         raise
     return results("finished")
+
+
+def _compare_with_scratch(rows: list[dict[str, Any]], outputs: dict[str, torch.Tensor], spec: Any,
+                          target: torch.Tensor, seed: int) -> None:
+    """Whether each pre-trained arm beat training from scratch at this data size, with its
+    noise: the paired bootstrap interval of arm − scratch on the same test rows
+    (`significance.paired_interval`; "helped" / "hurt" only when the interval excludes 0),
+    kept in the arm's row as `vs_scratch`. Nothing without a scratch arm to compare with."""
+    from mtl_core.significance import paired_interval
+
+    if "scratch" not in outputs:
+        return
+    for row in rows:
+        if row["arm"] != "scratch" and row["arm"] in outputs:
+            full = paired_interval(spec, target, outputs["scratch"], outputs[row["arm"]], seed=seed)
+            row["vs_scratch"] = {k: full[k] for k in ("diff", "low", "high", "verdict", "n")}
