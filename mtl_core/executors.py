@@ -45,7 +45,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -231,13 +230,7 @@ def start_point(store: RunStore, run_id: str) -> int:
     one); return its pid."""
     from mtl_core import jobs
 
-    log_file_path = jobs.log_path(run_id, store_path=store.path)
-    with jobs._open_log(log_file_path) as log_file:
-        proc, pid_start = jobs._start_worker(store, run_id, log_file)
-    jobs._CHILDREN[run_id] = proc
-    jobs._watch(run_id, proc)
-    store.set_pid(run_id, proc.pid, pid_start=pid_start)
-    return proc.pid
+    return jobs.start_queued(store, run_id)
 
 
 class LocalExecutor(Executor):
@@ -632,23 +625,18 @@ def start_sweep(
     workers = workers or config.workers
     with RunStore(store_path) as store:
         sweep_id = record_sweep(store, config, executor=executor)
-        log_file_path = jobs.log_path(sweep_id, store_path=store.path)
         argv = [sys.executable, "-m", "mtl_core.executors", sweep_id, "--executor", executor]
         if workers:
             argv += ["--workers", str(workers)]
         if config.address:
             argv += ["--address", config.address]
-        with jobs._open_log(log_file_path) as log_file:
-            try:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                        env=jobs._worker_env(store.path), start_new_session=True)
-            except OSError as exc:
-                store.request_cancel_sweep(sweep_id)
-                for rid in store.sweep_runs(sweep_id)["id"]:
-                    store.fail_run(rid, f"the sweep's driver could not start: {exc}")
-                raise StoreError(f"could not start the driver of sweep {sweep_id}: {exc}") from None
-        jobs._CHILDREN[sweep_id] = proc
-        jobs._watch(sweep_id, proc)
+        try:
+            proc = jobs.spawn(sweep_id, argv, store_path=store.path)
+        except OSError as exc:
+            store.request_cancel_sweep(sweep_id)
+            for rid in store.sweep_runs(sweep_id)["id"]:
+                store.fail_run(rid, f"the sweep's driver could not start: {exc}")
+            raise StoreError(f"could not start the driver of sweep {sweep_id}: {exc}") from None
         store.set_sweep_driver(sweep_id, proc.pid)
     return sweep_id
 

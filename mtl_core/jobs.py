@@ -68,6 +68,13 @@ def _watch(run_id: str, proc: subprocess.Popen) -> None:
     threading.Thread(target=wait, name=f"reap-{run_id}", daemon=True).start()
 
 
+def track(key: str, proc: subprocess.Popen) -> None:
+    """Keep `proc` (a run's worker, a sweep's driver) as a child of this process, reaped as soon
+    as it exits; `key` is its run or sweep id."""
+    _CHILDREN[key] = proc
+    _watch(key, proc)
+
+
 def _reap() -> None:
     for run_id, proc in list(_CHILDREN.items()):
         if proc.poll() is not None:
@@ -134,8 +141,7 @@ def start(
                 proc, pid_start = handed
             else:
                 proc, pid_start = _start_worker(store, run_id, log_file)
-        _CHILDREN[run_id] = proc
-        _watch(run_id, proc)
+        track(run_id, proc)
         store.set_pid(run_id, proc.pid, pid_start=pid_start)
     if _WARM.enabled and os.environ.get(WARM_ENV, "1") != "0":
         _ensure_standby()  # for the next click; it waits at idle priority meanwhile
@@ -174,6 +180,27 @@ def _start_worker(store: RunStore, run_id: str, log_file: IO[bytes]) -> tuple[su
     # The start time is read before the reaper may collect the child: a pid is only
     # an identity together with it.
     return proc, process_start_time(proc.pid)
+
+
+def start_queued(store: RunStore, run_id: str) -> int:
+    """Start a fresh worker for `run_id`, a run already in the store (a sweep's queued point,
+    `mtl_core.executors`), as `start` does for a new run without a standby; its pid."""
+    with _open_log(log_path(run_id, store_path=store.path)) as log_file:
+        proc, pid_start = _start_worker(store, run_id, log_file)
+    track(run_id, proc)
+    store.set_pid(run_id, proc.pid, pid_start=pid_start)
+    return proc.pid
+
+
+def spawn(key: str, argv: list[str], *, store_path: Path) -> subprocess.Popen:
+    """Start `argv` detached (its own session, like a worker), with a worker's environment and
+    its output in the log file of `key` (a sweep's driver: `key` is the sweep id); tracked
+    like a worker. Raises OSError when the process cannot start."""
+    with _open_log(log_path(key, store_path=store_path)) as log_file:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                                env=_worker_env(store_path), start_new_session=True)
+    track(key, proc)
+    return proc
 
 
 # ---- the standby worker ------------------------------------------------------------------------
