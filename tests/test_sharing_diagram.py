@@ -84,3 +84,13 @@ def test_mtan_with_fixed_attention_draws_no_attention_module():
 def test_without_a_model_the_experts_diagram_gives_no_number():
     labels = box_labels(charts.architecture_diagram("experts", ["a", "b"]))
     assert "shared<br>experts" in labels and not any(t.startswith("expert ") for t in labels)
+
+
+def test_the_diagram_is_built_once_per_arguments_and_follows_a_change():
+    # Drawn at every rerun of the Train page: kept per arguments, rebuilt when one changes.
+    blocks = [{"role": "expert", "level": 1, "tasks": ["a", "b"]}] * 3
+    first = charts.architecture_diagram("experts", ["a", "b"], blocks=blocks)
+    assert charts.architecture_diagram("experts", ("a", "b"), blocks=[dict(b) for b in blocks]) is first
+    other = charts.architecture_diagram("experts", ["a", "b"], blocks=blocks[:2])
+    assert other is not first
+    assert box_labels(first) != box_labels(other)  # 3 experts vs 2

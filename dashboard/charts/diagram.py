@@ -3,6 +3,8 @@ model's `describe_blocks()` so that it cannot disagree with the model."""
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any, Mapping, Sequence
 
 import plotly.graph_objects as go
@@ -59,7 +61,24 @@ def architecture_diagram(
     gives it), from which the number of experts, the layers and each task's depth are
     drawn, so the picture cannot disagree with the model; without it, those are drawn
     without numbers that could be wrong (one box "experts"; a generic stack).
+
+    The figure is built once per set of arguments and kept (it is drawn at every rerun of
+    the Train page, and building it costs ~0.15 s of plotly validation): the same object
+    comes back for the same arguments, so a caller must not change it.
     """
+    key = json.dumps([diagram, list(tasks), dict(colors) if colors is not None else None,
+                      [dict(b) for b in blocks] if blocks is not None else None], sort_keys=True, default=str)
+    return _drawn(key)
+
+
+@functools.lru_cache(maxsize=64)
+def _drawn(key: str) -> go.Figure:
+    diagram, tasks, colors, blocks = json.loads(key)
+    return _draw(diagram, tasks, colors, blocks)
+
+
+def _draw(diagram: str, tasks: Sequence[str], colors: Mapping[str, str] | None,
+          blocks: Sequence[Mapping[str, Any]] | None) -> go.Figure:
     tasks = list(tasks) or ["task"]
     colors = dict(colors) if colors is not None else task_colors(tasks)
     structure = diagram_structure(tasks, blocks)
