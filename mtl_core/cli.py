@@ -6,6 +6,7 @@
     mtl-lab runs [--json]            mtl-lab show RUN_ID [--json]
     mtl-lab export RUN_ID --format csv|json [--out PATH]
     mtl-lab delete RUN_ID            mtl-lab cancel RUN_ID
+    mtl-lab pause RUN_ID             mtl-lab resume RUN_ID         mtl-lab step RUN_ID [--steps N]
     mtl-lab sweep --config FILE [--executor local|batched|ray] [--workers N] [--background]
     mtl-lab sweeps [--json]          (show / export / cancel / delete take a sweep id too)
     mtl-lab dashboard [--port N] [--host H] [--data-dir DIR ...]
@@ -269,15 +270,20 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from mtl_core.store import RunStore
+    """The stored runs, newest first; a held run's status reads "paused" (`paused` in --json)."""
+    from mtl_core.store import ACTIVE_STATUSES, RunStore
 
     with RunStore() as store:
         df = store.runs()
-    if args.json:
+        # Only a queued or running run can be held; its flag is one read per active run.
+        df["paused"] = [store.run_controls(r)[1] if s in ACTIVE_STATUSES else False
+                        for r, s in zip(df["id"], df["status"])]
+    if args.json:  # `status` stays the lifecycle state; `paused` says whether it is held
         print(json.dumps(json.loads(df.to_json(orient="records", date_format="iso")), indent=2))
     elif df.empty:
         print("no runs yet: start one with `mtl-lab run --config examples/quickstart.yaml`")
     else:
+        df["status"] = df["status"].where(~df["paused"].astype(bool), "paused")  # as the Train page says it
         cols = [c for c in ("id", "name", "status", "dataset", "sharing", "weighting", "tasks", "delta_m",
                             "created_at") if c in df.columns]
         print(df[cols].to_string(index=False))
@@ -285,7 +291,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from mtl_core.store import RunStore
+    from mtl_core.store import ACTIVE_STATUSES, RunStore
 
     if is_sweep_id(args.run_id):
         return _show_sweep(args)
@@ -295,7 +301,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"run": run, "result": result}, indent=2, default=str))
         return 0
-    print(f"run {run['id']}  status: {run['status']}  device: {run.get('device') or '—'}")
+    status = run["status"]
+    if run.get("paused") and status in ACTIVE_STATUSES:
+        status = (f"paused ({status}, at step {run.get('step') or 0}; `mtl-lab step {run['id']}` takes "
+                  f"{_default_steps(run)} step(s), `mtl-lab resume {run['id']}` lets it go on)")
+    print(f"run {run['id']}  status: {status}  device: {run.get('device') or '—'}")
     if run.get("error"):
         print(f"error: {run['error']}")
     if result:
@@ -311,11 +321,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """A run's curves and its results table (`export.results_frame`: what `show` prints, with
+    the trivial baseline and why the metric is what it is) as CSV files or one JSON file."""
     from mtl_core.store import RunStore
 
     if is_sweep_id(args.run_id):
         return _export_sweep(args)
-    from mtl_core.export import to_safe_csv
+    from mtl_core.export import results_frame, to_safe_csv
 
     default_name = f"{args.run_id}.{args.format}"
     out = Path(args.out).expanduser() if args.out else Path(default_name)
@@ -326,30 +338,22 @@ def cmd_export(args: argparse.Namespace) -> int:
         run = store.get_run(args.run_id)
         result = store.result(args.run_id)
         curves = store.metrics(args.run_id)
+    table = results_frame(result, run) if result else None
     if args.format == "json":
         text = json.dumps(
-            {"run": run, "result": result, "curves": curves.to_dict(orient="records")}, indent=2, default=str
+            {"run": run, "result": result,
+             "results_table": json.loads(table.to_json(orient="records")) if table is not None else [],
+             "curves": curves.to_dict(orient="records")}, indent=2, default=str
         )
         write_output(out, text, what="the export")
     else:
         # Task and run names are text strangers may have written: no cell may start a formula.
         write_output(out, to_safe_csv(curves), what="the export")
-        if result:
+        if table is not None:
             results_out = out.with_name(out.stem + "_results.csv")
-            write_output(results_out, to_safe_csv(_results_frame(result, run)), what="the results export")
+            write_output(results_out, to_safe_csv(table), what="the results export")
     print(out)
     return 0
-
-
-def _results_frame(result: dict[str, Any], run: dict[str, Any]):
-    import pandas as pd
-
-    columns = ("name", "kind", "metric", "higher_is_better", "stl", "mtl", "delta_pct")
-    tasks = result.get("tasks") if isinstance(result.get("tasks"), list) else []
-    df = pd.DataFrame([{k: r.get(k) for k in columns} for r in tasks if isinstance(r, dict)], columns=columns)
-    df.insert(0, "run_name", run.get("name"))
-    df.insert(0, "run_id", run.get("id"))
-    return df
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -381,6 +385,88 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     else:
         print(f"{args.run_id} is not running; nothing to cancel")
     return 0
+
+
+# ---- pause / resume / step (issue 15) -----------------------------------------------------------
+def _held_run(run_id: str, verb: str) -> dict[str, Any]:
+    """The stored run `run_id` for `mtl-lab pause|resume|step`; a sweep id is refused with the
+    command that does serve a sweep."""
+    from mtl_core.store import RunStore
+
+    if is_sweep_id(run_id):
+        raise StoreError(f"{run_id} is a sweep; {verb} works on one run of it (`mtl-lab show {run_id}` lists "
+                         f"its runs), or stop the whole sweep with `mtl-lab cancel {run_id}`")
+    with RunStore() as store:  # opening it marks runs whose process died as interrupted
+        return store.get_run(run_id)
+
+
+def _ended(run: dict[str, Any], what: str) -> StoreError:
+    return StoreError(f"run {run['id']} is {run['status']}; only a {what}")
+
+
+def _default_steps(run: dict[str, Any]) -> int:
+    """Steps a Step takes when none are given: the run's log interval, one new logged point
+    per task (as the Train page's Step button)."""
+    return int(run["config"].get("log_every") or 10)
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """Hold a queued or running run before its next step (its curves so far are kept)."""
+    from mtl_core import jobs
+    from mtl_core.store import ACTIVE_STATUSES
+
+    run = _held_run(args.run_id, "pause")
+    if run["paused"] and run["status"] in ACTIVE_STATUSES:
+        print(f"run {args.run_id} is already paused at step {run.get('step') or 0}")
+        return 0
+    if not jobs.pause(args.run_id):
+        raise _ended(_current_run(args.run_id), "queued or running run can be paused")
+    print(f"run {args.run_id} paused (it waits before its next step); `mtl-lab step {args.run_id}` takes "
+          f"{_default_steps(run)} step(s), `mtl-lab resume {args.run_id}` lets it go on")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Let a paused run go on from the step where it waits."""
+    from mtl_core import jobs
+    from mtl_core.store import ACTIVE_STATUSES
+
+    run = _held_run(args.run_id, "resume")
+    if run["status"] in ACTIVE_STATUSES and not run["paused"]:
+        print(f"run {args.run_id} is {run['status']}, not paused; nothing to resume")
+        return 0
+    if not jobs.resume(args.run_id):
+        raise _ended(_current_run(args.run_id), "paused run can be resumed")
+    print(f"run {args.run_id} resumed")
+    return 0
+
+
+def cmd_step(args: argparse.Namespace) -> int:
+    """Let a paused run take N more steps (default: its log interval), then wait again."""
+    from mtl_core import jobs
+    from mtl_core.store import ACTIVE_STATUSES
+
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps {args.steps}: give at least 1 (the steps the paused run may take), or "
+                          "leave it out for the run's log interval")
+    run = _held_run(args.run_id, "step")
+    n = args.steps if args.steps is not None else _default_steps(run)
+    if not jobs.step(args.run_id, n):
+        run = _current_run(args.run_id)
+        if run["status"] in ACTIVE_STATUSES:
+            raise StoreError(f"run {args.run_id} is {run['status']}, not paused; pause it first "
+                             f"(`mtl-lab pause {args.run_id}`), then step it")
+        raise _ended(run, "paused run can take steps")
+    print(f"run {args.run_id} takes {n} step(s) from step {run.get('step') or 0}, then waits again")
+    return 0
+
+
+def _current_run(run_id: str) -> dict[str, Any]:
+    """The run's row as it is now (after `jobs` answered that it could not act on it)."""
+    from mtl_core.store import RunStore
+
+    with RunStore() as store:
+        return store.get_run(run_id)
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
@@ -590,6 +676,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("cancel", help="cancel a running run, or a sweep as a whole")
     s.add_argument("run_id")
     s.set_defaults(func=cmd_cancel)
+
+    s = sub.add_parser("pause", help="hold a running run before its next step (its curves so far are kept)")
+    s.add_argument("run_id")
+    s.set_defaults(func=cmd_pause)
+
+    s = sub.add_parser("resume", help="let a paused run go on from the step where it waits")
+    s.add_argument("run_id")
+    s.set_defaults(func=cmd_resume)
+
+    s = sub.add_parser("step", help="let a paused run take a few more steps, then wait again")
+    s.add_argument("run_id")
+    s.add_argument("--steps", "-n", type=int, metavar="N",
+                   help="steps to take (default: the run's log interval, log_every: one new logged point per task)")
+    s.set_defaults(func=cmd_step)
 
     s = sub.add_parser("sweep", help="train a sweep: one base config and axes (weights, strategies, sharing "
                        "modes, seeds, any dotted key); prints the points and the Pareto front")
