@@ -72,10 +72,20 @@ def test_pareto_chart_plots_test_metrics_and_joins_the_validation_front_in_x_ord
     front = _trace(fig, "Pareto front (by validation)")
     assert list(front.customdata) == ["r4", "r2", "r0"]  # the validation front, ordered along x (test)
     assert list(front.x) == [0.20, 0.25, 0.30] and list(front.y) == [0.85, 0.75, 0.55]
-    assert front.mode == "lines+markers"
+    # r4 beats r2 and r0 on both tasks' test metrics: chosen on validation, not a front at test,
+    # so the rings are not joined by a line that would zigzag
+    assert front.mode == "markers"
     cloud = _trace(fig, "weightings (manual)")
     assert sorted(cloud.customdata) == ["r0", "r1", "r2", "r3", "r4"]
     assert "w y1 = 1.5" in cloud.hovertext[1] and "run r1" in cloud.hovertext[1]
+
+
+def test_the_validation_front_is_joined_by_a_line_while_it_is_a_front_at_test_too():
+    points, tasks = _table()
+    points.loc[points["run_id"] == "r2", "test:y2"] = 0.9  # r4 (0.20, 0.85) r2 (0.25, 0.90) r0 (0.30, 0.95)
+    points.loc[points["run_id"] == "r0", "test:y2"] = 0.95
+    front = _trace(charts.pareto_chart(points, tasks), "Pareto front (by validation)")
+    assert list(front.customdata) == ["r4", "r2", "r0"] and front.mode == "lines+markers"
 
 
 def test_a_click_on_a_point_selects_its_run():

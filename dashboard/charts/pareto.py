@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 
 from dashboard.charts.style import _LAYOUT, RUN_PALETTE, _color_of, task_colors
 from dashboard.safe_text import plot
-from mtl_core.pareto import pareto_front
+from mtl_core.pareto import pareto_front, pareto_mask
 
 WEIGHTING_COLOR = "#4D4D4D"  # the manual weightings: a grey cloud, so the front and the strategies stand out
 FRONT_COLOR = "#D55E00"
@@ -109,8 +109,14 @@ def pareto_chart(
     all_of_pair = len(names) == 2 and "is_front" in done.columns
     order = front_order(done, a, b, [ha, hb], front=done["is_front"].to_numpy() if all_of_pair else None)
     front = done.iloc[order]
+    # The members are chosen on validation and drawn at test: joined by a line only while they
+    # are still a front there (none beats another on both tasks' test metrics); otherwise the
+    # line would zigzag through points one of which beats another, so they are rings alone.
+    at_test = front[[f"test:{a}", f"test:{b}"]].to_numpy(dtype=float)
+    still_front = len(front) < 2 or bool(pareto_mask(at_test, [ha, hb]).all())
     fig.add_trace(go.Scatter(
-        x=front[f"test:{a}"], y=front[f"test:{b}"], mode="lines+markers", name="Pareto front (by validation)",
+        x=front[f"test:{a}"], y=front[f"test:{b}"], mode="lines+markers" if still_front else "markers",
+        name="Pareto front (by validation)",
         line=dict(color=FRONT_COLOR, width=2.5),
         marker=dict(color=FRONT_COLOR, size=12, symbol="circle-open", line=dict(width=2.5)),
         customdata=front["run_id"], hovertext=[_hover(r, names) for r in front.to_dict("records")],
