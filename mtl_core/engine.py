@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from mtl_core.config import ExperimentConfig
 from mtl_core.errors import ConfigError, RunCancelled, TrainingError
 from mtl_core.interference import lookahead_affinity, snapshot, task_gradients
-from mtl_core.metrics import task_metrics
+from mtl_core.metrics import decision_logits, task_metrics, tune_thresholds
 from mtl_core.models import MultiTaskModel, build_model
 from mtl_core.models.heads import has_missing, task_loss
 from mtl_core.projection import ROWS as PROJECTION_ROWS
@@ -60,8 +60,11 @@ class TrainResult:
     test_last: dict[str, dict[str, float]] | None = None
     val_last: dict[str, dict[str, float]] | None = None
     # Every task's test outputs at the selected step (CPU, float32): the paired comparison
-    # with another model on the same test rows (mtl_core.significance).
+    # with another model on the same test rows (mtl_core.significance). A multilabel task
+    # with tuned thresholds stores its decision logits (`metrics.decision_logits`).
     test_outputs: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    # Multilabel tasks with `tune_thresholds`: the per-label thresholds the test metrics used.
+    thresholds: dict[str, list[float]] | None = None
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -202,15 +205,17 @@ def predict(model: MultiTaskModel, data: Split, *, amp: torch.dtype | None = Non
 @torch.no_grad()
 def evaluate(
     model: MultiTaskModel, data: Split, dataset: MTLDataset, *, amp: torch.dtype | None = None,
-    outputs: dict[str, torch.Tensor] | None = None,
+    outputs: dict[str, torch.Tensor] | None = None, thresholds: dict[str, list[float]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Metrics and mean loss of every task of `model` on `data` (eval mode); `outputs`:
-    the model's `predict` on `data` when the caller already has them."""
+    the model's `predict` on `data` when the caller already has them; `thresholds`: tuned
+    per-label thresholds of multilabel tasks (0.5 for a task not in it)."""
     outputs = predict(model, data, amp=amp) if outputs is None else outputs
+    thresholds = thresholds or {}
     result = {}
     for t in model.tasks:
         spec = dataset.tasks[t]
-        result[t] = task_metrics(spec, outputs[t], data.y[t])
+        result[t] = task_metrics(spec, outputs[t], data.y[t], thresholds=thresholds.get(t))
         result[t]["loss"] = float(task_loss(spec.kind, outputs[t], data.y[t]))
     return result
 
@@ -218,7 +223,8 @@ def evaluate(
 def class_weight_table(config: ExperimentConfig, dataset: MTLDataset, tasks: list[str],
                        device: torch.device | str = "cpu") -> list[torch.Tensor | None]:
     """Per task, its cross-entropy class weights (`class_weights: balanced`, classification
-    tasks only, from the training split) or None for an unweighted loss."""
+    tasks only, from the training split) or None for an unweighted loss. Multilabel tasks
+    keep their plain binary cross-entropy: "balanced" weights classes of one softmax."""
     if config.class_weights != "balanced":
         return [None] * len(tasks)
     return [balanced_class_weights(dataset.train.y[t], int(spec.num_classes)).to(device)
@@ -244,9 +250,14 @@ def interference_snapshot(
     yb: dict[str, torch.Tensor],
     *,
     affinity_lr: float | None = None,
+    class_weights: list[torch.Tensor | None] | None = None,
 ) -> dict[str, Any] | None:
     """Gradient interference on the shared parameters at one batch: pairwise cosine,
     magnitude similarity, norms and, when `affinity_lr` is given, look-ahead affinity.
+
+    The per-task losses are those the engine trains with (`weighted_task_loss`, with the
+    run's `class_weights` per task in `model.tasks` order, `class_weight_table`): the
+    gradients measured are the gradients the weighting strategy combines.
 
     Protocol: the engine passes one fixed training batch (`SNAPSHOT_BATCH` rows, drawn
     once from the run's seed), measured in eval mode and in float32 whatever `amp` says,
@@ -265,10 +276,12 @@ def interference_snapshot(
     was_training = model.training
     model.eval()  # no dropout noise in the measurement
     kinds = [dataset.tasks[t].kind for t in model.tasks]
+    weights = class_weights or [None] * len(kinds)
 
     def task_losses() -> list[torch.Tensor]:
         out = model(xb)
-        return [task_loss(kind, out[t], yb[t]) for kind, t in zip(kinds, model.tasks)]
+        return [weighted_task_loss(kind, out[t], yb[t], masked=True, class_weight=w)
+                for kind, w, t in zip(kinds, weights, model.tasks)]
 
     try:
         losses = task_losses()
@@ -432,6 +445,7 @@ def train(
                             snap_batch = train_data.x[snap_idx], {t: train_data.y[t][snap_idx] for t in tasks}
                         last_snapshot = interference_snapshot(
                             model, dataset, *snap_batch, affinity_lr=affinity_lr if measure_affinity else None,
+                            class_weights=class_w,
                         )
                         if last_snapshot is not None:
                             # What each head sees, on the first validation rows (mtl_core.projection).
@@ -442,15 +456,22 @@ def train(
                 tick = time.perf_counter()
 
         test_data = dataset.test.to(device)
+        tuned = [t for t in tasks if dataset.tasks[t].tune_thresholds]
+        thresholds = _tuned_thresholds(model, val_data, tuned, amp)
         test_outputs = predict(model, test_data, amp=amp)
-        test_last = test_metrics = evaluate(model, test_data, dataset, outputs=test_outputs)
+        test_last = test_metrics = evaluate(model, test_data, dataset, outputs=test_outputs, thresholds=thresholds)
         selected, val_last = steps, val_metrics
         if best is not None and best.step is not None:
             selected, val_metrics = best.step, best.val
             if best.step != steps:  # the selected weights are not the last: test them
                 best.restore(model)
+                thresholds = _tuned_thresholds(model, val_data, tuned, amp)
                 test_outputs = predict(model, test_data, amp=amp)
-                test_metrics = evaluate(model, test_data, dataset, outputs=test_outputs)
+                test_metrics = evaluate(model, test_data, dataset, outputs=test_outputs, thresholds=thresholds)
+        if thresholds:
+            sink.on_eval(phase, selected, "thresholds",
+                         {t: dict(zip(dataset.tasks[t].class_names or (), th)) for t, th in thresholds.items()})
+            test_outputs = {t: decision_logits(o, thresholds.get(t)) for t, o in test_outputs.items()}
         sink.on_eval(phase, selected, "test", test_metrics)
     except RunCancelled as exc:
         sink.on_end(phase, "cancelled", str(exc))
@@ -465,8 +486,18 @@ def train(
         train_seconds=train_seconds, device=str(device), parameter_counts=model.parameter_counts(),
         interference=last_snapshot, gates=gates, model=model if keep_model else None,
         selected_step=selected, test_last=test_last, val_last=val_last,
-        test_outputs={t: o.cpu() for t, o in test_outputs.items()},
+        test_outputs={t: o.cpu() for t, o in test_outputs.items()}, thresholds=thresholds or None,
     )
+
+
+def _tuned_thresholds(model: MultiTaskModel, val_data: Split, tasks: list[str],
+                      amp: torch.dtype | None) -> dict[str, list[float]]:
+    """Per-label decision thresholds of the multilabel `tasks`, tuned on the current model's
+    validation outputs (`metrics.tune_thresholds`); {} when there are none to tune."""
+    if not tasks:
+        return {}
+    outputs = predict(model, val_data, amp=amp)
+    return {t: tune_thresholds(outputs[t], val_data.y[t]) for t in tasks}
 
 
 def _task_probabilities(config: ExperimentConfig, data: Split, tasks: list[str]) -> torch.Tensor | None:

@@ -290,6 +290,14 @@ def check_supported(
             f"ensemble: dataset {dataset.name!r} has token inputs; only MLP models on vector data "
             f"train as an ensemble. {hint}"
         )
+    for m in members:
+        for t in m.tasks:
+            kind = dataset.tasks[t].kind if t in dataset.tasks else None
+            if kind is not None and kind not in ("classification", "regression"):
+                raise ConfigError(
+                    f"ensemble: task {t!r} is {kind}; only classification and regression tasks train as "
+                    f"an ensemble. {hint}"
+                )
     if sharing not in ("hard", "single_task"):
         raise ConfigError(
             f"ensemble: sharing mode {sharing!r} is not supported; an ensemble trains 'hard' sharing "

@@ -281,7 +281,8 @@ def _baselines(
     batched = batched and config.class_weights == "none"
     groups: dict[tuple[str, int], list[str]] = {}
     for t in dataset.task_names:
-        if cache.get_baseline(baseline_key(config, t)) is None:
+        # The ensemble stacks cross-entropy and MSE losses only: a multilabel baseline trains alone.
+        if cache.get_baseline(baseline_key(config, t)) is None and dataset.tasks[t].kind != "multilabel":
             spec = dataset.tasks[t]
             size = 1 if spec.kind == "regression" else int(spec.num_classes or 0)
             groups.setdefault((spec.kind, size), []).append(t)
@@ -417,6 +418,8 @@ def _store_baseline(
         # Its test outputs at the selected step: the multi-task model is compared with it
         # example by example (mtl_core.significance), from the cache as when just trained.
         "test_output": result.test_outputs[task].tolist() if result.test_outputs else None,
+        # Multilabel with tuned thresholds: the per-label thresholds its test metrics used.
+        **({"thresholds": result.thresholds[task]} if result.thresholds and task in result.thresholds else {}),
         "steps": result.steps,
         "samples_per_s": result.samples_per_s,
         "parameter_count": result.parameter_counts["total"],
@@ -472,6 +475,10 @@ def build_results(
         # collapse to the majority answer is visible beside the trained models.
         t = row["name"]
         row["trivial"] = trivial_baseline(dataset.tasks[t], dataset.train.y[t], dataset.test.y[t])
+        if dataset.tasks[t].tune_thresholds:  # the decision thresholds each model's test metrics used
+            row["thresholds"] = {"labels": list(dataset.tasks[t].class_names or ()),
+                                 "mtl": (mtl.thresholds or {}).get(t),
+                                 "stl": baselines.get(t, {}).get("thresholds")}
     snapshots = recorder.interference
     stl_params = sum(b["parameter_count"] for b in baselines.values())
     result = {

@@ -26,8 +26,14 @@ METRIC_DIRECTION: dict[str, bool] = {
     "r2": True,
     "token_accuracy": True,
     "entity_f1": True,
+    "micro_f1": True,
     "loss": False,
 }
+
+# Multilabel decisions: label k is predicted when sigmoid(logit_k) ≥ its threshold; 0.5 by
+# default, or tuned per label on the validation split over this grid (`tune_thresholds`).
+DEFAULT_THRESHOLD = 0.5
+THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05, 0.10, ..., 0.95
 
 
 def entity_f1(true_seqs: list[list[str]], pred_seqs: list[list[str]]) -> float:
@@ -46,14 +52,71 @@ def entity_f1(true_seqs: list[list[str]], pred_seqs: list[list[str]]) -> float:
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
-def task_metrics(spec: TaskSpec, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+def multilabel_decisions(output: torch.Tensor, thresholds: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
+    """0/1 predictions (N, K) from multilabel logits: sigmoid(logit_k) ≥ threshold_k
+    (`DEFAULT_THRESHOLD` for every label when `thresholds` is None)."""
+    probs = torch.sigmoid(output.detach().float().cpu()).numpy()
+    tau = np.full(probs.shape[-1], DEFAULT_THRESHOLD) if thresholds is None else np.asarray(thresholds, float)
+    return (probs >= tau).astype(np.int64)
+
+
+def decision_logits(output: torch.Tensor, thresholds: Sequence[float] | np.ndarray | None) -> torch.Tensor:
+    """Multilabel logits shifted by logit(τ_k), so that "shifted logit ≥ 0" is the decision
+    "sigmoid(logit) ≥ τ_k": what a consumer that thresholds at 0.5 (`significance.row_stats`,
+    a paired comparison of two models each with its own thresholds) must be given."""
+    if thresholds is None:
+        return output
+    tau = torch.as_tensor(np.asarray(thresholds, dtype=np.float64), device=output.device)
+    return (output.double() - torch.logit(tau)).to(output.dtype)
+
+
+def tune_thresholds(output: torch.Tensor, target: torch.Tensor,
+                    grid: Sequence[float] = THRESHOLD_GRID) -> list[float]:
+    """One decision threshold per label, chosen on validation outputs: the grid value that
+    maximises that label's F1 (scikit-learn `f1_score(average=None, zero_division=0)`) on the
+    labelled rows; ties go to the value nearest 0.5, so a label whose F1 does not depend on
+    the threshold (e.g. no positive validation row) keeps 0.5. Threshold tuning per label on
+    held-out data is the "SCut" strategy of Yang (2001, "A study of thresholding strategies
+    for text categorization", SIGIR)."""
+    y = target.detach().cpu()
+    keep = ~torch.isnan(y).any(dim=1)
+    k = int(y.shape[1])
+    if not bool(keep.any()):
+        return [DEFAULT_THRESHOLD] * k
+    yt = y[keep].numpy().astype(np.int64)
+    probs = torch.sigmoid(output.detach().float().cpu()[keep]).numpy()
+    order = sorted(grid, key=lambda t: (abs(t - DEFAULT_THRESHOLD), t))  # preferred first
+    best_f1 = np.full(k, -1.0)
+    best = np.full(k, DEFAULT_THRESHOLD)
+    for t in order:
+        f1 = skm.f1_score(yt, (probs >= t).astype(np.int64), average=None, zero_division=0)
+        better = f1 > best_f1 + 1e-12  # strictly better: an equal F1 keeps the value nearer 0.5
+        best[better], best_f1[better] = t, f1[better]
+    return [float(t) for t in best]
+
+
+def task_metrics(spec: TaskSpec, output: torch.Tensor, target: torch.Tensor, *,
+                 thresholds: Sequence[float] | np.ndarray | None = None) -> dict[str, float]:
     """All metrics of one task from model outputs (logits or values) and targets.
 
     A regression task trained on standardised targets (`spec.target_scale`) is scored in
     its original units: outputs and targets are mapped back, y·std + mean, first (MSE
-    scales by std², MAE by std; R² is unchanged)."""
+    scales by std², MAE by std; R² is unchanged). A multilabel task is scored on its
+    labelled rows by micro- and macro-F1 (scikit-learn, zero_division=0: a label neither
+    true nor predicted anywhere scores 0) of the decisions sigmoid(logit) ≥ `thresholds`
+    (0.5 each by default)."""
     out = output.detach().float().cpu()
     y = target.detach().cpu()
+    if spec.kind == "multilabel":
+        keep = ~torch.isnan(y).any(dim=1)
+        if not bool(keep.any()):
+            return {}
+        yt = y[keep].numpy().astype(np.int64)
+        yp = multilabel_decisions(out[keep], thresholds)
+        return {
+            "micro_f1": float(skm.f1_score(yt, yp, average="micro", zero_division=0)),
+            "macro_f1": float(skm.f1_score(yt, yp, average="macro", zero_division=0)),
+        }
     if spec.kind == "regression":
         keep = ~torch.isnan(y)
         if spec.target_scale is None:
@@ -99,13 +162,16 @@ TRIVIAL_NAME = {
     "classification": "predict the majority class",
     "tagging": "predict the most frequent tag",
     "regression": "predict the training mean",
+    "multilabel": "predict each label's training majority",
 }
 
 
 def trivial_baseline(spec: TaskSpec, train_y: torch.Tensor, test_y: torch.Tensor) -> dict[str, Any]:
     """The test metrics of a model that ignores its input: always the training split's
-    majority class (classification), its most frequent tag (tagging) or its mean
-    (regression). Every trained model should beat it; a model that does not has collapsed
+    majority class (classification), its most frequent tag (tagging), its mean
+    (regression) or, for multilabel, every label that is present on more than half of the
+    labelled training rows (each label's majority answer; usually the empty set, which
+    scores macro-F1 0). Every trained model should beat it; a model that does not has collapsed
     to the prior, whatever its accuracy looks like. Scored by `task_metrics` on the test
     split, so its numbers read like the models' beside them."""
     y = train_y.detach().cpu()
@@ -113,6 +179,11 @@ def trivial_baseline(spec: TaskSpec, train_y: torch.Tensor, test_y: torch.Tensor
         labelled = y[~torch.isnan(y)]
         value = float(labelled.double().mean()) if labelled.numel() else 0.0
         output = torch.full(test_y.shape, value, dtype=torch.float64)
+    elif spec.kind == "multilabel":
+        labelled = y[~torch.isnan(y).any(dim=1)].double()
+        share = labelled.mean(0) if labelled.shape[0] else torch.zeros(y.shape[1], dtype=torch.float64)
+        # logit +1 / -1: decided the same at every threshold between sigmoid(-1) and sigmoid(1)
+        output = torch.where(share > 0.5, 1.0, -1.0).expand(test_y.shape[0], -1).float()
     else:
         labelled = y[y != IGNORE_INDEX].long()
         k = int(spec.num_classes)

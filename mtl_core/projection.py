@@ -9,7 +9,9 @@ so a student sees whether the classes or target values of each task come apart i
 the encoder learned, and how that changes from one evaluation to the next.
 
 Token inputs: a tagging task's points are its labelled tokens, a sentence task's the mean
-of each sentence's real tokens. Each axis's sign is fixed (its largest loading positive)
+of each sentence's real tokens. A multilabel task's points are coloured by how many labels
+each row holds (0, 1, 2, ...): one colour per label set would not fit a legend, and the
+first label alone would hide the rest. Each axis's sign is fixed (its largest loading positive)
 so that an unchanged picture does not flip between evaluations.
 """
 
@@ -78,7 +80,12 @@ def projection_snapshot(model: torch.nn.Module, dataset: MTLDataset, x: torch.Te
             else:
                 mask = real.cpu().unsqueeze(-1).to(z.dtype) if real is not None else torch.ones_like(z[..., :1])
                 z = (z * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-        if spec.kind != "regression":
+        classes = list(spec.class_names or []) if spec.kind != "regression" else None
+        if spec.kind == "multilabel":  # colour = number of labels of the row
+            keep = ~torch.isnan(target).any(dim=1)
+            z, target = z[keep], target[keep].sum(dim=1).long()
+            classes = [f"{k} label{'' if k == 1 else 's'}" for k in range(int(spec.num_classes) + 1)]
+        elif spec.kind != "regression":
             keep = target != IGNORE_INDEX
             z, target = z[keep], target[keep]
         z, target = z[:POINTS], target[:POINTS]
@@ -88,6 +95,6 @@ def projection_snapshot(model: torch.nn.Module, dataset: MTLDataset, x: torch.Te
         labels = target.float() if spec.kind == "regression" else target.long()
         out[task] = {"x": [round(v, 4) for v in xy[:, 0].tolist()], "y": [round(v, 4) for v in xy[:, 1].tolist()],
                      "label": [round(v, 4) for v in labels.tolist()] if spec.kind == "regression" else labels.tolist(),
-                     "classes": list(spec.class_names or []) if spec.kind != "regression" else None,
+                     "classes": classes,
                      "explained": [round(e, 4) for e in explained]}
     return out

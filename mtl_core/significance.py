@@ -16,7 +16,7 @@ Verdict words everywhere: "helped" / "hurt" only when the interval excludes 0, e
 Every metric `metrics.task_metrics` reports is a function of sums over test rows of
 per-row statistics (accuracy: correct and 1; macro-F1: per-class true positives, predicted
 and true counts; R²: squared error, y and y²; entity F1: per-sentence matched, true and
-predicted spans). A bootstrap resample is a row of counts c (how often each row was drawn),
+predicted spans; multilabel F1: per-label true positives, predicted and true counts). A bootstrap resample is a row of counts c (how often each row was drawn),
 so all resamples are one matrix product C·S, exact for every metric, not an approximation:
 2,000 resamples of 2,000 rows take milliseconds instead of 2,000 scikit-learn calls.
 """
@@ -41,6 +41,7 @@ SUPPORTED = {
     "classification": ("accuracy", "macro_f1"),
     "regression": ("mse", "mae", "r2"),
     "tagging": ("token_accuracy", "entity_f1"),
+    "multilabel": ("macro_f1", "micro_f1"),
 }
 
 _CELLS_PER_CHUNK = 2_000_000  # bootstrap counts held at once (16 MB of float64)
@@ -69,9 +70,10 @@ def row_stats(spec: TaskSpec, target: torch.Tensor | np.ndarray,
     """Per-row statistics S (N, k) of the task's primary metric and the labelled-row mask (N,).
 
     `output` is the model's raw output as `metrics.task_metrics` takes it (logits (N, C),
-    values (N,), tagging logits (N, L, C)); `target` the stored targets. Unlabelled rows get
-    zeros, so they drop out of every sum. Regression is scored in original units
-    (`spec.to_original_units`), like task_metrics."""
+    values (N,), tagging logits (N, L, C), multilabel logits (N, K), decided at logit ≥ 0, i.e.
+    sigmoid ≥ 0.5: pass `metrics.decision_logits` for tuned thresholds); `target` the stored
+    targets. Unlabelled rows get zeros, so they drop out of every sum. Regression is scored
+    in original units (`spec.to_original_units`), like task_metrics."""
     _check_metric(spec)
     y, out = _array(target, "target"), _array(output, "output")
     n = int(y.shape[0])
@@ -99,6 +101,15 @@ def row_stats(spec: TaskSpec, target: torch.Tensor | np.ndarray,
         yc = np.where(k, yt - (yt[k].mean() if k.any() else 0.0), 0.0)
         return np.stack([err**2, yc, yc**2, one], 1), k
     C = int(spec.num_classes)
+    if spec.kind == "multilabel":
+        if out.shape != y.shape or y.dim() != 2 or y.shape[1] != C:
+            raise ValueError(f"task {spec.name!r}: expected multilabel logits and targets of shape (N, {C}), "
+                             f"got {tuple(out.shape)} and {tuple(y.shape)}")
+        k = ~torch.isnan(y).any(dim=1).numpy()
+        yy = np.nan_to_num(y.numpy()).astype(float) * k[:, None]
+        pp = (out.float().numpy() >= 0).astype(float) * k[:, None]
+        # tp, predicted, true per label, and the row itself (macro-F1 is undefined without rows)
+        return np.concatenate([yy * pp, pp, yy, k[:, None].astype(float)], 1), k
     if out.dim() != y.dim() + 1 or out.shape[-1] != C or out.shape[:-1] != y.shape:
         raise ValueError(f"task {spec.name!r}: expected logits of shape {(*y.shape, C)} for targets "
                          f"{tuple(y.shape)}, got {tuple(out.shape)}; pass raw outputs, not labels")
@@ -137,12 +148,18 @@ def metric_from_sums(spec: TaskSpec, sums: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         if m in ("accuracy", "mse", "mae", "token_accuracy"):
             return sums[..., 0] / sums[..., 1]
-        if m == "macro_f1":
+        if m in ("macro_f1", "micro_f1"):
             C = int(spec.num_classes)
-            tp, pred, true = sums[..., :C], sums[..., C:2 * C], sums[..., 2 * C:]
+            tp, pred, true = sums[..., :C], sums[..., C:2 * C], sums[..., 2 * C:3 * C]
+            # a multilabel row may hold no label at all: its own column says it was drawn
+            rows = sums[..., 3 * C] if spec.kind == "multilabel" else true.sum(-1)
+            if m == "micro_f1":
+                denom = (pred + true).sum(-1)
+                f1 = np.where(denom > 0, 2 * tp.sum(-1) / np.where(denom > 0, denom, 1), 0.0)
+                return np.where(rows > 0, f1, np.nan)
             denom = pred + true
             f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
-            return np.where(true.sum(-1) > 0, f1.mean(-1), np.nan)
+            return np.where(rows > 0, f1.mean(-1), np.nan)
         if m == "r2":
             sse, sy, syy, n = (sums[..., i] for i in range(4))
             sst = syy - sy**2 / n

@@ -274,6 +274,12 @@ def test_csv_upload_becomes_tasks_and_a_broken_csv_is_reported(lab):
     # The summary says on which scale the regression target trains, with its statistics.
     scale = next(c.value for c in at.caption if "train standardised" in c.value)
     assert "price (mean" in scale and "std" in scale
+    # A target's kind can be chosen instead of inferred; multi-label shows how its cells are read.
+    assert "kinds" not in submitted(at).dataset.options or not submitted(at).dataset.options["kinds"]
+    at.selectbox(key=state.k_csv_kind("label")).set_value("multilabel").run()
+    assert not at.exception
+    assert submitted(at).dataset.options["kinds"] == {"label": "multilabel"}
+    assert any("multi-label cell lists" in c.value for c in at.caption)
 
     broken = app()
     broken.selectbox(key=state.K_DATASET).set_value("csv").run()

@@ -230,14 +230,54 @@ def csv_section(raw_ds: Mapping[str, Any]) -> None:
     state.seed(ss, state.K_CSV_TARGETS, [t for t in (known_targets or []) if t in header])
     ss[state.K_CSV_TARGETS] = [t for t in ss[state.K_CSV_TARGETS] if t in header]
     st.multiselect("Target columns (one task each)", header, key=state.K_CSV_TARGETS,
-                   help="Each column you pick becomes a task; its kind is inferred from its values.")
+                   help="Each column you pick becomes a task; its kind is inferred from its values "
+                        "unless you choose it below.")
+    csv_kind_choosers(known, ss[state.K_CSV_TARGETS])
     text_choices = [state.NO_TEXT_COLUMN, *header]
     state.seed(ss, state.K_CSV_TEXT, known.get("text_column") or state.NO_TEXT_COLUMN)
     if ss[state.K_CSV_TEXT] not in text_choices:
         ss[state.K_CSV_TEXT] = state.NO_TEXT_COLUMN
     st.selectbox("Text column (token input instead of tabular columns)", text_choices, key=state.K_CSV_TEXT)
     with st.expander("More CSV options"):
-        option_widgets(DATASETS, "csv", raw_ds, state.k_ds_opt, skip=state.CSV_SPECIAL)
+        option_widgets(DATASETS, "csv", raw_ds, state.k_ds_opt, skip=(*state.CSV_SPECIAL, *CSV_MULTILABEL_OPTIONS))
+
+
+CSV_KIND_CHOICES = ("auto", "classification", "regression", "multilabel")
+CSV_MULTILABEL_OPTIONS = ("label_delimiter", "tune_thresholds")  # shown once a column is multilabel
+
+
+def csv_kind_choosers(known: Mapping[str, Any], chosen: list[str]) -> None:
+    """One kind chooser per chosen target column, seeded from the config's `kinds` (or a
+    targets dict), and how a multi-label cell is read."""
+    if not chosen:
+        return
+    declared = dict(known.get("targets") or {}) if isinstance(known.get("targets"), Mapping) else {}
+    declared.update(known.get("kinds") or {})
+    cols = st.columns(min(3, len(chosen)))
+    for i, column in enumerate(chosen):
+        key = state.k_csv_kind(column)
+        state.seed(ss, key, declared.get(column, "auto"))
+        if ss[key] not in CSV_KIND_CHOICES:
+            ss[key] = "auto"
+        cols[i % len(cols)].selectbox(
+            f"Kind of {md(column)}", CSV_KIND_CHOICES, key=key,
+            help="auto: inferred from the values (text or few integers: classification; other numbers: "
+                 "regression). multilabel: each cell lists any number of labels.")
+    if any(ss.get(state.k_csv_kind(c)) == "multilabel" for c in chosen):
+        delimiter_key, tune_key = (state.k_ds_opt("csv", o) for o in CSV_MULTILABEL_OPTIONS)
+        state.seed(ss, delimiter_key, str(known.get("label_delimiter") or ";"))
+        state.seed(ss, tune_key, bool(known.get("tune_thresholds", False)))
+        left, right = st.columns(2)
+        left.text_input("Label delimiter", key=delimiter_key,
+                        help="What separates the labels in a multi-label cell, e.g. ; or |")
+        right.checkbox("Tune thresholds on validation", key=tune_key,
+                       help="One decision threshold per label, the one with the best F1 on the validation "
+                            "rows (instead of 0.5); the test metrics use them and the results list them.")
+        delimiter = str(ss.get(delimiter_key) or ";")
+        st.caption(f"A multi-label cell lists the row's labels separated by '{md(delimiter)}' (e.g. "
+                   f"joy{md(delimiter)}surprise). An empty cell means none of the labels; NA means the row is "
+                   "not labelled for that task (left out of its loss and metrics). The labels are those seen "
+                   "on the training rows; the task is scored by macro-F1 (primary) and micro-F1.")
 
 
 def csv_check(options: Mapping[str, Any]) -> None:

@@ -4,7 +4,8 @@ What the knobs do should be visible before the first run: the y1-vs-y2 scatter o
 regression tasks shows what the correlation knob does; a vector dataset with a class task
 is a scatter of its first two features coloured by the class (the penguins' classic bill
 plot); an image dataset shows a few of its pictures with their labels; a token dataset shows
-example sentences with each word's tags and the sentence's labels. All from the training
+example sentences with each word's tags and the sentence's labels (a multilabel task's
+label set joined by ';', '∅' for none). All from the training
 split, never the held-out rows. User strings (task, class and feature names) are escaped.
 """
 
@@ -146,5 +147,11 @@ def example_sentences(ds: MTLDataset, tasks: Sequence[str]) -> pd.DataFrame:
                 value = int(ds.train.y[t][i])
                 names = spec.class_names or ()
                 row[t] = str(names[value]) if value < len(names) else str(value)
+            elif spec.kind == "multilabel":
+                values = ds.train.y[t][i]
+                if not bool(values.isnan().any()):  # an unlabelled row shows nothing
+                    names = spec.class_names or ()
+                    on = [str(names[k]) if k < len(names) else str(k) for k in values.nonzero().flatten().tolist()]
+                    row[t] = ";".join(on) or "∅"
         rows.append(row)
     return pd.DataFrame(rows)

@@ -37,7 +37,7 @@ from dashboard.state.fields import (
 from dashboard.state.form import (
     CSV_SPECIAL, K_BATCH, K_BUDGET, K_CSV_TARGETS, K_CSV_TEXT, K_DATASET, K_DEVICE, K_EPOCHS, K_LR, K_N_SEEDS,
     K_SEED, K_SHARING, K_STEPS, K_THREADS, K_WEIGHTING, NO_TEXT_COLUMN, clear_form, dataset_from_session,
-    draft_from_session, error_text, k_ds_opt, k_sh_opt, k_task, k_weight, k_wt_opt, normalised_weights,
+    draft_from_session, error_text, k_csv_kind, k_ds_opt, k_sh_opt, k_task, k_weight, k_wt_opt, normalised_weights,
     read_options, seed, validate, weighting_from_session, weights_used,
 )
 from dashboard.state.limits import DASHBOARD_LIMITS, LIMIT_REASON, PREVIEW_ROWS, option_limit
@@ -71,7 +71,7 @@ __all__ = [
     "config_params", "config_to_params", "cuda_available", "current_run_id", "dataset_from_session",
     "dataset_stand_in", "default_config_dict", "default_name", "device_name", "draft_from_session",
     "error_text", "exposure_message", "format_seconds", "get_live_run", "get_run_safe", "get_store",
-    "is_transfer", "k_ds_opt", "k_sh_opt", "k_task", "k_weight", "k_wt_opt", "keep_live_figure", "live_figure",
+    "is_transfer", "k_csv_kind", "k_ds_opt", "k_sh_opt", "k_task", "k_weight", "k_wt_opt", "keep_live_figure", "live_figure",
     "live_metrics", "normalised_weights", "option_fields", "option_limit", "params_to_raw", "parse_fractions",
     "phase_label", "progress_summary", "read_csv_header", "read_options", "review_config", "run_batch_size",
     "run_budgets", "run_label", "run_phases", "run_tasks", "safe_task_names", "save_upload", "section", "seed",

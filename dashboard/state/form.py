@@ -52,6 +52,12 @@ def k_wt_opt(weighting: str, option: str) -> str:
     return f"cfg.wt.{weighting}.{option}"
 
 
+def k_csv_kind(column: str) -> str:
+    """The kind chosen for CSV target column `column` in the form (the dataset option `kinds`;
+    "auto": inferred from its values)."""
+    return f"cfg.csv.kind.{column}"
+
+
 def k_task(task: str) -> str:
     return f"cfg.task.{task}"
 
@@ -104,6 +110,9 @@ def dataset_from_session(ss: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[
         targets = ss.get(K_CSV_TARGETS)
         if targets is not None:
             ds_opts["targets"] = list(targets) or None
+            # The kind chosen for a target in the CSV form (auto: inferred from its values).
+            kinds = {c: ss.get(k_csv_kind(c)) for c in targets}
+            ds_opts["kinds"] = {c: k for c, k in kinds.items() if k and k != "auto"} or None
         text = ss.get(K_CSV_TEXT)
         if text is not None:
             ds_opts["text_column"] = None if text == NO_TEXT_COLUMN else text

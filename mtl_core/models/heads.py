@@ -1,7 +1,8 @@
 """Task heads f_t(z; θ_t) and their losses.
 
 A head reads the encoder output z and, for token inputs, the padding mask. Sentence-level
-heads (classification, regression) on token inputs mean-pool z over real tokens.
+heads (classification, regression, multilabel) on token inputs mean-pool z over real tokens.
+A multilabel head gives one logit per label (independent sigmoids, not a softmax).
 """
 
 from __future__ import annotations
@@ -37,12 +38,20 @@ class TaskHead(nn.Module):
 
 
 def task_loss(kind: str, output: torch.Tensor, target: torch.Tensor, *, masked: bool = True) -> torch.Tensor:
-    """Mean loss over the labelled items of a batch (cross-entropy or MSE).
+    """Mean loss over the labelled items of a batch (cross-entropy, MSE or, for multilabel,
+    binary cross-entropy with logits averaged over the labelled rows' label cells).
 
-    Unlabelled items (IGNORE_INDEX / NaN) are masked; a batch with none gives 0 with a
+    Unlabelled items (IGNORE_INDEX / NaN; a multilabel row of NaN) are masked: they add
+    nothing to the sum and are not counted in the mean. A batch with none gives 0 with a
     graph, so a task without labels in this batch contributes no gradient. `masked=False`
     is the fast path for a target known to have no missing labels.
     """
+    if kind == "multilabel":
+        if not masked:
+            return F.binary_cross_entropy_with_logits(output, target)
+        labelled = ~torch.isnan(target)
+        per_cell = F.binary_cross_entropy_with_logits(output, torch.nan_to_num(target), reduction="none")
+        return torch.where(labelled, per_cell, torch.zeros_like(per_cell)).sum() / labelled.sum().clamp_min(1)
     if kind == "tagging":
         output = output.reshape(-1, output.shape[-1])
         target = target.reshape(-1)

@@ -4,9 +4,11 @@ Conventions every dataset follows (the engine, metrics and importers rely on the
 - vector inputs are float32 `(N, D)`; token inputs are int64 `(N, L)` padded with
   `PAD_ID` (0), `UNK_ID` (1) for unknown words;
 - classification targets are int64 `(N,)`, tagging targets int64 `(N, L)`, regression
-  targets float32 `(N,)`;
-- a missing label is `IGNORE_INDEX` (-100) in an integer target and NaN in a float one:
-  its loss is masked, the row is kept for the other tasks;
+  targets float32 `(N,)`, multi-label targets float32 `(N, K)` of 0/1 (K labels, each row
+  any subset of them, the empty set included);
+- a missing label is `IGNORE_INDEX` (-100) in an integer target and NaN in a float one
+  (a whole NaN row in a multi-label target): its loss is masked, the row is kept for the
+  other tasks;
 - a regression target may be stored standardised, (y − mean) / std with the training
   rows' statistics, so that its loss sits on the scale of the other tasks' (a target in
   the 100,000s would otherwise dwarf every cross-entropy and take all the weight). The
@@ -28,7 +30,7 @@ from mtl_core.errors import ConfigError
 from mtl_core.registry import Registry
 from mtl_core.spec import StrictModel
 
-TaskKind = Literal["classification", "regression", "tagging"]
+TaskKind = Literal["classification", "regression", "tagging", "multilabel"]
 InputKind = Literal["vector", "tokens"]
 
 PAD_ID = 0
@@ -40,6 +42,9 @@ DEFAULT_METRIC: dict[str, tuple[str, bool]] = {
     "classification": ("accuracy", True),
     "regression": ("mse", False),
     "tagging": ("token_accuracy", True),
+    # Macro-F1 (each label's F1, averaged) rather than micro-F1: a rare label counts as much
+    # as a frequent one, so predicting only the common labels does not look good.
+    "multilabel": ("macro_f1", True),
 }
 
 
@@ -75,8 +80,8 @@ class TaskSpec:
 
     name: str
     kind: TaskKind
-    num_classes: int | None = None  # classification / tagging
-    class_names: tuple[str, ...] | None = None
+    num_classes: int | None = None  # classification / tagging; multilabel: the number of labels
+    class_names: tuple[str, ...] | None = None  # multilabel: the label names
     metric: str = ""  # primary metric; "" = the kind's default
     higher_is_better: bool | None = None
     description: str = ""
@@ -89,6 +94,9 @@ class TaskSpec:
     # Whether the dataset named `metric` (filled in by __post_init__): only a defaulted metric
     # may be switched to macro-F1 for imbalance (`MTLDataset.__post_init__`).
     metric_explicit: bool | None = None
+    # Multilabel only: tune one decision threshold per label on the validation split
+    # (`metrics.tune_thresholds`) instead of 0.5; the test metrics then use those.
+    tune_thresholds: bool = False
 
     def __post_init__(self) -> None:
         if self.metric_explicit is None:
@@ -106,6 +114,7 @@ class TaskSpec:
         elif self.target_scale is not None:
             mean, std = self.target_scale
             assert math.isfinite(mean) and math.isfinite(std) and std > 0, f"{self.name}: target_scale"
+        assert not self.tune_thresholds or self.kind == "multilabel", f"{self.name}: only multilabel has thresholds"
 
     def to_original_units(self, values: torch.Tensor) -> torch.Tensor:
         """Regression values (targets or predictions) in the target's original units, float64."""
@@ -126,6 +135,7 @@ class TaskSpec:
             "description": self.description,
             "target_scale": list(self.target_scale) if self.target_scale else None,
             "metric_reason": self.metric_reason,
+            **({"tune_thresholds": True} if self.tune_thresholds else {}),
         }
 
     def for_train_labels(self, train_y: torch.Tensor) -> "TaskSpec":
@@ -161,6 +171,8 @@ class Split:
 
     def labelled_count(self, task: str) -> int:
         y = self.y[task]
+        if y.is_floating_point() and y.dim() > 1:  # multilabel: a row counts unless all NaN
+            return int((~torch.isnan(y)).any(dim=1).sum())
         if y.is_floating_point():
             return int((~torch.isnan(y)).sum())
         if y.dim() > 1:  # tagging: a row counts when any token is labelled

@@ -17,8 +17,16 @@ One row is one example; each target column is one task. What the importer does:
   distinct values, make a classification task; other numbers a regression task; a
   column whose cells are space-separated tags, one per word of the text column on every
   row (and more than one word on some row), a tagging task. Given as a dict
-  (`{"price": "regression"}`), the kind is yours. Class names are the distinct labels as
-  strings, sorted (numerically when every label is a number).
+  (`{"price": "regression"}`), or with `kinds` beside a list, the kind is yours. Class names
+  are the distinct labels as strings, sorted (numerically when every label is a number).
+- **Multi-label targets** (never inferred): a column of kind `multilabel` lists each
+  row's labels joined by `label_delimiter` (`;`: `joy;surprise`), the labels being those of
+  the training rows; an empty cell means "none of the labels", NA "not labelled". Or
+  `label_groups` (`{"emo": "emo_"}`): one task per group of 0/1 columns sharing a prefix,
+  one label per column (the rest of its name); a row with the whole group empty is not
+  labelled, and the group's columns are not inputs. Targets are float 0/1 `(N, K)`, scored
+  by macro-F1 (primary) and micro-F1; `tune_thresholds` tunes each label's threshold on
+  the validation split.
 - **Missing labels.** An empty cell (or one of `MISSING_MARKERS`: NA, NaN, null, ...)
   in a target column means "no label for this task on this row": `IGNORE_INDEX` in a
   classification/tagging target, NaN in a regression one. The row is kept for the

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
@@ -32,6 +32,13 @@ class ColumnPlan:
     inputs: list[str]
     text_column: str | None
     split_column: str | None = None  # the file's own train / validation / test assignment
+    # Multilabel tasks from groups of 0/1 columns: task -> {label: column} (`label_groups`).
+    groups: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def task_names(self) -> list[str]:
+        """Every task: the target columns, then the label groups."""
+        return [*self.targets, *self.groups]
 
 
 def check_settings(
@@ -76,9 +83,19 @@ def plan_columns(
     inputs: Sequence[str] | None,
     text_column: str | None,
     split_column: str | None = None,
+    *,
+    kinds: Mapping[str, str] | None = None,
+    label_groups: Mapping[str, str] | None = None,
 ) -> ColumnPlan:
-    """Which column plays which part; the same rules for the header-only task listing."""
-    if not targets:
+    """Which column plays which part; the same rules for the header-only task listing.
+
+    `kinds` overrides the inferred kind of target columns given as a list (column -> kind);
+    `label_groups` makes one multilabel task of each group of 0/1 columns (task -> column
+    prefix; the labels are the columns' names after the prefix)."""
+    groups = _plan_groups(header, file, label_groups or {})
+    if not targets and groups:
+        targets = []
+    elif not targets:
         raise DataError(
             f"CSV file '{file}': no target column given; name the columns to predict with "
             f"targets=[...] (dataset option `targets`), one task each; its columns are: "
@@ -99,6 +116,33 @@ def plan_columns(
         if repeated:
             raise ConfigError(f"targets: column '{repeated[0]}' is listed twice; list each target once")
         declared = {t: None for t in targets}
+    for name, kind in (kinds or {}).items():
+        if kind not in TASK_KINDS:
+            raise ConfigError(f"kinds: kind {kind!r} of column '{name}' is not one of {', '.join(TASK_KINDS)}")
+        if name not in declared:
+            raise ConfigError(
+                f"kinds: column '{name}' is not a target; add it to targets, or remove it from kinds"
+            )
+        if declared[name] not in (None, kind):
+            raise ConfigError(
+                f"kinds: column '{name}' is {kind!r} in kinds but {declared[name]!r} in targets; "
+                "give its kind once"
+            )
+        declared[name] = kind
+    for task, members in groups.items():
+        if task in declared:
+            raise ConfigError(
+                f"label_groups: task '{task}' has the name of a target column; name the group "
+                "differently (e.g. after its prefix without the '_')"
+            )
+        taken = next((c for c in members.values() if c in declared or c in (text_column, split_column)), None)
+        if taken:
+            role = "a target" if taken in declared else "the text column" if taken == text_column else "the split column"
+            raise DataError(
+                f"CSV file '{file}': column '{taken}' is in label group '{task}' (prefix "
+                f"'{label_groups[task]}') and is also {role}; a column plays one part: rename it or "
+                "choose a longer prefix"
+            )
     for name in declared:
         if name not in header:
             raise _unknown_column(file, header, "target", name)
@@ -149,9 +193,15 @@ def plan_columns(
         repeated = [c for c, k in Counter(inputs).items() if k > 1]
         if repeated:
             raise ConfigError(f"inputs: column '{repeated[0]}' is listed twice; list each input once")
+        grouped = {c: t for t, members in groups.items() for c in members.values()}
         for name in inputs:
             if name not in header:
                 raise _unknown_column(file, header, "input", name)
+            if name in grouped:
+                raise DataError(
+                    f"CSV file '{file}': column '{name}' is both an input and a label of group "
+                    f"'{grouped[name]}'; a task cannot see its own labels: remove it from inputs"
+                )
             if name in declared:
                 raise DataError(
                     f"CSV file '{file}': column '{name}' is both a target and an input; a task "
@@ -159,7 +209,8 @@ def plan_columns(
                 )
         chosen = list(inputs)
     elif text_column is None:
-        chosen = [c for c in header if c not in declared and c != split_column]
+        grouped = {c for members in groups.values() for c in members.values()}
+        chosen = [c for c in header if c not in declared and c != split_column and c not in grouped]
         if not chosen:
             raise DataError(
                 f"CSV file '{file}' has no input column: every column ({', '.join(header)}) is "
@@ -167,7 +218,47 @@ def plan_columns(
             )
     else:
         chosen = []
-    return ColumnPlan(declared, chosen, text_column, split_column)
+    return ColumnPlan(declared, chosen, text_column, split_column, groups)
+
+
+def _plan_groups(header: list[str], file: Path, label_groups: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """task -> {label: column} of each label group: the columns whose names start with the
+    prefix, the label being the rest of the name. At least two labels each (one 0/1 column
+    is a binary classification target), no column in two groups."""
+    groups: dict[str, dict[str, str]] = {}
+    owner: dict[str, str] = {}
+    for task, prefix in label_groups.items():
+        problem = task_name_problem(task)
+        if problem:
+            raise ConfigError(f"label_groups: task name '{task}' {problem}".replace(
+                "rename the column in the file", "rename the group"))
+        if not prefix:
+            raise ConfigError(f"label_groups: task '{task}' has an empty prefix; give the start its "
+                              "columns' names share, e.g. {'" + task + "': '" + task + "_'}")
+        members = {c[len(prefix):]: c for c in header if c.startswith(prefix) and len(c) > len(prefix)}
+        if not members:
+            close = [c for c in header if prefix.lower() in c.lower()][:3] or difflib.get_close_matches(prefix, header, n=3)
+            hint = f" (columns with a similar name: {', '.join(close)})" if close else ""
+            raise DataError(
+                f"CSV file '{file}': label_groups prefix '{prefix}' of task '{task}' matches no column{hint}; "
+                f"give the exact start of the 0/1 columns' names (case matters); its columns are: {', '.join(header)}"
+            )
+        if len(members) == 1:
+            (column,) = members.values()
+            raise DataError(
+                f"CSV file '{file}': label_groups prefix '{prefix}' of task '{task}' matches a single "
+                f"column ('{column}'); a multilabel task needs at least two labels: use a prefix shared "
+                f"by more columns, or make '{column}' a classification target (targets: ['{column}'])"
+            )
+        for column in members.values():
+            if column in owner:
+                raise ConfigError(
+                    f"label_groups: column '{column}' matches the prefixes of both '{owner[column]}' and "
+                    f"'{task}'; give prefixes that do not overlap"
+                )
+            owner[column] = task
+        groups[task] = members
+    return groups
 
 
 def task_name_problem(name: str) -> str | None:
@@ -204,6 +295,7 @@ def infer_kind(
     text_counts: np.ndarray | None,
     max_classes: int,
     file: Path,
+    delimiter: str = ";",
 ) -> str:
     """The kind of a target given as a list: 'tagging' when every labelled cell holds one
     tag per word of the text (and some more than one), 'classification' for text labels or
@@ -231,6 +323,13 @@ def infer_kind(
         )
     n_classes = values.nunique()
     if n_classes > max_classes:
+        if values.str.contains(delimiter, regex=False).mean() > 0.1:
+            raise DataError(
+                f"CSV file '{file}': target column '{name}' has {n_classes} distinct text values, many "
+                f"holding '{delimiter}': if each cell lists several labels, say so with "
+                f"kinds={{'{name}': 'multilabel'}} (label_delimiter '{delimiter}'); otherwise raise "
+                "max_classes or drop the column"
+            )
         raise DataError(
             f"CSV file '{file}': target column '{name}' has {n_classes} distinct text values, "
             f"more than max_classes={max_classes}; if it really is a classification target say "

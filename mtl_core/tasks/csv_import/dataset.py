@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mtl_core.errors import ConfigError, DataError
 from mtl_core.tasks.base import UNK_ID, MTLDataset, Split, SplitOptions, TaskKind, register_dataset
@@ -21,7 +21,12 @@ from mtl_core.tasks.csv_import.columns import check_settings, infer_kind, plan_c
 from mtl_core.tasks.csv_import.inputs import token_inputs, vector_inputs
 from mtl_core.tasks.csv_import.reader import DEFAULT_MAX_BYTES, read_header, read_table
 from mtl_core.tasks.csv_import.split import check_split_sizes, column_split, random_split
-from mtl_core.tasks.csv_import.targets import encode_targets, labelled_counts, standardise_regression
+from mtl_core.tasks.csv_import.targets import (
+    encode_targets,
+    labelled_counts,
+    multilabel_present,
+    standardise_regression,
+)
 from mtl_core.tasks.text import LENGTH_PERCENTILE, MAX_TOKENS, MAX_TOKENS_ALLOWED, tokenise, truncation
 
 log = logging.getLogger(__name__)
@@ -36,7 +41,27 @@ class CSVOptions(SplitOptions):
     targets: list[str] | dict[str, TaskKind] | None = Field(
         None,
         description="target columns, one task each; a list infers each kind, "
-        "a dict maps column -> classification / regression / tagging",
+        "a dict maps column -> classification / regression / tagging / multilabel",
+    )
+    kinds: dict[str, TaskKind] | None = Field(
+        None,
+        description="the kind of some target columns given as a list, overriding the inference "
+        "(e.g. {tags: multilabel}); the others are inferred",
+    )
+    label_delimiter: str = Field(
+        ";",
+        description="multilabel column: the character(s) between a row's labels ('a;b'); an empty cell "
+        "means no label, NA means unlabelled",
+    )
+    label_groups: dict[str, str] | None = Field(
+        None,
+        description="multilabel tasks from groups of 0/1 columns: task -> column prefix (e.g. {emo: emo_} "
+        "makes task emo with one label per column emo_*)",
+    )
+    tune_thresholds: bool = Field(
+        False,
+        description="multilabel: tune one decision threshold per label on the validation split "
+        "(the one maximising that label's F1) instead of 0.5; the test metrics use them",
     )
     inputs: list[str] | None = Field(
         None, description="input columns (default: every column that is not a target or the text column)"
@@ -77,6 +102,13 @@ class CSVOptions(SplitOptions):
         "(losses of order 1 beside the other tasks'); metrics stay in the column's units",
     )
 
+    @field_validator("label_delimiter")
+    @classmethod
+    def _delimiter(cls, v: str) -> str:
+        if not v or not v.strip() or v != v.strip() or "\n" in v:
+            raise ValueError(f"{v!r} cannot separate labels; give one or more visible characters, e.g. ';' or '|'")
+        return v
+
 
 def from_csv(
     path: str | Path,
@@ -96,6 +128,10 @@ def from_csv(
     word_dropout: float = 0.0,
     lowercase: bool = False,
     max_len: int | None = None,
+    kinds: Mapping[str, str] | None = None,
+    label_delimiter: str = ";",
+    label_groups: Mapping[str, str] | None = None,
+    tune_thresholds: bool = False,
 ) -> MTLDataset:
     """Build a multi-task dataset from a CSV file; deterministic for a given seed.
 
@@ -127,6 +163,16 @@ def from_csv(
         max_len: text column: words kept per row; None takes the 99th percentile of the
             training rows' lengths, at most `MAX_TOKENS`. `info["truncation"]` counts the
             rows and words cut per split.
+        kinds: column -> kind for some of the targets given as a list (the rest inferred);
+            "multilabel" is never inferred, it is asked for here or in a targets dict.
+        label_delimiter: what separates the labels in a multilabel column's cell ("a;b").
+            An empty cell means the row has none of the labels; NA (or another missing
+            marker) means the row is not labelled for that task (masked).
+        label_groups: task -> prefix: one multilabel task per group of 0/1 columns whose
+            names start with the prefix (labels: the rest of each name). A row with the
+            whole group empty is unlabelled; the group's columns are not inputs.
+        tune_thresholds: multilabel tasks tune one decision threshold per label on the
+            validation split (`metrics.tune_thresholds`) instead of 0.5.
 
     Raises:
         DataError: the file cannot be used (message names file, column, lines and the fix).
@@ -134,9 +180,12 @@ def from_csv(
     """
     check_settings(val_fraction, test_fraction, max_bytes, min_rows, max_classes)
     _check_text_settings(min_freq, word_dropout, max_len)
+    if not label_delimiter or not label_delimiter.strip():
+        raise ConfigError(f"label_delimiter: {label_delimiter!r} cannot separate labels; give e.g. ';' or '|'")
     file = Path(path).expanduser()
     table = read_table(file, max_bytes)
-    plan = plan_columns(table.header, file, targets, inputs, text_column, split_column)
+    plan = plan_columns(table.header, file, targets, inputs, text_column, split_column,
+                        kinds=kinds, label_groups=label_groups)
     frame, lines = table.frame, table.lines
     n = len(frame)
     if n == 0:
@@ -154,19 +203,26 @@ def from_csv(
         tokens = [tokenise(str(c), lowercase=lowercase) if ok else [] for c, ok in zip(text.tolist(), text.notna().tolist())]
         text_counts = np.array([len(t) for t in tokens])
 
-    kinds: dict[str, str] = {}
+    task_kinds: dict[str, str] = {}
+    labelled = np.zeros(n, dtype=bool)
     for name, declared in plan.targets.items():
-        if frame[name].isna().all():
+        present = (multilabel_present(frame[name], table.blank[name] if table.blank is not None else None)
+                   if declared == "multilabel" else frame[name].notna().to_numpy())
+        if not present.any():
             raise DataError(
                 f"CSV file '{file}': target column '{name}' has no labels (its cells on lines "
                 f"{lines[0]}-{lines[-1]} are all empty); fill it or drop it from targets"
             )
-        kinds[name] = declared or infer_kind(name, frame[name], lines, text_counts, max_classes, file)
-    labelled = frame[list(plan.targets)].notna().any(axis=1).to_numpy()
+        labelled |= present
+        task_kinds[name] = declared or infer_kind(name, frame[name], lines, text_counts, max_classes, file,
+                                                  delimiter=label_delimiter)
+    for task, members in plan.groups.items():
+        labelled |= frame[list(members.values())].notna().any(axis=1).to_numpy()
+        task_kinds[task] = "multilabel"
     if labelled.sum() < 3:
         raise DataError(
             f"CSV file '{file}' has {int(labelled.sum())} labelled row(s) in its target columns "
-            f"({', '.join(plan.targets)}); train, validation and test need at least one each: "
+            f"({', '.join(plan.task_names)}); train, validation and test need at least one each: "
             "label at least 3 rows (more for a useful model)"
         )
     if plan.split_column is not None:
@@ -175,10 +231,12 @@ def from_csv(
         check_split_sizes(n, val_fraction=val_fraction, test_fraction=test_fraction, file=file)
         splits = random_split(n, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
 
-    y, specs = encode_targets(
-        kinds, plan.targets, frame, lines, text_counts, file, max_tokens=max_len or MAX_TOKENS
-    )
     warnings: list[str] = []
+    y, specs = encode_targets(
+        task_kinds, {**plan.targets, **{g: "multilabel" for g in plan.groups}}, frame, lines, text_counts, file,
+        max_tokens=max_len or MAX_TOKENS, train=splits["train"], blank=table.blank, delimiter=label_delimiter,
+        groups=plan.groups, tune_thresholds=tune_thresholds, warnings=warnings,
+    )
     labelled_per_split = labelled_counts(y, splits, lines, seed=seed, file=file, warnings=warnings)
     # After the split and its checks (every task has a labelled training row), before tensors.
     scales = (
@@ -195,9 +253,12 @@ def from_csv(
         "rows": n,
         "split_rows": {s: len(idx) for s, idx in splits.items()},
         "labelled": labelled_per_split,
-        "targets": {t: {"kind": k, "inferred": plan.targets[t] is None} for t, k in kinds.items()},
+        "targets": {t: {"kind": k, "inferred": plan.targets.get(t, "multilabel") is None}
+                    for t, k in task_kinds.items()},
         # "random" (seed, fractions; not stratified) or "column" (the file's split_column)
         "split": {"method": "column", "column": plan.split_column} if plan.split_column else {"method": "random"},
+        # multilabel tasks from 0/1 columns: task -> {label: column}
+        **({"label_groups": plan.groups} if plan.groups else {}),
         "standardise_targets": standardise_targets,
         # task -> {mean, std} of the training rows, in the column's units (empty: raw units)
         "target_scale": scales,
@@ -208,7 +269,7 @@ def from_csv(
         x, vocab, seq_len = token_inputs(
             tokens, splits["train"], plan.text_column, file, min_freq=min_freq, max_len=max_len
         )
-        for name, kind in kinds.items():
+        for name, kind in task_kinds.items():
             if kind == "tagging":
                 y[name] = y[name][:, :seq_len]
         empty = int((text_counts == 0).sum())
@@ -279,8 +340,9 @@ def _task_names(opts: CSVOptions) -> list[str]:
     """Task names from the header alone (config validation), by the rules of `from_csv`."""
     file = Path(opts.path).expanduser()
     header = read_header(file, max_bytes=opts.max_bytes)
-    plan = plan_columns(header, file, opts.targets, opts.inputs, opts.text_column, opts.split_column)
-    return list(plan.targets)
+    plan = plan_columns(header, file, opts.targets, opts.inputs, opts.text_column, opts.split_column,
+                        kinds=opts.kinds, label_groups=opts.label_groups)
+    return plan.task_names
 
 
 @register_dataset(
@@ -307,4 +369,8 @@ def build_csv(opts: CSVOptions, seed: int) -> MTLDataset:
         word_dropout=opts.word_dropout,
         lowercase=opts.lowercase,
         max_len=opts.max_len,
+        kinds=opts.kinds,
+        label_delimiter=opts.label_delimiter,
+        label_groups=opts.label_groups,
+        tune_thresholds=opts.tune_thresholds,
     )

@@ -38,6 +38,9 @@ class Table:
     lines: np.ndarray  # 1-based line on which each data row starts
     sha256: str
     n_bytes: int
+    # True where a cell was empty (as opposed to a written marker such as NA): a multi-label
+    # cell that is empty means "none of the labels", one marked NA "not labelled".
+    blank: pd.DataFrame | None = None
 
 
 def offending_lines(lines: Sequence[int], values: Sequence[object] | None = None) -> str:
@@ -205,5 +208,6 @@ def read_table(file: Path, max_bytes: int) -> Table:
             "one cell per column (empty is fine)"
         )
     frame = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header)
+    blank = frame.eq("")
     frame = frame.where(~frame.isin(MISSING_MARKERS), None)
-    return Table(header, frame, np.asarray(lines, dtype=np.int64), hashlib.sha256(data).hexdigest(), size)
+    return Table(header, frame, np.asarray(lines, dtype=np.int64), hashlib.sha256(data).hexdigest(), size, blank)

@@ -4,9 +4,13 @@ Classification: the distinct labels, sorted (numerically when every label is a n
 one class each. Regression: float32 numbers, standardised with the labelled training
 rows' mean and std (`standardise_regression`, so that a price in the 100,000s trains
 with a loss of order 1 beside a cross-entropy; the spec keeps `target_scale` and metrics
-are reported in the column's units). Tagging: one tag per word of the text column. A
-missing cell is "no label for this task on this row": `IGNORE_INDEX`, or NaN for
-regression.
+are reported in the column's units). Tagging: one tag per word of the text column.
+Multilabel: float32 (N, K) of 0/1, from one column listing each row's labels joined by a
+delimiter (`a;b`; the labels are those of the training rows) or from a group of 0/1
+columns, one per label. A missing cell is "no label for this task on this row":
+`IGNORE_INDEX`, or NaN for regression (a NaN row for multilabel). A multilabel cell that is
+empty means "none of the labels" (a labelled row); one written NA (or another
+`MISSING_MARKERS` word) means "not labelled".
 """
 
 from __future__ import annotations
@@ -102,17 +106,115 @@ def _encode_tagging(
     return y, class_names
 
 
+def multilabel_present(cells: pd.Series, blank: pd.Series | None) -> np.ndarray:
+    """Which rows of a delimited multilabel column are labelled: a label list, or an empty
+    cell (no label); a cell written NA (etc.) is not labelled."""
+    present = cells.notna().to_numpy()
+    return present | blank.to_numpy(dtype=bool) if blank is not None else present
+
+
+def _encode_multilabel_column(
+    name: str, cells: pd.Series, blank: pd.Series | None, lines: np.ndarray, train: np.ndarray,
+    delimiter: str, file: Path, warnings: list[str],
+) -> tuple[np.ndarray, list[str]]:
+    """(N, K) 0/1 targets of a column listing each row's labels joined by `delimiter`;
+    the labels are those seen on the training rows (sorted), others are dropped with a warning."""
+    present = multilabel_present(cells, blank)
+    sets = [
+        {part.strip() for part in str(c).split(delimiter) if part.strip()} if c is not None else set()
+        for c in cells.tolist()
+    ]
+    labels = sorted(set().union(*(sets[i] for i in train if present[i])))
+    if len(labels) < 2:
+        seen = f"only the label {labels[0]!r}" if labels else "no label"
+        raise DataError(
+            f"CSV file '{file}': multilabel target column '{name}' has {seen} on its training rows "
+            f"(labels joined by {delimiter!r}); a multilabel task needs at least two labels: check "
+            "label_delimiter, or make it a classification target"
+        )
+    unseen = sorted(set().union(*(sets[i] for i in range(len(sets)) if present[i])) - set(labels))
+    if unseen:
+        shown = ", ".join(repr(u) for u in unseen[:SHOW]) + (f" and {len(unseen) - SHOW} more" if len(unseen) > SHOW else "")
+        warnings.append(
+            f"multilabel target '{name}': label(s) {shown} appear only on validation or test rows, "
+            "so no model can learn them; they are left out of the task"
+        )
+    index = {lab: k for k, lab in enumerate(labels)}
+    y = np.full((len(cells), len(labels)), np.nan, dtype=np.float32)
+    y[present] = 0.0
+    for r in np.flatnonzero(present):
+        for lab in sets[r]:
+            if lab in index:
+                y[r, index[lab]] = 1.0
+    return y, labels
+
+
+def _encode_multilabel_group(
+    task: str, members: dict[str, str], frame: pd.DataFrame, lines: np.ndarray, file: Path,
+) -> tuple[np.ndarray, list[str]]:
+    """(N, K) 0/1 targets from one 0/1 column per label; a row with every cell of the group
+    missing is unlabelled, one with only some missing is refused (which labels would it hold?)."""
+    labels = list(members)
+    cells = frame[[members[lab] for lab in labels]]
+    missing = cells.isna().to_numpy()
+    values = cells.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    for k, lab in enumerate(labels):
+        column = members[lab]
+        bad = ~missing[:, k] & ~np.isin(values[:, k], (0.0, 1.0))
+        if bad.any():
+            raise DataError(
+                f"CSV file '{file}': column '{column}' of label group '{task}' holds values other than "
+                f"0 and 1 on {offending_lines(lines[bad], cells[column][bad].tolist())}; write 1 where the "
+                f"row has label '{lab}' and 0 where it does not (or clear the whole group on an unlabelled row)"
+            )
+    partial = missing.any(1) & ~missing.all(1)
+    if partial.any():
+        rows = np.flatnonzero(partial)
+        empty = [members[labels[k]] for k in np.flatnonzero(missing[rows[0]])]
+        raise DataError(
+            f"CSV file '{file}': label group '{task}' is filled only in part on {offending_lines(lines[partial])} "
+            f"(line {lines[rows[0]]} misses {', '.join(repr(c) for c in empty[:SHOW])}); give every column of "
+            "the group a 0 or 1 on a labelled row, or clear them all to mark the row unlabelled"
+        )
+    y = values.astype(np.float32)
+    y[missing.all(1)] = np.nan
+    return y, labels
+
+
 def encode_targets(
     kinds: dict[str, str], declared: dict[str, str | None], frame: pd.DataFrame, lines: np.ndarray,
     text_counts: np.ndarray | None, file: Path, *, max_tokens: int = MAX_TOKENS,
+    train: np.ndarray | None = None, blank: pd.DataFrame | None = None, delimiter: str = ";",
+    groups: dict[str, dict[str, str]] | None = None, tune_thresholds: bool = False,
+    warnings: list[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, TaskSpec]]:
-    """Targets as the engine wants them (classes from the whole file) and their specs;
-    tagging targets hold `max_tokens` positions (the importer cuts them to the padded length)."""
+    """Targets as the engine wants them (classes from the whole file; a delimited multilabel
+    column's labels from the `train` rows) and their specs; tagging targets hold `max_tokens`
+    positions (the importer cuts them to the padded length). `groups`: multilabel tasks of
+    0/1 columns (task -> {label: column}); `blank`: the table's empty-cell mask."""
     y: dict[str, np.ndarray] = {}
     specs: dict[str, TaskSpec] = {}
+    groups = groups or {}
+    warnings = warnings if warnings is not None else []
     for name, kind in kinds.items():
+        if name in groups:
+            y[name], labels = _encode_multilabel_group(name, groups[name], frame, lines, file)
+            columns = list(groups[name].values())
+            specs[name] = TaskSpec(
+                name, "multilabel", num_classes=len(labels), class_names=tuple(labels), tune_thresholds=tune_thresholds,
+                description=f"columns {columns[0]} … {columns[-1]} of {file.name}: {len(labels)} labels (0/1 columns)",
+            )
+            continue
         how = "given" if declared[name] else "inferred"
-        if kind == "classification":
+        if kind == "multilabel":
+            assert train is not None, "the importer splits before encoding a multilabel column"
+            y[name], labels = _encode_multilabel_column(
+                name, frame[name], None if blank is None else blank[name], lines, train, delimiter, file, warnings)
+            specs[name] = TaskSpec(
+                name, "multilabel", num_classes=len(labels), class_names=tuple(labels), tune_thresholds=tune_thresholds,
+                description=f"column '{name}' of {file.name}: {len(labels)} labels joined by {delimiter!r} ({how})",
+            )
+        elif kind == "classification":
             y[name], classes = _encode_classification(name, frame[name], file)
             specs[name] = TaskSpec(
                 name, "classification", num_classes=len(classes), class_names=tuple(classes),
@@ -164,7 +266,9 @@ def labelled_counts(
     """Labelled rows per task and split; a task with none to train on is refused."""
     counts: dict[str, dict[str, int]] = {}
     for name, target in y.items():
-        if target.ndim > 1:  # tagging: a row counts when any word is tagged
+        if target.ndim > 1 and target.dtype.kind == "f":  # multilabel: a row of NaN is unlabelled
+            has = ~np.isnan(target).all(axis=1)
+        elif target.ndim > 1:  # tagging: a row counts when any word is tagged
             has = (target != IGNORE_INDEX).any(axis=1)
         elif target.dtype.kind == "f":
             has = ~np.isnan(target)
