@@ -200,9 +200,10 @@ def sweep_panel(sweep_id: str, active: bool) -> None:
     tasks = table.tasks
     if len(tasks) >= 2 and points["is_front"].any():
         st.subheader("Trade-off between the tasks")
-        st.caption("Each point is a run at its **test** metrics; the front joins the points no other point beats "
-                   "on every task's **validation** metric (validation selects, test reports). Dashed: each "
-                   "task's single-task baseline. Click a point to open its run.")
+        st.caption("Each point is a run at its **test** metrics; the front (rings) is the points no other point beats "
+                   "on every task's **validation** metric (validation selects, test reports), joined by a line "
+                   "when they are still a front at test. Dashed: each task's single-task baseline. Click a point "
+                   "to open its run.")
         names = list(tasks["task"])
         pair = (names[0], names[1])
         if len(names) > 2:
