@@ -3,7 +3,8 @@
     python bench/lessons.py [--seeds 5] [--lessons 1,2,3] [--clicks 3] [--skip-truth] [--skip-clicks]
 
 1. Truth: for each lesson, its experiment (and its "try this" variant) at seeds 0..N-1,
-   trained in this process (`run_experiment`, fresh baselines each seed): the verdict that
+   trained in this process (`train_in_process`: `run_experiment` with fresh baselines each
+   seed, or `run_transfer` for a transfer lesson): the verdict that
    answers the lesson's question per seed (`dashboard.lessons.measured`: the engine's
    verdict with its 95 % interval), whether the claim holds (`claim_holds`: the stated
    outcome in a strict majority of seeds, every other seed "no clear difference"), and the
@@ -31,13 +32,18 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # first: bench/dashboard.py must not shadow the dashboard package
 
 import torch  # noqa: E402
 
-from dashboard.lessons import Lesson, claim_holds, measured, shipped_lessons  # noqa: E402
-from mtl_core.experiment import MemoryBaselineCache, run_experiment  # noqa: E402
+from dashboard.lessons import (  # noqa: E402
+    Lesson,
+    claim_holds,
+    measured,
+    shipped_lessons,
+    train_in_process,
+    with_seed,
+)
 
 torch.set_num_threads(1)
 
@@ -52,9 +58,9 @@ def truth(lesson: Lesson, seeds: int, *, try_this: bool) -> dict:
         expect = expect.model_copy(update={"verdict": lesson.try_this.expect or expect.verdict})
     outcomes, values, times = [], [], []
     for seed in range(seeds):
-        config = lesson.config(try_this=try_this).model_copy(update={"seed": seed})
+        config = with_seed(lesson.config(try_this=try_this), seed)
         t0 = time.perf_counter()
-        result = run_experiment(config, baseline_cache=MemoryBaselineCache())
+        result = train_in_process(config)
         times.append(time.perf_counter() - t0)
         m = measured(lesson, result, expect=expect)
         outcomes.append(m["verdict"])
@@ -102,6 +108,9 @@ def main() -> None:
     args = parser.parse_args()
     wanted = {int(n) for n in args.lessons.split(",") if n.strip()}
     lessons = [l for l in shipped_lessons() if not wanted or l.number in wanted]
+    for lesson in [l for l in lessons if not l.available()]:
+        print(f"lesson {lesson.number} skipped: it needs `{lesson.install_hint}`", file=sys.stderr)
+    lessons = [l for l in lessons if l.available()]
     out: dict = {"truth": [], "clicks": []}
     if not args.skip_truth:
         print(f"## Truth table ({args.seeds} seeds, one thread)")

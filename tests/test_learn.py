@@ -42,12 +42,16 @@ SHIPPED = shipped_lessons()
 
 
 def small(lesson):
-    """The lesson with a small budget (same dataset, tasks, sharing and knob): seconds, not tens."""
+    """The lesson with a small budget (same dataset, tasks, sharing and knob): seconds, not tens.
+    A transfer lesson: 30 pre-training steps and 10 per target model; MiniLM reads 100 sentences."""
     raw = copy.deepcopy(lesson.experiment)
-    raw.update(steps=30, eval_every=10, log_every=5, batch_size=32)
-    options = raw["dataset"].setdefault("options", {})
-    if raw["dataset"]["name"] in ("mmoe_synthetic", "toy_language", "digits") and options.get("variant") != "attributes":
-        options["n_samples"] = 300
+    base = raw["base"] if lesson.kind == "transfer" else raw
+    base.update(steps=30, eval_every=10, log_every=5, batch_size=32)
+    if lesson.kind == "transfer":
+        raw["target_steps"] = 10
+    options = base["dataset"].setdefault("options", {})
+    if base["dataset"]["name"] in ("mmoe_synthetic", "toy_language", "digits") and options.get("variant") != "attributes":
+        options["n_samples"] = 100 if "text" in lesson.needs else 300
     return lesson.model_copy(update={"experiment": raw})
 
 
@@ -233,7 +237,8 @@ def test_every_lesson_runs_and_shows_the_prediction_beside_the_verdict(lab, smal
     m = measured(lesson, result)
     if m["verdict"]:  # the sentence carries the run's own verdict word and number
         assert f"**{m['verdict']}**" in shown
-        assert (f"{m['value']:+.2f}" if lesson.expect.measure != "task" else f"{m['value']:+.1f}") in shown
+        digits = {"task": "+.1f", "vs_scratch": "+.3g"}.get(lesson.expect.measure, "+.2f")
+        assert format(m["value"], digits) in shown
     verdict_boxes = texts(at.success) + texts(at.warning) + texts(at.info)
     assert m["verdict"] is None or verdict_boxes, "the agreement with the prediction is said"
     assert len(at.get("plotly_chart")) == len(lesson.charts)
@@ -320,3 +325,123 @@ def test_a_claim_holds_in_a_majority_with_no_opposite_verdict():
     assert not claim_holds("hurt", ["hurt", "hurt", None, None])  # half is no majority
     assert claim_holds("no clear difference", ["no clear difference", "hurt", "no clear difference"])
     assert claim_holds("conflict", ["conflict", "no clear sign", "conflict"])
+
+
+# ---- a transfer lesson, and a lesson that needs an extra -------------------------------------
+def _transfer_dict() -> dict:
+    return yaml.safe_load((lessons_module.LESSON_DIR / "09_transfer.yaml").read_text(encoding="utf-8"))
+
+
+def test_a_transfer_lesson_runs_a_transfer_config_and_reads_vs_scratch():
+    from mtl_core.transfer import TransferConfig
+
+    lesson = parse_lesson(_transfer_dict(), source="09_transfer.yaml")
+    config, changed = lesson.config(), lesson.config(try_this=True)
+    assert isinstance(config, TransferConfig) and config.name == "lesson 9"
+    assert (config.target, config.fractions, changed.fractions) == ("pos", [0.02], [1.0])
+    assert changed.name == "lesson 9 (try)" and changed.sources == config.sources
+    assert lesson.expect.measure == "vs_scratch" and lesson.expect.arm == "frozen" and lesson.charts == ["transfer"]
+    assert lessons_module.run_dataset(config).name == "toy_language"
+    assert lessons_module.with_seed(config, 3).base.seed == 3 and config.base.seed == 0
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d["expect"].pop("arm"), ["measure 'vs_scratch' needs `arm:`", "frozen, finetune"]),
+    (lambda d: d["expect"].update(arm="scratch"), ["expect.arm"]),
+    (lambda d: d["experiment"].update(arms=["frozen", "finetune"]), ["experiment.arms", "'scratch'"]),
+    (lambda d: d["expect"].update(fraction=0.5), ["expect.fraction 0.5", "[0.02]"]),
+    (lambda d: d["expect"].update(measure="delta_m", arm=None), ["a transfer lesson answers with measure 'vs_scratch'"]),
+    (lambda d: d.update(charts=["transfer", "loss_curves"]), ["'loss_curves' cannot be drawn from a transfer"]),
+    (lambda d: d["experiment"].update(target="nosuch"), ["experiment", "target", "'nosuch'"]),
+    (lambda d: d["try_this"].update(key="fractions", value=[0.02]), ["does not change the experiment"]),
+    (lambda d: d.pop("kind"), ["experiment: it has base, sources and target", "add `kind: transfer`"]),
+])
+def test_each_mistake_in_a_transfer_lesson_names_the_field(change, words):
+    data = _transfer_dict()
+    change(data)
+    with pytest.raises(LessonError) as err:
+        parse_lesson(data, source="09_transfer.yaml")
+    assert str(err.value).startswith("09_transfer.yaml (lesson 9, transfer)")
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
+
+
+def test_vs_scratch_and_the_transfer_chart_belong_to_transfer_lessons():
+    data = _lesson_dict()
+    data["expect"] = {"measure": "vs_scratch", "arm": "frozen", "verdict": "helped"}
+    with pytest.raises(LessonError, match="set `kind: transfer`"):
+        parse_lesson(data)
+    data = _lesson_dict()
+    data["charts"] = ["transfer"]
+    with pytest.raises(LessonError, match="charts: 'transfer' draws a transfer experiment"):
+        parse_lesson(data)
+    data = _lesson_dict()
+    data["expect"]["fraction"] = 0.1
+    with pytest.raises(LessonError, match="belong to measure 'vs_scratch'"):
+        parse_lesson(data)
+
+
+def _row(arm, fraction, n, value, versus=None):
+    row = {"arm": arm, "fraction": fraction, "n_labelled": n, "metric_value": value}
+    if versus:
+        row["vs_scratch"] = dict(zip(("diff", "low", "high", "verdict"), versus))
+    return row
+
+
+TRANSFER_RESULT = {
+    "kind": "transfer", "metric": "accuracy", "higher_is_better": True, "arms": ["frozen", "finetune", "scratch"],
+    "merged_fractions": [{"n_labelled": 8, "fraction": 0.004, "fractions": [0.001, 0.004]}],
+    "rows": [_row("frozen", 0.004, 8, 0.61, (0.11, 0.08, 0.14, "helped")),
+             _row("finetune", 0.004, 8, 0.52, (0.02, -0.01, 0.05, "no clear difference")),
+             _row("scratch", 0.004, 8, 0.50),
+             _row("frozen", 1.0, 2100, 0.90, (-0.05, -0.07, -0.03, "hurt")),
+             _row("finetune", 1.0, 2100, 0.96, (0.01, -0.004, 0.02, "no clear difference")),
+             _row("scratch", 1.0, 2100, 0.95)],
+}
+
+
+def test_measured_reads_the_transfer_runs_own_paired_comparison():
+    lesson = parse_lesson(_transfer_dict(), source="09_transfer.yaml")
+    smallest = measured(lesson, TRANSFER_RESULT)  # no fraction named: the smallest data size
+    assert (smallest["verdict"], smallest["value"], smallest["low"], smallest["high"]) == ("helped", 0.11, 0.08, 0.14)
+    assert (smallest["n_labelled"], smallest["arm_value"], smallest["scratch_value"]) == (8, 0.61, 0.50)
+    full = measured(lesson, TRANSFER_RESULT, expect=lesson.expect.model_copy(update={"fraction": 1.0}))
+    assert (full["verdict"], full["value"], full["n_labelled"]) == ("hurt", -0.05, 2100)
+    tuned = measured(lesson, TRANSFER_RESULT, expect=lesson.expect.model_copy(update={"arm": "finetune"}))
+    assert (tuned["verdict"], tuned["value"]) == ("no clear difference", 0.02)
+    merged = measured(lesson, TRANSFER_RESULT, expect=lesson.expect.model_copy(update={"fraction": 0.001}))
+    assert merged["n_labelled"] == 8 and merged["verdict"] == "helped"  # 0.1 % was trained as the 0.4 % size
+    no_scratch = {**TRANSFER_RESULT, "rows": [{k: v for k, v in r.items() if k != "vs_scratch"}
+                                              for r in TRANSFER_RESULT["rows"]]}
+    assert measured(lesson, no_scratch)["verdict"] is None and measured(lesson, no_scratch)["value"] is None
+    from mtl_core.transfer import vs_scratch_frame
+
+    # the same numbers the Transfer page's table shows
+
+    frame = vs_scratch_frame(TRANSFER_RESULT)
+    first = frame[(frame["arm"] == "frozen") & (frame["n_labelled"] == 8)].iloc[0]
+    assert (first["gain"], first["low"], first["high"], first["verdict"]) == (0.11, 0.08, 0.14, "helped")
+
+
+def test_a_lesson_needing_the_text_extra_is_greyed_with_the_install_command(lab, monkeypatch):
+    from mtl_core.models import pretrained
+
+    needy = [l for l in SHIPPED if "text" in l.needs]
+    assert needy, "a shipped lesson needs the text extra (lesson 10: MiniLM)"
+    monkeypatch.setattr(pretrained, "minilm_available", lambda: False)
+    at = learn()
+    for lesson in needy:
+        button = at.button(key=f"learn.open.{lesson.number}")
+        assert button.disabled
+    assert texts(at.caption).count(pretrained.INSTALL_HINT) == len(needy)
+    assert not any(b.disabled for b in at.button if (b.key or "").startswith("learn.open.")
+                   and int(b.key.rsplit(".", 1)[1]) not in {l.number for l in needy})
+    lesson = needy[0]
+    at = learn({"lesson": str(lesson.number)})  # a link opens it: it says what to install, and runs nothing
+    assert pretrained.INSTALL_HINT in texts(at.warning)
+    assert not [b for b in at.button if b.key == f"learn.run.{lesson.id}"]
+    assert "#### Why" in texts(at.markdown)
+    monkeypatch.setattr(pretrained, "minilm_available", lambda: True)
+    at = learn()
+    assert not at.button(key=f"learn.open.{lesson.number}").disabled
+    assert pretrained.INSTALL_HINT not in texts(at.caption)

@@ -6,19 +6,30 @@ or the stored run of the same config is shown at once), read the two or three ch
 answer the question and the verdict the engine computed with its noise beside the
 prediction, then the explanation with its formula, then turn one knob and run again.
 `?lesson=N` opens a lesson, `?lang=zh` shows it in Chinese, `?present=1` is for a projector.
+A transfer lesson (`kind: transfer`) starts a transfer run the same way and shows the
+Transfer page's data-efficiency curve and vs-scratch table; a lesson whose extra is not
+installed (`needs: [text]`) is listed greyed with the command that installs it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import charts, i18n, state
 from dashboard import verdicts as vd
 from dashboard.app_pages import common
 from dashboard.i18n import t
-from dashboard.lessons import Lesson, LessonError, find_run, measured, shipped_lessons
+from dashboard.lessons import (
+    Lesson,
+    LessonError,
+    find_run,
+    measured,
+    run_dataset,
+    shipped_lessons,
+)
 from dashboard.safe_text import md
 from mtl_core import jobs
 from mtl_core.errors import ConfigError, DataError, StoreError
@@ -71,12 +82,16 @@ def presentation_style() -> None:
 def lesson_list(lessons: tuple[Lesson, ...], lang: str) -> None:
     st.markdown(t("learn.intro"))
     for lesson in lessons:
+        ready = lesson.available()
         c_open, c_text = st.columns([1, 4], vertical_alignment="center")
         if c_open.button(f"{lesson.number}. {lesson.title.get(lang)}", key=f"learn.open.{lesson.number}",
-                         width="stretch"):
+                         width="stretch", disabled=not ready,
+                         help=None if ready else t("learn.needs_extra", command=lesson.install_hint)):
             open_lesson(lesson.number)
             st.rerun()
         c_text.caption(lesson.question.get(lang))
+        if not ready:
+            c_text.caption(t("learn.needs_extra", command=lesson.install_hint))
 
 
 # ---- starting (or finding) a lesson's run ------------------------------------------------------
@@ -88,7 +103,8 @@ def start_or_reuse(lesson: Lesson, variant: str) -> str | None:
         config = lesson.config(try_this=variant == "try", place=state.save_upload)
         run_id = find_run(store, config)
         if run_id is None:
-            state.check_dataset_access(config.dataset.name, config.dataset.options)
+            dataset = run_dataset(config)
+            state.check_dataset_access(dataset.name, dataset.options)
             run_id = jobs.start(config, store_path=state.store_path())
     except (ConfigError, DataError, StoreError, OSError) as exc:
         st.error(md(exc))
@@ -105,8 +121,9 @@ def progress_panel(run_id: str) -> None:
         return
     if run["status"] not in ACTIVE_STATUSES:
         st.rerun()  # ended: the page draws the answer
-    progress = state.progress_summary(run, state.run_phases(run["config"]),
-                                      batch_size=state.run_batch_size(run["config"]))
+    config = run["config"]
+    progress = state.progress_summary(run, state.run_phases(config), batch_size=state.run_batch_size(config),
+                                      budgets=state.run_budgets(config))  # a transfer run's models differ
     st.progress(progress["fraction"], text=f"{t('learn.training')} · {md(progress['text'])}")
 
 
@@ -130,8 +147,16 @@ def verdict_sentence(m: dict[str, Any]) -> str:
         return t("learn.sentence_task", task=md(m["task"]), mtl=m.get("mtl") or float("nan"),
                  stl=m.get("stl") or float("nan"), metric=md(m.get("metric") or ""), value=m["value"],
                  span=span, word=word)
+    if m["measure"] == "vs_scratch":
+        return t("learn.sentence_vs_scratch", n=m.get("n_labelled") or 0, arm=t(f"learn.arm.{m['arm']}"),
+                 metric=md(m.get("metric") or ""), arm_value=_or_nan(m.get("arm_value")),
+                 scratch_value=_or_nan(m.get("scratch_value")), value=m["value"], span=span, word=word)
     pair = " · ".join(md(p) for p in m.get("pair") or [])
     return t("learn.sentence_pair", pair=pair, value=m["value"], n=m.get("evaluations") or 0, span=span, word=word)
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def prediction_vs_verdict(lesson: Lesson, lang: str, prediction: str | None, m: dict[str, Any]) -> None:
@@ -156,8 +181,36 @@ def prediction_vs_verdict(lesson: Lesson, lang: str, prediction: str | None, m: 
         st.caption(t("learn.not_the_usual", expected=verdict_word(lesson.expect.verdict)))
 
 
+def transfer_answer(result: dict[str, Any], *, key: str) -> None:
+    """A transfer run's answer as the Transfer page shows it: the data-efficiency curve
+    (`charts.data_efficiency_chart`) and each pre-trained arm against scratch
+    (`mtl_core.transfer.vs_scratch_frame`: the paired interval the run stored)."""
+    from mtl_core.transfer import vs_scratch_frame
+
+    metric, hib = result.get("metric") or "", result.get("higher_is_better")
+    st.plotly_chart(charts.data_efficiency_chart(
+        result.get("rows") or [], metric=metric, higher_is_better=hib, arms=result.get("arms"),
+        title=f"{result.get('target')}: test {metric} vs labelled examples"), key=f"{key}.chart.transfer", width="stretch")
+    if hib is not None:
+        st.caption(t("learn.transfer_reading_" + ("up" if hib else "down"), metric=md(metric)))
+    versus = vs_scratch_frame(result)
+    if versus.empty:
+        return
+    table = {
+        t("learn.col_labelled"): [f"{n:,}" for n in versus["n_labelled"]],
+        t("learn.col_arm"): [t(f"learn.arm.{a}") for a in versus["arm"]],
+        t("learn.col_gain", metric=metric): [f"{g:+.3g}" for g in versus["gain"]],
+        t("learn.col_interval"): [f"{lo:+.3g} … {hi:+.3g}" for lo, hi in zip(versus["low"], versus["high"])],
+        t("learn.col_verdict"): [verdict_word(v) for v in versus["verdict"]],
+    }
+    st.table(pd.DataFrame(table).style.hide(axis="index"))
+
+
 def draw_charts(lesson: Lesson, run_id: str, result: dict[str, Any], *, key: str) -> None:
     """The lesson's two or three charts, drawn by `dashboard.charts`."""
+    if lesson.kind == "transfer":
+        transfer_answer(result, key=key)  # `transfer`, the one chart a transfer run draws
+        return
     rows = result.get("tasks") or []
     names = [r["name"] for r in rows]
     colors = charts.task_colors(names)
@@ -244,8 +297,18 @@ def lesson_view(lesson: Lesson, lessons: tuple[Lesson, ...], lang: str) -> None:
     st.header(t("learn.lesson_title", number=lesson.number, title=lesson.title.get(lang)))
     st.markdown(lesson.question.get(lang))
     config = lesson.config()
-    st.caption(t("learn.setup", dataset=md(config.dataset.name), sharing=md(config.sharing.name),
-                 weighting=md(config.weighting.name), steps=config.steps or 0))
+    if lesson.kind == "transfer":
+        st.caption(t("learn.setup_transfer", dataset=md(config.base.dataset.name),
+                     sources=", ".join(f"`{md(s)}`" for s in config.sources), target=md(config.target),
+                     steps=config.base.steps or 0, arms=", ".join(t(f"learn.arm.{a}") for a in config.arms),
+                     target_steps=config.target_steps))
+    else:
+        st.caption(t("learn.setup", dataset=md(config.dataset.name), sharing=md(config.sharing.name),
+                     weighting=md(config.weighting.name), steps=config.steps or 0))
+    if not lesson.available():
+        st.warning(t("learn.needs_extra", command=lesson.install_hint), icon=":material/extension_off:")
+        explain(lesson, lang)
+        return
 
     run_key = _run_key(lesson, "main")
     run_id = st.session_state.get(SS_RUNS, {}).get(run_key)
