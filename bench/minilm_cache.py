@@ -3,13 +3,16 @@
 A frozen MiniLM (`model.text_encoder: minilm_frozen`, the `text` extra) is a fixed
 feature extractor, so `MiniLMEncoder` keeps each sentence's features and a later batch
 that holds the sentence reads them instead of running MiniLM again. This bench trains the
-same multi-task run on `toy_language` (hard sharing, the trainable shared layer on top,
-no baselines) with the cache as shipped and with the cache turned off (its byte budget
-set to 0, so every batch runs MiniLM: the cost before the cache existed), and prints the
-wall time of each (time.perf_counter around `run_experiment`, data and model built
-inside), median and spread over --repeats, one thread, the machine's load beside it.
+same run on `toy_language` (hard sharing, the trainable shared layer on top; with
+--baselines also its two single-task baselines, tasks pos and topic) three ways: the cache
+turned off (its byte budget set to 0, so every batch runs MiniLM: the cost before the cache
+existed), a cache per model (each encoder its own: before the cache was shared), and the
+cache as shipped (shared by every encoder that still has the pretrained weights). Prints
+the wall time of each (time.perf_counter around `run_experiment`, data and models built
+inside, shared features cleared first), median and spread over --repeats, one thread, the
+machine's load beside it.
 
-    python bench/minilm_cache.py [--steps 300] [--repeats 3]
+    python bench/minilm_cache.py [--steps 300] [--repeats 3] [--baselines] [--modes off,own,shared]
 """
 
 from __future__ import annotations
@@ -31,29 +34,32 @@ from mtl_core.experiment import run_experiment  # noqa: E402
 from mtl_core.models import pretrained  # noqa: E402
 
 
-def config(steps: int, seed: int) -> ExperimentConfig:
+def config(steps: int, seed: int, baselines: bool) -> ExperimentConfig:
     return ExperimentConfig.model_validate({
-        "dataset": {"name": "toy_language"}, "model": {"text_encoder": "minilm_frozen"},
-        "steps": steps, "eval_every": max(50, steps // 4), "baselines": False, "seed": seed,
+        "dataset": {"name": "toy_language"}, "tasks": ["pos", "topic"], "model": {"text_encoder": "minilm_frozen"},
+        "steps": steps, "eval_every": max(50, steps // 4), "baselines": baselines, "seed": seed,
         "device": "cpu", "threads": 1,
     })
 
 
-def timed(steps: int, seed: int, cached: bool) -> tuple[float, int]:
-    """Wall seconds of one run, and how many sentences the cache held at its end."""
+def timed(steps: int, seed: int, mode: str, baselines: bool) -> tuple[float, int]:
+    """Wall seconds of one run, and how many sentences the caches held at its end."""
     built: list[pretrained.MiniLMEncoder] = []
     init = pretrained.MiniLMEncoder.__init__
 
     def spy(self, *args, **kwargs):
         init(self, *args, **kwargs)
-        if not cached:
+        if mode == "off":
             self.cache_bytes = 0
+        elif mode == "own":
+            self._pristine = False  # features of its own, as before they were shared
         built.append(self)
 
     pretrained.MiniLMEncoder.__init__ = spy
+    pretrained.clear_shared_features()
     try:
         t0 = time.perf_counter()
-        run_experiment(config(steps, seed))
+        run_experiment(config(steps, seed, baselines))
         return time.perf_counter() - t0, sum(len(e._cache) for e in built)
     finally:
         pretrained.MiniLMEncoder.__init__ = init
@@ -63,16 +69,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--baselines", action="store_true", help="train the two single-task baselines too")
+    ap.add_argument("--modes", default="off,own,shared")
     args = ap.parse_args()
     if not pretrained.minilm_available():
         raise SystemExit(f"the text extra is not installed: {pretrained.INSTALL_HINT}")
     torch.set_num_threads(1)
-    timed(10, 0, True)  # warm-up: MiniLM's weights and tokenizer loaded once per process
-    print(f"frozen MiniLM on toy_language, {args.steps} steps, one thread; load {os.getloadavg()}")
-    for cached in (False, True):
-        runs = [timed(args.steps, seed, cached) for seed in range(args.repeats)]
+    timed(10, 0, "shared", False)  # warm-up: MiniLM's weights and tokenizer loaded once per process
+    print(f"frozen MiniLM on toy_language (pos, topic), {args.steps} steps, "
+          f"{'with' if args.baselines else 'no'} baselines, one thread; load {os.getloadavg()}")
+    for mode in args.modes.split(","):
+        runs = [timed(args.steps, seed, mode, args.baselines) for seed in range(args.repeats)]
         times = [t for t, _ in runs]
-        print(f"  cache {'on ' if cached else 'off'}: median {statistics.median(times):6.1f} s "
+        print(f"  cache {mode:6s}: median {statistics.median(times):6.1f} s "
               f"[{min(times):.1f}-{max(times):.1f}] over {len(times)} runs "
               f"(sentences cached at the end: {runs[-1][1]}); load {os.getloadavg()}", flush=True)
 

@@ -30,6 +30,14 @@ def ids(words: list[str], length: int = L) -> torch.Tensor:
     return torch.tensor([row])
 
 
+@pytest.fixture(autouse=True)
+def _fresh_shared_features():
+    """Each test starts without features shared by another test's encoders."""
+    if pretrained.minilm_available():
+        pretrained.clear_shared_features()
+    yield
+
+
 @pytest.fixture(scope="module")
 def frozen_encoder():
     """MiniLM's own features (no trainable layer on top), as the checks below compare them."""
@@ -188,3 +196,30 @@ def test_the_feature_cache_stays_within_its_memory_bound():
     encoder(a), encoder(b), encoder(a), encoder(b)
     assert len(encoder._cache) == 1
     assert len(calls) == 3  # a once (then cached), b every time
+
+
+@needs_minilm
+def test_encoders_with_the_pretrained_weights_share_their_features_and_a_trained_one_does_not():
+    # A run's multi-task model and its baselines each build an encoder: MiniLM runs once per sentence.
+    calls = []
+    first = pretrained.MiniLMEncoder(VOCAB, frozen=True)
+    second = pretrained.MiniLMEncoder(VOCAB, frozen=True)
+    for e in (first, second):
+        e.bert.register_forward_hook(lambda m, i, o: calls.append(1))
+    x = ids(["the", "pizza", "was", "very", "good", "."])
+    assert torch.equal(first(x), first(x)) and len(calls) == 1
+    z = second._features(x)
+    assert len(calls) == 1 and torch.equal(z, first._features(x))
+    # Weights that moved (fine-tuned, then frozen again) have features of their own.
+    tuned = pretrained.MiniLMEncoder(VOCAB, frozen=False)
+    tuned.bert.register_forward_hook(lambda m, i, o: calls.append(1))
+    tuned(x)
+    with torch.no_grad():
+        tuned.bert.embeddings.word_embeddings.weight.mul_(1.5)
+    tuned.bert.requires_grad_(False)
+    assert not torch.equal(tuned._features(x), z) and len(calls) == 3
+    # Without a cache (cache_bytes 0), MiniLM runs on every batch, shared features or not.
+    off = pretrained.MiniLMEncoder(VOCAB, frozen=True, cache_bytes=0)
+    off.bert.register_forward_hook(lambda m, i, o: calls.append(1))
+    off(x), off(x)
+    assert len(calls) == 5

