@@ -25,14 +25,29 @@ LANG_PARAM = "lang"
 K_LANG = "ui.lang"
 
 
+def catalogue_files(lang: str) -> list[Path]:
+    """The files of one language: `locales/<lang>.yaml` (navigation, verdicts, Learn) and one
+    file per page in `locales/<lang>/` (`train.yaml`, `results.yaml`, ...)."""
+    return [LOCALE_DIR / f"{lang}.yaml", *sorted((LOCALE_DIR / lang).glob("*.yaml"))]
+
+
 @cache
 def catalogue(lang: str) -> dict[str, str]:
-    """The texts of one language (read once per process)."""
-    path = LOCALE_DIR / f"{lang}.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ValueError(f"{path.name}: a catalogue maps each key to one text")
-    return {str(k): v for k, v in data.items()}
+    """The texts of one language (read once per process). A key given in two files is an
+    error naming both, so one page's catalogue cannot silently replace another's text."""
+    texts: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for path in catalogue_files(lang):
+        name = path.relative_to(LOCALE_DIR).as_posix()
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ValueError(f"{name}: a catalogue maps each key to one text")
+        for key, value in data.items():
+            key = str(key)
+            if key in texts:
+                raise ValueError(f"{name}: key {key!r} is already given in {origin[key]}; keep one")
+            texts[key], origin[key] = value, name
+    return texts
 
 
 def text(key: str, lang: str = DEFAULT, **fields: Any) -> str:
