@@ -165,9 +165,10 @@ class ExperimentConfig(ConfigModel):
         None, gt=0, allow_inf_nan=False, description="step size of the affinity look-ahead; None = optimizer.lr"
     )
     class_weights: Literal["none", "balanced"] = Field(
-        "none", description="cross-entropy class weights of classification tasks: none, or balanced = "
-        "n_samples / (n_classes · count_c) from the training split (scikit-learn's compute_class_weight), "
-        "for the multi-task model and its baselines alike; helps a task whose majority class dominates",
+        "none", description="class weights in the loss: none, or balanced = "
+        "n_samples / (n_classes · count_c) from the training split (scikit-learn's compute_class_weight) for "
+        "classification tasks and, for each label of a multilabel task, the same over its present / absent "
+        "cells; for the multi-task model and its baselines alike; helps a task whose majority class dominates",
     )
 
     @field_validator("threads", mode="before")

@@ -29,7 +29,7 @@ from mtl_core.projection import ROWS as PROJECTION_ROWS
 from mtl_core.projection import projection_snapshot
 from mtl_core.selection import DeltaMScore, Score, keeper, single_task_score
 from mtl_core.sink import Sink
-from mtl_core.tasks.base import IGNORE_INDEX, MTLDataset, Split, balanced_class_weights
+from mtl_core.tasks.base import IGNORE_INDEX, MTLDataset, Split, balanced_class_weights, balanced_label_weights
 from mtl_core.weighting import WeightingStrategy, build_weighting
 
 log = logging.getLogger(__name__)
@@ -222,21 +222,38 @@ def evaluate(
 
 def class_weight_table(config: ExperimentConfig, dataset: MTLDataset, tasks: list[str],
                        device: torch.device | str = "cpu") -> list[torch.Tensor | None]:
-    """Per task, its cross-entropy class weights (`class_weights: balanced`, classification
-    tasks only, from the training split) or None for an unweighted loss. Multilabel tasks
-    keep their plain binary cross-entropy: "balanced" weights classes of one softmax."""
+    """Per task, its loss's class weights (`class_weights: balanced`, from the training split)
+    or None for an unweighted loss: a classification task's `(n_classes,)` cross-entropy
+    weights; a multilabel task's `(2, n_labels)` weights of each label's absent / present
+    cells (`balanced_label_weights`); None for regression and tagging."""
     if config.class_weights != "balanced":
         return [None] * len(tasks)
-    return [balanced_class_weights(dataset.train.y[t], int(spec.num_classes)).to(device)
-            if (spec := dataset.tasks[t]).kind == "classification" else None for t in tasks]
+    table: list[torch.Tensor | None] = []
+    for t in tasks:
+        spec = dataset.tasks[t]
+        if spec.kind == "classification":
+            table.append(balanced_class_weights(dataset.train.y[t], int(spec.num_classes)).to(device))
+        elif spec.kind == "multilabel":
+            table.append(balanced_label_weights(dataset.train.y[t]).to(device))
+        else:
+            table.append(None)
+    return table
 
 
 def weighted_task_loss(kind: str, output: torch.Tensor, target: torch.Tensor, *, masked: bool,
                        class_weight: torch.Tensor | None) -> torch.Tensor:
     """`task_loss`, or with class weights the weighted mean cross-entropy
-    Σ_i w_{y_i}·CE_i / Σ_i w_{y_i} over the labelled items (0 with a graph when none is)."""
+    Σ_i w_{y_i}·CE_i / Σ_i w_{y_i} over the labelled items (0 with a graph when none is);
+    for a multilabel task the same weighted mean over its labelled cells, each binary
+    cross-entropy weighted by its label's weight of "present" or "absent"."""
     if class_weight is None:
         return task_loss(kind, output, target, masked=masked)
+    if kind == "multilabel":
+        labelled = ~torch.isnan(target)
+        y = torch.nan_to_num(target)
+        w = torch.where(y > 0.5, class_weight[1], class_weight[0]).to(output.dtype) * labelled
+        per_cell = F.binary_cross_entropy_with_logits(output, y, reduction="none")
+        return (w * per_cell).sum() / w.sum().clamp_min(1e-12)
     loss = F.cross_entropy(output, target, weight=class_weight.to(output.dtype), ignore_index=IGNORE_INDEX,
                            reduction="sum")
     labelled = target != IGNORE_INDEX

@@ -82,6 +82,9 @@ def baseline_key(config: ExperimentConfig, task: str) -> str:
     }
     if config.class_weights != "none":  # only when set: the keys of older cached baselines stay valid
         ident["class_weights"] = config.class_weights
+        # 2: `balanced` weights multilabel tasks too (before, their loss was unweighted), so a
+        # baseline cached under the old meaning is not reused
+        ident["class_weights_version"] = 2
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 

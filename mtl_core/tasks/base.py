@@ -280,6 +280,24 @@ def balanced_class_weights(train_y: torch.Tensor, num_classes: int) -> torch.Ten
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def balanced_label_weights(train_y: torch.Tensor) -> torch.Tensor:
+    """Per label of a multilabel task, the balanced weights of its two classes, "absent" and
+    "present": n / (2 · count) over the labelled training rows, as
+    `balanced_class_weights` gives a binary classification task (King & Zeng, 2001), float32
+    `(2, n_labels)` (row 0 absent, row 1 present). A label that is always or never present in
+    the training split keeps weights 1: there is nothing to balance."""
+    y = train_y.detach().cpu().double()
+    labelled = ~torch.isnan(y)
+    n = labelled.sum(dim=0).double()
+    present = ((y == 1) & labelled).sum(dim=0).double()
+    absent = n - present
+    weights = torch.ones(2, y.shape[1], dtype=torch.float64)
+    both = (present > 0) & (absent > 0)
+    weights[0, both] = n[both] / (2 * absent[both])
+    weights[1, both] = n[both] / (2 * present[both])
+    return weights.float()
+
+
 def fit_target_scale(train_values: torch.Tensor | np.ndarray) -> tuple[float, float, bool]:
     """(mean, std, constant) of a regression target's labelled *training* values.
 
