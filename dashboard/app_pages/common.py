@@ -15,6 +15,7 @@ import streamlit as st
 import yaml
 
 from dashboard import state
+from dashboard.i18n import t
 from dashboard.safe_text import md
 from mtl_core.errors import MTLLabError
 from mtl_core.store import ACTIVE_STATUSES
@@ -32,11 +33,11 @@ def store_error_text(exc: BaseException, run_id: str | None = None) -> str:
     """A message for an error met while reading the store; Markdown-escaped."""
     if isinstance(exc, MTLLabError):
         text = str(exc)
-        return md(text if not run_id or run_id in text else f"Run {run_id}: {text}")
-    where = f"run {run_id}" if run_id else "the run store"
-    return (md(f"{where.capitalize()} cannot be read: its stored record is damaged "
-               f"({type(exc).__name__}: {exc}).")
-            + " Delete the run on the Runs page, or move the store away (set MTL_LAB_HOME to another folder).")
+        return md(text if not run_id or run_id in text else f"Run {run_id}: {text}")  # the engine's words
+    damage = f"{type(exc).__name__}: {exc}"
+    return (md(t("common.damaged_run", run_id=run_id, damage=damage) if run_id
+               else t("common.damaged_store", damage=damage))
+            + " " + t("common.damaged_fix"))
 
 
 @contextmanager
@@ -82,7 +83,7 @@ def read_run(run_id: str) -> dict[str, Any] | None:
         if run_listed(run_id):
             st.error(store_error_text(exc, run_id), icon=":material/database:")
         else:
-            st.warning(f"{md(exc)}. It may have been deleted; pick another run.", icon=":material/link_off:")
+            st.warning(t("common.run_gone", error=md(exc)), icon=":material/link_off:")
         return None
 
 
@@ -98,8 +99,8 @@ def pick_run(label: str, *, key: str) -> str | None:
         st.error(store_error_text(exc), icon=":material/database:")
         return None
     if runs.empty:
-        st.info("No runs yet. Start one on the Train page.", icon=":material/info:")
-        st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.info(t("common.no_runs"), icon=":material/info:")
+        st.page_link("app_pages/train.py", label=t("common.go_to_train"), icon=":material/model_training:")
         return None
     # Transfer experiments have their own page; they have no top-level dataset column (nor
     # has a run whose config is damaged).
@@ -107,12 +108,11 @@ def pick_run(label: str, *, key: str) -> str | None:
     wanted = state.current_run_id()
     elsewhere = bool(wanted) and wanted in set(runs["id"]) and wanted not in {r["id"] for r in records}
     if elsewhere and (run := read_run(wanted)) is not None and state.is_transfer(run["config"]):
-        st.info(f"Run {md(wanted)} is a transfer experiment: it is shown on the Transfer page.",
-                icon=":material/move_up:")
-        st.page_link("app_pages/transfer.py", label="Open it on the Transfer page", icon=":material/move_up:",
+        st.info(t("common.is_transfer", run_id=md(wanted)), icon=":material/move_up:")
+        st.page_link("app_pages/transfer.py", label=t("common.open_transfer"), icon=":material/move_up:",
                       query_params={state.TRANSFER_PARAM: wanted})
     if not records:
-        st.info("No multi-task runs yet. Start one on the Train page.", icon=":material/info:")
+        st.info(t("common.no_mtl_runs"), icon=":material/info:")
         return None
     ids = [r["id"] for r in records]
     labels = {r["id"]: state.run_label(r) for r in records}
@@ -122,8 +122,7 @@ def pick_run(label: str, *, key: str) -> str | None:
         ss[key] = wanted
     else:
         if wanted and not elsewhere:
-            st.error(f"There is no run {md(repr(wanted))} in this lab (it may have been deleted); "
-                     "showing another run instead.", icon=":material/link_off:")
+            st.error(t("common.no_such_run", run_id=md(repr(wanted))), icon=":material/link_off:")
         if ss.get(key) not in ids:
             ss[key] = finished[0] if finished else ids[0]
     chosen = st.selectbox(label, ids, key=key, format_func=labels.get, on_change=_sync_run, args=(key,))
@@ -148,16 +147,15 @@ def load_result(run_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | No
     rid, shown_status, error = md(run_id), md(status), md(run.get("error") or "")
     if result is None:
         if status in ACTIVE_STATUSES:
-            st.info(f"Run {rid} is still {shown_status}; its results appear when it finishes.",
-                    icon=":material/hourglass_top:")
-            st.page_link("app_pages/train.py", label="Watch it train", icon=":material/model_training:",
+            st.info(t("common.still_active", run_id=rid, status=shown_status), icon=":material/hourglass_top:")
+            st.page_link("app_pages/train.py", label=t("common.watch_it"), icon=":material/model_training:",
                          query_params={state.RUN_PARAM: run_id})
         elif status == "failed":
-            st.error(f"Run {rid} failed: {error or 'no message'}")
+            st.error(t("common.failed", run_id=rid, error=error or t("common.no_message")))
         else:
-            st.warning(f"Run {rid} ended as {shown_status} before it had results. {error}")
+            st.warning(t("common.ended_early", run_id=rid, status=shown_status, error=error))
     elif status != "finished":
-        st.warning(f"Run {rid} ended as {shown_status}; these are its partial results.")
+        st.warning(t("common.partial", run_id=rid, status=shown_status))
     return run, result
 
 

@@ -6,8 +6,9 @@ from typing import Any, Mapping
 
 import streamlit as st
 
-from dashboard import charts, state, verdicts
+from dashboard import charts, i18n, state, verdicts
 from dashboard.app_pages import common
+from dashboard.i18n import t
 from dashboard.safe_text import html_md, md
 from mtl_core.grouping import recommend_grouping
 from mtl_core.interference import conflict_rate, interference_summary
@@ -17,16 +18,14 @@ from mtl_core.store import ACTIVE_STATUSES
 POLL_S = 2.0
 # A pair's words follow its verdict (dashboard.verdicts); a pair without one gets none.
 PAIR_WORDS = {
-    verdicts.AGREE: "they mostly agree: sharing lets each task's updates help the other",
-    verdicts.CONFLICT: "they mostly conflict: try less sharing (soft) or a gradient-balancing strategy",
-    verdicts.NO_SIGN: "no clear sign — the mean cosine is too close to 0, given how it varies over "
-                      "the evaluations, to call them agreeing or conflicting",
+    verdicts.AGREE: "interference.pair_agree",
+    verdicts.CONFLICT: "interference.pair_conflict",
+    verdicts.NO_SIGN: "interference.pair_no_sign",
 }
 
-st.title("Interference")
-st.caption("At every evaluation the engine takes each task's gradient on the shared parameters. "
-           "Their cosine says whether one step helps both tasks (cos > 0) or helps one and hurts the "
-           "other (cos < 0: conflicting gradients, Yu et al., 2020).")
+lang = i18n.current()
+st.title(t("interference.title"))
+st.caption(t("interference.caption"))
 
 
 def summary(result: Mapping[str, Any], snapshots: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
@@ -45,37 +44,29 @@ def chip(task: str, colors: Mapping[str, str]) -> str:
 
 def affinity_section(info: Mapping[str, Any], tasks: list[str], colors: Mapping[str, str],
                      config: Mapping[str, Any]) -> None:
-    st.subheader("Which task helps which")
+    st.subheader(t("interference.affinity_header"))
     affinity = info.get("affinity")
     if affinity is None:
-        why = ("this run was trained with `affinity_every: 0`" if config.get("affinity_every") == 0
-               else "no look-ahead has been measured yet")
-        st.info(f"No task affinity: {why}. Set `affinity_every` ≥ 1 to measure it at every N-th evaluation.",
-                icon=":material/info:")
+        why = (t("interference.affinity_off") if config.get("affinity_every") == 0
+               else t("interference.affinity_not_yet"))
+        st.info(t("interference.no_affinity", why=why), icon=":material/info:")
         return
     left, right = st.columns([1.15, 1], gap="large")
     with left:
         k = charts.affinity_exponent(affinity)
-        st.plotly_chart(charts.affinity_heatmap(tasks, affinity, colors=colors, exponent=k))
-        st.caption(
-            "Look-ahead affinity (Fifty et al., 2021): take one plain SGD step on the shared parameters with "
-            "the **row** task's gradient and see how much the **column** task's loss drops, "
-            "Z = 1 − L_col(after) / L_col(before), averaged over training. Blue: the row task's updates help "
-            "the column task; red: they hurt it. One step of the learning rate changes a loss by a tiny "
-            "fraction, so the values are small by construction: they are shown "
-            f"{charts.scale_label(k) or 'as they are'}. "
-            "Compare them with each other (and with the diagonal, a task's help to itself), not with 1.")
+        st.plotly_chart(charts.affinity_heatmap(tasks, affinity, colors=colors, exponent=k, lang=lang))
+        st.caption(t("interference.affinity_caption", scale=charts.scale_label(k) or t("interference.as_they_are")))
     with right:
         groupings = info.get("grouping") or []
         if groupings:
             grouping_panel(groupings, colors, k)
         elif len(tasks) > 8:
-            st.caption("Grouping searches every split of up to 8 tasks; this run has more.")
+            st.caption(t("interference.too_many_tasks"))
 
 
 def grouping_panel(groupings: list[dict[str, Any]], colors: Mapping[str, str], k: int) -> None:
     """The best split for each number of models with its score, the recommended one first chosen."""
-    st.markdown("**Which tasks to train together**")
+    st.markdown(t("interference.grouping_header"))
     by_n = {g["n_groups"]: g for g in groupings}
     options = sorted(by_n)
     best = recommend_grouping(groupings)
@@ -86,62 +77,53 @@ def grouping_panel(groupings: list[dict[str, Any]], colors: Mapping[str, str], k
         st.session_state[key] = best["n_groups"]
     st.session_state[seeded] = best["n_groups"]
     scale = 10.0 ** k
+    score = t("interference.col.score", scale=charts.scale_label(k)).strip()
     st.dataframe(
-        {"models": options,
-         "best split": [by_n[n]["text"] for n in options],
-         f"score {charts.scale_label(k)}".strip(): [by_n[n]["score"] * scale for n in options],
-         "recommended": ["✓" if n == best["n_groups"] else "" for n in options]},
+        {t("interference.col.models"): options,
+         t("interference.col.best_split"): [by_n[n]["text"] for n in options],
+         score: [by_n[n]["score"] * scale for n in options],
+         t("interference.col.recommended"): ["✓" if n == best["n_groups"] else "" for n in options]},
         hide_index=True,
-        column_config={f"score {charts.scale_label(k)}".strip(): st.column_config.NumberColumn(format="%+.2f")},
+        column_config={score: st.column_config.NumberColumn(format="%+.2f")},
     )
-    n = st.selectbox("number of models", options, key=key,
-                     format_func=lambda v: f"{v} model{'s' if v > 1 else ''}"
-                     + (" (recommended)" if v == best["n_groups"] else ""),
-                     help="The best split of the tasks into this many models under the affinity "
-                          "(TAG's selection step, Fifty et al., 2021: exhaustive up to 8 tasks).")
+    n = st.selectbox(t("interference.n_models"), options, key=key,
+                     format_func=lambda v: t("interference.models_one" if v == 1 else "interference.models_many", n=v)
+                     + (t("interference.recommended") if v == best["n_groups"] else ""),
+                     help=t("interference.n_models_help"))
     choice = by_n[n]
-    st.markdown(f"Suggestion: **{md(choice['text'])}**.")
+    st.markdown(t("interference.suggestion", text=md(choice["text"])))
     st.markdown(" &nbsp; ".join(
         "<span style='border:1px solid #ccc; border-radius:6px; padding:2px 8px'>"
-        + ", ".join(chip(t, colors) for t in group) + "</span>"
+        + ", ".join(chip(task, colors) for task in group) + "</span>"
         for group in choice["groups"]
     ), unsafe_allow_html=True)
-    st.caption(
-        f"Score: the inter-task affinity (Fifty et al., 2021) each task receives from its group-mates — the mean "
-        f"of the column's entries from its group — summed over the tasks; a task alone receives 0, so training "
-        f"every task apart scores 0 and a split scores above it only when its groups help their members on "
-        f"balance. Recommended: the highest score, on a tie the fewer models "
-        f"(here {best['n_groups']} model{'s' if best['n_groups'] > 1 else ''}, score "
-        f"{best['score'] * scale:+.2f}{' ' + charts.scale_label(k) if k else ''}). The affinity is measured on "
-        "one run: a small score is within its noise.")
+    st.caption(t("interference.score_caption",
+                 models=t("interference.models_one" if best["n_groups"] == 1 else "interference.models_many",
+                          n=best["n_groups"]),
+                 score=f"{best['score'] * scale:+.2f}" + (" " + charts.scale_label(k) if k else "")))
 
 
 def verdicts_section(result: Mapping[str, Any], config: Mapping[str, Any], colors: Mapping[str, str]) -> None:
     rows = [r for r in result.get("tasks") or [] if r.get("verdict_text")]
     if not rows:
         return
-    st.subheader("Did sharing help each task?")
+    st.subheader(t("interference.verdicts_header"))
     for r in rows:
         st.markdown(f"{verdicts.icon(verdicts.task_verdict(r))} {chip(r['name'], colors)}: "
-                    f"{html_md(r['verdict_text'])}.", unsafe_allow_html=True)
+                    f"{html_md(verdicts.task_sentence(r, lang))}.", unsafe_allow_html=True)
     n_seeds = max(int(r.get("n_seeds") or 1) for r in rows)
     intervals = [r.get("interval") for r in rows if verdicts.interval_bounds(r.get("interval"))]
     if intervals:
-        how = verdicts.method_text(intervals)
-        st.caption(verdicts.WORDS_CAPTION + (f" Interval: {md(how)}." if how else ""))
+        how = verdicts.method_text(intervals, lang)
+        st.caption(verdicts.words_caption(lang) + (t("results.interval_method", how=md(how)) if how else ""))
     if n_seeds < 2:
-        noise = ("the interval covers the noise of the test examples, not that of training: another seed "
-                 "may land elsewhere" if intervals else
-                 "a difference between single- and multi-task may be luck")
-        st.info(f"Only one seed was run, so {noise}. Raise **seeds** (`n_seeds`) to 3 or more: each seed "
-                "trains both models again, and a difference is called clear only when it exceeds the "
-                "seed-to-seed noise too.", icon=":material/casino:")
+        noise = t("interference.noise_examples") if intervals else t("interference.noise_luck")
+        st.info(t("interference.one_seed", noise=noise), icon=":material/casino:")
         params = state.config_to_params({**config, "n_seeds": 3})
-        st.page_link("app_pages/train.py", label="Set up this experiment again with 3 seeds",
+        st.page_link("app_pages/train.py", label=t("interference.three_seeds"),
                      icon=":material/model_training:", query_params=params)
     elif not intervals:  # stored before issue 12: the verdict of the seeds alone
-        st.caption(f"Over {n_seeds} seeds (seed, seed + 1, …): a difference is called transfer only when the "
-                   "mean paired gap exceeds twice its standard error.")
+        st.caption(t("interference.old_seeds_caption", n=n_seeds))
 
 
 def pairs_section(info: Mapping[str, Any], snap: Mapping[str, Any], tasks: list[str],
@@ -149,33 +131,35 @@ def pairs_section(info: Mapping[str, Any], snap: Mapping[str, Any], tasks: list[
     pairs = info.get("pairs") or []
     if not pairs:
         return
-    st.subheader("Task pairs")
+    st.subheader(t("interference.pairs_header"))
     left, right = st.columns([1.6, 1], gap="large")
-    frame = charts.pairs_frame(pairs)
+    frame = charts.pairs_frame(pairs)  # English column names and verdicts: the data; labels below
     with left:
         st.dataframe(
-            charts.style_verdicts(frame, "verdict") if "verdict" in frame.columns else frame, hide_index=True,
+            charts.style_verdicts(frame, "verdict").format(
+                {"verdict": lambda v: verdicts.word(v, lang) if v in verdicts.PAIR_VERDICTS else v})
+            if "verdict" in frame.columns else frame, hide_index=True,
             column_config={
-                "mean cosine": st.column_config.NumberColumn(format="%+.3f",
-                                                             help="mean gradient cosine over the evaluations"),
-                "conflict rate %": st.column_config.NumberColumn(format="%.0f %%",
-                                                                 help="share of evaluations with cos < 0"),
-                "trend": st.column_config.NumberColumn(
-                    format="%+.3f", help="mean cosine over the last half of training minus the first half: "
-                                         "> 0 the tasks agree more as training goes on"),
-                "evaluations": st.column_config.NumberColumn(help="snapshots the row rests on"),
-                "verdict": st.column_config.TextColumn(
-                    help="agree / conflict: the mean cosine over the evaluations is clearly above / below 0; "
-                         "no clear sign: it is within its noise"),
+                "pair": st.column_config.TextColumn(t("interference.col.pair")),
+                "mean cosine": st.column_config.NumberColumn(t("interference.col.mean_cosine"), format="%+.3f",
+                                                             help=t("interference.col.mean_cosine_help")),
+                "conflict rate %": st.column_config.NumberColumn(t("interference.col.conflict_rate"),
+                                                                 format="%.0f %%",
+                                                                 help=t("interference.col.conflict_rate_help")),
+                "trend": st.column_config.NumberColumn(t("interference.col.trend"), format="%+.3f",
+                                                       help=t("interference.col.trend_help")),
+                "evaluations": st.column_config.NumberColumn(t("interference.col.evaluations"),
+                                                             help=t("interference.col.evaluations_help")),
+                "verdict": st.column_config.TextColumn(t("interference.col.verdict"),
+                                                       help=t("interference.col.verdict_help")),
             },
         )
     with right:
         similarity = snap.get("grad_magnitude_similarity")
         if similarity is not None:
-            st.plotly_chart(charts.magnitude_heatmap(tasks, similarity, colors=colors),
+            st.plotly_chart(charts.magnitude_heatmap(tasks, similarity, colors=colors, lang=lang),
                             config={"displayModeBar": False})
-            st.caption("1: the two tasks' gradients are equally long; near 0: one dwarfs the other and "
-                       "dominates the shared update (Yu et al., 2020).")
+            st.caption(t("interference.magnitude_caption"))
 
 
 def panel(run_id: str, was_active: bool) -> None:
@@ -188,13 +172,11 @@ def panel(run_id: str, was_active: bool) -> None:
     if not snapshots:
         config = run["config"]
         if not config.get("interference", True):
-            st.info("This run was trained with `interference: false`, so no gradients were recorded.")
+            st.info(t("interference.off"))
         elif run["status"] in ACTIVE_STATUSES:
-            st.info("No snapshot yet: the first one comes with the multi-task model's first evaluation.",
-                    icon=":material/hourglass_top:")
+            st.info(t("interference.no_snapshot_yet"), icon=":material/hourglass_top:")
         else:
-            st.info("This run recorded no interference: its sharing mode has no parameters shared by "
-                    "several tasks (e.g. single_task or soft sharing), or it has one task.")
+            st.info(t("interference.none_recorded"))
         if was_active and run["status"] not in ACTIVE_STATUSES:
             st.rerun()
         return
@@ -204,7 +186,7 @@ def panel(run_id: str, was_active: bool) -> None:
     info = summary(result, snapshots, tasks)
     rates = info.get("conflict_rate") or conflict_rate(snapshots)
 
-    st.subheader("In one sentence")
+    st.subheader(t("interference.sentence_header"))
     # Pairs are keyed "a|b"; a task name may hold "|" itself, so the names come from the task list.
     pair_names = {f"{a}|{b}": (a, b) for a in tasks for b in tasks if a != b}
     pair_rows = {"|".join(p["pair"]): p for p in info.get("pairs") or [] if isinstance(p, Mapping)}
@@ -213,15 +195,15 @@ def panel(run_id: str, was_active: bool) -> None:
         row = pair_rows.get(pair) or {}
         verdict = verdicts.pair_verdict(row)
         cosine = row.get("mean_cosine")
-        span = verdicts.interval_text(row, fmt="+.3f")  # the engine's interval of the mean cosine
-        mean = (f", mean cosine {cosine:+.3f}" + (f" ({span})" if span else "")
-                if isinstance(cosine, (int, float)) else "")
+        span = verdicts.interval_text(row, fmt="+.3f", lang=lang)  # the engine's interval of the mean cosine
+        mean = t("interference.mean_cosine", cosine=f"{cosine:+.3f}") if isinstance(cosine, (int, float)) else ""
+        mean = t("common.with_span", text=mean, span=span) if mean and span else mean
         # The words "agree" / "conflict" only where the engine's verdict says so.
         st.markdown(
             (f"{verdicts.icon(verdict)} " if verdict else "")
-            + f"{chip(a, colors)} and {chip(b, colors)} conflict (cos < 0) in "
-            f"**{rate * 100:.0f} %** of {len(snapshots)} evaluations{mean}"
-            + (f": {PAIR_WORDS[verdict]}." if verdict else "."),
+            + t("interference.pair_sentence", a=chip(a, colors), b=chip(b, colors), rate=f"{rate * 100:.0f}",
+                n=len(snapshots), mean=mean)
+            + (t("interference.pair_words", words=t(PAIR_WORDS[verdict])) if verdict else t("interference.full_stop")),
             unsafe_allow_html=True,
         )
 
@@ -229,21 +211,21 @@ def panel(run_id: str, was_active: bool) -> None:
     left, right = st.columns([1, 1.3], gap="large")
     with left:
         if len(steps) > 1:
-            step = st.select_slider("evaluation step", options=steps, value=steps[-1], key="interference_step")
+            step = st.select_slider(t("interference.eval_step"), options=steps, value=steps[-1],
+                                    key="interference_step")
         else:
             step = steps[-1]
         snap = snapshots[steps.index(step)]
-        title = f"gradient cosine at step {step}" + (" (latest)" if step == steps[-1] else "")
+        title = t("interference.cosine_at", step=step) + (t("interference.latest") if step == steps[-1] else "")
         st.plotly_chart(charts.cosine_heatmap(tasks, snap["grad_cosine"], colors=colors, title=title))
     with right:
-        st.plotly_chart(charts.cosine_history_chart(snapshots, colors=colors))
+        st.plotly_chart(charts.cosine_history_chart(snapshots, colors=colors, lang=lang))
     pairs_section(info, snap, tasks, colors)
     projection_section(snap, tasks, colors, step)
     affinity_section(info, tasks, colors, run["config"])
-    log_y = st.toggle("log scale for gradient norms", key="interference_log")
-    st.plotly_chart(charts.grad_norm_chart(snapshots, colors=colors, log_y=log_y))
-    st.caption("Very different gradient norms mean one task dominates the shared update "
-               "(the imbalance GradNorm, Chen et al., 2018, corrects).")
+    log_y = st.toggle(t("interference.log_norms"), key="interference_log")
+    st.plotly_chart(charts.grad_norm_chart(snapshots, colors=colors, log_y=log_y, lang=lang))
+    st.caption(t("interference.norms_caption"))
     verdicts_section(result, run["config"], colors)
     if was_active and run["status"] not in ACTIVE_STATUSES:
         st.rerun()
@@ -254,23 +236,18 @@ def projection_section(snap: Mapping[str, Any], tasks: list[str], colors: Mappin
     projection = snap.get("projection") or {}
     if not projection:
         return  # a run recorded before projections were logged
-    st.subheader("What each task's head sees")
-    st.plotly_chart(charts.projection_chart(projection, tasks, colors, step=step))
-    st.caption("The first validation rows, each placed by the first two principal components of the vector "
-               "its task's head reads, coloured by that task's label. With hard sharing every panel shows the "
-               "same shared representation, coloured by a different task: where one task's classes come apart "
-               "and another's do not, the encoder learned more for the first. Move the evaluation step above to "
-               "see it form during training.")
+    st.subheader(t("interference.projection_header"))
+    st.plotly_chart(charts.projection_chart(projection, tasks, colors, step=step, lang=lang))
+    st.caption(t("interference.projection_caption"))
 
 
-run_id = common.pick_run("Run", key="interference_run")
+run_id = common.pick_run(t("common.run"), key="interference_run")
 if run_id:
     with common.store_errors(run_id):  # a damaged record: a message, not a traceback
         row = common.read_run(run_id)  # None after saying why there is none
         if row is not None and state.is_transfer(row["config"]):
-            st.info("This is a transfer experiment: it trains one task at a time, so there is no interference "
-                    "to show. Its data-efficiency chart is on the Transfer page.", icon=":material/move_up:")
-            st.page_link("app_pages/transfer.py", label="Open it on the Transfer page", icon=":material/move_up:",
+            st.info(t("interference.is_transfer"), icon=":material/move_up:")
+            st.page_link("app_pages/transfer.py", label=t("common.open_transfer"), icon=":material/move_up:",
                          query_params={state.TRANSFER_PARAM: run_id})
         elif row is not None:
             active = row["status"] in ACTIVE_STATUSES

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.charts.curves import _select
+from dashboard.i18n import text
 from dashboard.charts.style import _LAYOUT, EXPERT_PALETTE, _color_of, _lighten, task_colors
 from dashboard.safe_text import plot
 from mtl_core.phases import MTL
@@ -41,7 +42,7 @@ def _expert_order(gates: Mapping[str, Mapping[str, float]]) -> list[str]:
 
 
 def gates_bars(
-    gates: Mapping[str, Mapping[str, float]], *, colors: Mapping[str, str] | None = None
+    gates: Mapping[str, Mapping[str, float]], *, colors: Mapping[str, str] | None = None, lang: str = "en"
 ) -> go.Figure:
     """Each task's mean gate weight per expert as one stacked horizontal bar (sums to 1).
 
@@ -63,7 +64,7 @@ def gates_bars(
         ))
     fig.update_layout(**{**_LAYOUT, "hovermode": "closest", "legend": {**_LAYOUT["legend"], "traceorder": "normal"}},
                       barmode="stack", height=110 + 45 * len(tasks),
-                      xaxis=dict(title="gate weight (each task's bar sums to 1)", range=[0, 1]),
+                      xaxis=dict(title=text("results.gates_axis", lang), range=[0, 1]),
                       showlegend=True)
     tick_colors = colors or task_colors(tasks)
     fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=shown,
@@ -73,7 +74,7 @@ def gates_bars(
 
 
 def gates_history_chart(
-    metrics: pd.DataFrame, tasks: Sequence[str], *, colors: Mapping[str, str] | None = None
+    metrics: pd.DataFrame, tasks: Sequence[str], *, colors: Mapping[str, str] | None = None, lang: str = "en"
 ) -> go.Figure:
     """Gate weights over training, one panel per task, experts stacked (areas sum to 1).
 
@@ -97,5 +98,5 @@ def gates_history_chart(
             ), row=1, col=col)
     fig.update_layout(**_LAYOUT, height=300)
     fig.update_yaxes(range=[0, 1])
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=text("results.step", lang))
     return fig

@@ -12,15 +12,18 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard import verdicts
+from dashboard.i18n import text
 from dashboard.charts.style import _LAYOUT, CONFLICT_FILL, SHARED_GREY, _color_of, _num, task_colors
 from dashboard.safe_text import plot
 
 
 def cosine_heatmap(
     tasks: Sequence[str], grad_cosine: Sequence[Sequence[float]], *, colors: Mapping[str, str] | None = None,
-    title: str = "gradient cosine between tasks",
+    title: str | None = None, lang: str = "en",
 ) -> go.Figure:
-    """Task × task cosine of the task gradients on the shared parameters (red: conflict)."""
+    """Task × task cosine of the task gradients on the shared parameters (red: conflict).
+    `title` defaults to "gradient cosine between tasks" in `lang`."""
+    title = text("interference.cosine_title", lang) if title is None else title
     colors = dict(colors) if colors is not None else task_colors(tasks)
     z = np.asarray(grad_cosine, dtype=float)
     fig = go.Figure(
@@ -40,7 +43,7 @@ def _pairs(tasks: Sequence[str]) -> list[tuple[int, int]]:
 
 
 def cosine_history_chart(
-    snapshots: Sequence[Mapping[str, Any]], *, colors: Mapping[str, str] | None = None
+    snapshots: Sequence[Mapping[str, Any]], *, colors: Mapping[str, str] | None = None, lang: str = "en"
 ) -> go.Figure:
     """Each task pair's gradient cosine over the evaluations; the cos < 0 band shaded.
 
@@ -48,7 +51,7 @@ def cosine_history_chart(
     """
     fig = go.Figure()
     fig.add_hrect(y0=-1.0, y1=0.0, fillcolor=CONFLICT_FILL, line_width=0, layer="below",
-                  annotation_text="conflict (cos < 0)", annotation_position="bottom left")
+                  annotation_text=text("interference.conflict_band", lang), annotation_position="bottom left")
     if snapshots:
         tasks = list(snapshots[0]["tasks"])
         colors = dict(colors) if colors is not None else task_colors(tasks)
@@ -63,13 +66,14 @@ def cosine_history_chart(
                 )
             )
     fig.add_hline(y=0.0, line=dict(color=SHARED_GREY, width=1))
-    fig.update_layout(**_LAYOUT, height=320, title="gradient cosine over training", showlegend=True,
-                      xaxis_title="step", yaxis_title="cos", yaxis_range=[-1.05, 1.05])
+    fig.update_layout(**_LAYOUT, height=320, title=text("interference.history_title", lang), showlegend=True,
+                      xaxis_title=text("interference.step", lang), yaxis_title="cos", yaxis_range=[-1.05, 1.05])
     return fig
 
 
 def grad_norm_chart(
-    snapshots: Sequence[Mapping[str, Any]], *, colors: Mapping[str, str] | None = None, log_y: bool = False
+    snapshots: Sequence[Mapping[str, Any]], *, colors: Mapping[str, str] | None = None, log_y: bool = False,
+    lang: str = "en",
 ) -> go.Figure:
     """Each task's gradient norm ‖∇_{θs} L_t‖ on the shared parameters over the evaluations."""
     fig = go.Figure()
@@ -82,8 +86,9 @@ def grad_norm_chart(
                 go.Scatter(x=steps, y=[s["grad_norm"][i] for s in snapshots], mode="lines+markers",
                            name=plot(task), line=dict(color=_color_of(task, colors), width=2))
             )
-    fig.update_layout(**_LAYOUT, height=300, title="gradient norm per task (shared parameters)",
-                      xaxis_title="step", yaxis_title="gradient norm", showlegend=True)
+    fig.update_layout(**_LAYOUT, height=300, title=text("interference.norm_title", lang),
+                      xaxis_title=text("interference.step", lang), yaxis_title=text("interference.norm_axis", lang),
+                      showlegend=True)
     if log_y:
         fig.update_yaxes(type="log")
     return fig
@@ -118,7 +123,7 @@ def affinity_exponent(affinity: Sequence[Sequence[float]] | None) -> int:
 
 def affinity_heatmap(
     tasks: Sequence[str], affinity: Sequence[Sequence[float]], *, colors: Mapping[str, str] | None = None,
-    exponent: int | None = None,
+    exponent: int | None = None, lang: str = "en",
 ) -> go.Figure:
     """Look-ahead inter-task affinity (Fifty et al., NeurIPS 2021), row i helps column j.
 
@@ -138,20 +143,22 @@ def affinity_heatmap(
             colorscale="RdBu",
             text=[[f"{v:+.2f}" for v in row] for row in z], texttemplate="%{text}",
             colorbar=dict(title=f"Z {scale}".strip()),
-            hovertemplate="a step on %{y} changes the loss of %{x} by %{z:.3g}" + (f" {scale}" if scale else "")
+            hovertemplate=text("interference.affinity_hover", lang, row="%{y}", col="%{x}", value="%{z:.3g}")
+                          + (f" {scale}" if scale else "")
                           + "<extra></extra>",
         )
     )
     fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=150 + 60 * len(tasks),
-                      title=f"look-ahead affinity{' ' + scale if scale else ''}: row i helps column j",
-                      xaxis_title="column j: the task whose loss changes",
-                      yaxis_title="row i: the task whose gradient steps")
+                      title=text("interference.affinity_title", lang, scale=" " + scale if scale else ""),
+                      xaxis_title=text("interference.affinity_x", lang),
+                      yaxis_title=text("interference.affinity_y", lang))
     _task_ticks(fig, tasks, colors)
     return fig
 
 
 def magnitude_heatmap(
     tasks: Sequence[str], similarity: Sequence[Sequence[float]], *, colors: Mapping[str, str] | None = None,
+    lang: str = "en",
 ) -> go.Figure:
     """Gradient-magnitude similarity 2‖g_i‖‖g_j‖ / (‖g_i‖² + ‖g_j‖²) (Yu et al., 2020):
     1 when two tasks' gradients are equally long, near 0 when one dwarfs the other."""
@@ -166,7 +173,7 @@ def magnitude_heatmap(
         )
     )
     fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=100 + 45 * len(tasks),
-                      title="gradient magnitude similarity")
+                      title=text("interference.magnitude_title", lang))
     _task_ticks(fig, tasks, colors)
     return fig
 

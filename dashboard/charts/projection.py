@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.charts.style import _color_of
+from dashboard.i18n import text
 from dashboard.safe_text import plot
 
 MAX_PANELS = 4
@@ -19,15 +20,15 @@ CLASS_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00
 
 
 def projection_chart(projection: Mapping[str, Mapping[str, Any]], tasks: Sequence[str],
-                     colors: Mapping[str, str], *, step: int | None = None) -> go.Figure:
+                     colors: Mapping[str, str], *, step: int | None = None, lang: str = "en") -> go.Figure:
     """One scatter per task (at most MAX_PANELS) of `projection` (an interference snapshot's
-    "projection": {task: {x, y, label, classes, explained}})."""
+    "projection": {task: {x, y, label, classes, explained}}); titles in `lang`."""
     shown = [t for t in tasks if t in projection][:MAX_PANELS]
     titles = []
     for t in shown:
         pc1, pc2 = (list(projection[t].get("explained") or []) + [0.0, 0.0])[:2]
         titles.append(f"<span style='color:{_color_of(t, colors)}'>●</span> {plot(t)}"
-                      f"<br><sup>PC1 {pc1 * 100:.0f} %, PC2 {pc2 * 100:.0f} % of the variance</sup>")
+                      f"<br><sup>{text('interference.projection_variance', lang, pc1=f'{pc1 * 100:.0f}', pc2=f'{pc2 * 100:.0f}')}</sup>")
     fig = make_subplots(rows=1, cols=max(1, len(shown)), subplot_titles=titles or None, horizontal_spacing=0.06)
     for col, t in enumerate(shown, start=1):
         p = projection[t]
@@ -49,8 +50,10 @@ def projection_chart(projection: Mapping[str, Mapping[str, Any]], tasks: Sequenc
                 hovertemplate=f"{plot(t)}: {plot(name)}<extra></extra>"), row=1, col=col)
     fig.update_xaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False)
-    title = "What each task's head sees: validation rows on their first two principal components"
-    fig.update_layout(title={"text": title + (f" (step {step})" if step is not None else ""), "font": {"size": 14}},
+    title = text("interference.projection_title", lang)
+    if step is not None:
+        title += text("interference.projection_step", lang, step=step)
+    fig.update_layout(title={"text": title, "font": {"size": 14}},
                       height=340, margin={"l": 10, "r": 10, "t": 90, "b": 10},
                       legend={"font": {"size": 10}, "groupclick": "toggleitem"})
     return fig

@@ -12,17 +12,19 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard import verdicts
+from dashboard.i18n import text
 from dashboard.charts.style import _LAYOUT, _color_of, _fmt, _lighten, _num, task_colors
 from dashboard.safe_text import md, plot
 
 
 def comparison_bars(
-    rows: Sequence[Mapping[str, Any]], *, colors: Mapping[str, str] | None = None
+    rows: Sequence[Mapping[str, Any]], *, colors: Mapping[str, str] | None = None, lang: str = "en"
 ) -> go.Figure:
     """Single-task vs multi-task test metric, one panel per task (metrics differ in scale).
 
     `rows` are the result's "tasks" rows (name, metric, higher_is_better, stl, mtl).
     The single-task bar is the task's colour, faded and hatched; the multi-task bar solid.
+    The bars' labels are in `lang`.
     """
     names = [r["name"] for r in rows]
     colors = dict(colors) if colors is not None else task_colors(names)
@@ -36,7 +38,8 @@ def comparison_bars(
         seeded = int(row.get("n_seeds") or 1) > 1 and not all(math.isnan(v) for v in spread)
         fig.add_trace(
             go.Bar(
-                x=["single-task", "multi-task"], y=[stl, mtl], name=plot(row["name"]),
+                x=[text("results.col.single_task", lang), text("results.col.multi_task", lang)], y=[stl, mtl],
+                name=plot(row["name"]),
                 # ± one standard deviation over the seeds, when there were several
                 error_y=dict(type="data", array=spread, color="#444444", thickness=1.5) if seeded else None,
                 # the single-task bar faded and hatched, the multi-task bar solid
@@ -101,30 +104,52 @@ def comparison_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def style_comparison(frame: pd.DataFrame, *, colors: Mapping[str, str] | None = None):
+# The table's column names (the data's, English, as exports and tests read them) -> catalogue key
+# of the header shown.
+HEADER_KEYS = {
+    "task": "results.col.task", "metric": "results.col.metric", "single-task": "results.col.single_task",
+    "single-task std": "results.col.single_task_std", "multi-task": "results.col.multi_task",
+    "multi-task std": "results.col.multi_task_std", "Δ %": "results.col.delta", "transfer": "results.col.transfer",
+    TRIVIAL_COL: "results.col.trivial",
+}
+_INTERVAL_SUFFIX = " % interval"
+
+
+def header(column: str, lang: str = "en") -> str:
+    """The header a reader of `lang` sees over a `comparison_frame` column."""
+    if column.endswith(_INTERVAL_SUFFIX):
+        return text("results.col.interval", lang, level=column[: -len(_INTERVAL_SUFFIX)])
+    return text(HEADER_KEYS[column], lang) if column in HEADER_KEYS else column
+
+
+def style_comparison(frame: pd.DataFrame, *, colors: Mapping[str, str] | None = None, lang: str = "en"):
     """pandas Styler of `comparison_frame`: the multi-task, Δ %, interval and transfer cells
     take the verdict's colour (`dashboard.verdicts`: green "helped", red "hurt", grey "no
     clear difference", none without a verdict), never the sign of Δ % alone; the task cell
-    carries the task's colour."""
+    carries the task's colour. Headers and verdict words are shown in `lang`; the cells'
+    values stay the data's (English verdicts), which the colours are read from."""
     colors = dict(colors) if colors is not None else task_colors(list(frame["task"]))
-    painted = [c for c in frame.columns if c in ("multi-task", "Δ %", "transfer") or c.endswith("% interval")]
+    # Streamlit takes a table's headers from the data, not from the Styler: rename the columns.
+    h = {c: header(c, lang) for c in frame.columns}
+    painted = [h[c] for c in frame.columns if c in ("multi-task", "Δ %", "transfer") or c.endswith("% interval")]
 
     def row_style(row: pd.Series) -> list[str]:
-        bg = verdicts.background(row["transfer"])
+        bg = verdicts.background(row[h["transfer"]])
         styles = [f"background-color: {bg}" if bg and col in painted else "" for col in row.index]
-        styles[list(row.index).index("task")] = (
-            f"color: {_color_of(row['task'], colors)}; font-weight: bold"
+        styles[list(row.index).index(h["task"])] = (
+            f"color: {_color_of(row[h['task']], colors)}; font-weight: bold"
         )
         return styles
 
     std = lambda v: "—" if math.isnan(_num(v)) else f"± {_num(v):.2g}"  # noqa: E731
+    said = lambda v: md(verdicts.word(v, lang) if v in verdicts.TASK_VERDICTS else v)  # noqa: E731
+    formats = {"task": md, "metric": md, "transfer": said,
+               "single-task": _fmt, "multi-task": _fmt, "Δ %": lambda v: _fmt(v, signed=True),
+               TRIVIAL_COL: _fmt, "single-task std": std, "multi-task std": std}
     # st.table renders its cells as Markdown: the shown text is escaped, while the colour
     # lookup above still sees the raw task name.
     return (
-        frame.style.apply(row_style, axis=1)
-        .format({"task": md, "metric": md, "transfer": md,
-                 "single-task": _fmt, "multi-task": _fmt, "Δ %": lambda v: _fmt(v, signed=True),
-                 **({TRIVIAL_COL: _fmt} if TRIVIAL_COL in frame.columns else {}),
-                 **{c: std for c in ("single-task std", "multi-task std") if c in frame.columns}})
+        frame.rename(columns=h).style.apply(row_style, axis=1)
+        .format({h[c]: f for c, f in formats.items() if c in h})
         .hide(axis="index")
     )
