@@ -37,9 +37,10 @@ st.set_page_config(page_title="MTL Lab", page_icon=":material/hub:", layout="wid
 
 # Bound beyond loopback without the operator asking for it (e.g. `streamlit run` from a
 # folder without our config): anyone on the network could start runs here. Refuse.
-exposure = state.exposure_message(st.get_option("server.address"))
-if exposure:
-    st.error(exposure, icon=":material/lan:")
+address = st.get_option("server.address")
+if state.exposure_message(address):  # said in the page's language (`app.exposure`, the same words in English)
+    where = t("app.exposure_address", address=address) if address else t("app.exposure_everywhere")
+    st.error(t("app.exposure", where=where, env=state.ALLOW_REMOTE_ENV), icon=":material/lan:")
     st.stop()
 
 # The default page is served at the root URL whatever its url_path (st.navigation gives it
@@ -82,7 +83,7 @@ def _active_runs(polling: bool) -> None:
         st.error(md(state.error_text(exc)))
         return
     if active.empty:
-        st.caption("No run is training.")
+        st.caption(t("app.no_run"))
         if polling:  # the last one just ended: stop polling
             st.rerun()
         return
@@ -98,10 +99,10 @@ def _active_runs(polling: bool) -> None:
             continue
         if state.is_transfer(config):
             st.page_link("app_pages/transfer.py", label=md(row["id"]), icon=":material/play_circle:",
-                         query_params={state.TRANSFER_PARAM: row["id"]}, help="Watch this run on the Transfer page")
+                         query_params={state.TRANSFER_PARAM: row["id"]}, help=t("app.watch_on_transfer"))
         else:
             st.page_link("app_pages/train.py", label=md(row["id"]), icon=":material/play_circle:",
-                         query_params={state.RUN_PARAM: row["id"]}, help="Watch this run on the Train page")
+                         query_params={state.RUN_PARAM: row["id"]}, help=t("app.watch_on_train"))
         st.progress(progress["fraction"], text=f"{md(row['status'])} · {md(progress['text'])}")
 
 
@@ -110,7 +111,7 @@ with st.sidebar:
     device = state.device_name()
     st.badge(device, icon=":material/memory:" if device != "CPU" else ":material/computer:",
              color="green" if device != "CPU" else "gray")
-    st.markdown("**Active runs**")
+    st.markdown(t("app.active_runs"))
     try:
         any_active = not jobs.active(store_path=state.store_path()).empty
     except MTLLabError:

@@ -12,7 +12,9 @@ import yaml
 
 from dashboard import charts, i18n, live_pace, state, verdicts
 from dashboard.app_pages import common
+from dashboard.i18n import t
 from dashboard.safe_text import html_md, md
+from dashboard.state.fields import SECTION_OF_KIND, entry_description, field_help, field_label
 from mtl_core import jobs
 from mtl_core.config import ExperimentConfig
 from mtl_core.errors import ConfigError, DataError, MTLLabError, StoreError
@@ -101,6 +103,8 @@ def _starting_params() -> tuple[dict[str, str], bool]:
 
 
 def _on_yaml_upload() -> None:
+    """Read a loaded config file into the form; what happened is kept as (alert, catalogue key,
+    fields), said in the language of the page that shows it."""
     upload = ss.get("yaml_upload")
     ss.pop("_load_message", None)
     if upload is None:
@@ -110,13 +114,14 @@ def _on_yaml_upload() -> None:
         if not isinstance(data, dict):
             raise ConfigError("a config file must hold a mapping of fields (dataset:, tasks:, ...)")
         ss[state.SS_PENDING] = state.config_to_params(data)
-        ss["_load_message"] = ("success", f"Loaded {md(upload.name)}.")
+        ss["_load_message"] = ("success", "train.loaded", {"name": md(upload.name)})
     except UnicodeDecodeError:
-        ss["_load_message"] = ("error", f"{md(upload.name)} is not a UTF-8 text file; save it as UTF-8 YAML.")
+        ss["_load_message"] = ("error", "train.not_utf8", {"name": md(upload.name)})
     except yaml.YAMLError as exc:
-        ss["_load_message"] = ("error", f"{md(upload.name)} is not valid YAML: {md(exc)}")
+        ss["_load_message"] = ("error", "train.not_yaml", {"name": md(upload.name), "detail": md(exc)})
     except (MTLLabError, KeyError, TypeError, AttributeError) as exc:
-        ss["_load_message"] = ("error", f"{md(upload.name)} cannot be loaded: {md(state.error_text(exc))}")
+        ss["_load_message"] = ("error", "train.cannot_load",
+                               {"name": md(upload.name), "detail": md(state.error_text(exc))})
 
 
 def _on_csv_upload() -> None:
@@ -126,9 +131,7 @@ def _on_csv_upload() -> None:
     try:
         path = state.save_upload(upload.name, upload.getvalue())
     except OSError as exc:  # a full disk, a read-only MTL_LAB_HOME
-        ss["_csv_upload_error"] = (f"{md(upload.name)} could not be saved under $MTL_LAB_HOME/uploads "
-                                   f"({md(exc.strerror or exc)}); free some space or point MTL_LAB_HOME "
-                                   "at a writable folder.")
+        ss["_csv_upload_error"] = {"name": md(upload.name), "reason": md(exc.strerror or exc)}
         return
     ss.pop("_csv_upload_error", None)
     ss[state.k_ds_opt("csv", "path")] = str(path)
@@ -146,11 +149,12 @@ def option_widgets(registry: Any, name: str, raw_section: Mapping[str, Any], key
     if not specs:
         return
     known = dict(raw_section.get("options") or {}) if raw_section.get("name") == name else {}
+    section, lang = SECTION_OF_KIND[registry.kind], i18n.current()
     cols = st.columns(min(columns, len(specs)))
     for i, spec in enumerate(specs):
         key = key_of(name, spec.name)
         state.seed(ss, key, state.coerce(spec, known.get(spec.name, spec.default)))
-        label, help_ = spec.name.replace("_", " "), spec.description or None
+        label, help_ = field_label(spec.name, lang), field_help(section, name, spec, lang) or None
         with cols[i % len(cols)]:
             if spec.kind == "slider":
                 st.slider(label, min_value=float(spec.min), max_value=float(spec.max), step=spec.step,
@@ -171,7 +175,8 @@ def option_widgets(registry: Any, name: str, raw_section: Mapping[str, Any], key
 
 def entry_header(registry: Any, name: str) -> None:
     entry = registry.get(name)
-    st.caption(entry.description)
+    st.caption(entry_description(SECTION_OF_KIND[registry.kind], name, entry.description,
+                                       i18n.current()))
     if entry.formula:
         st.latex(entry.formula)
     if entry.paper:
@@ -181,8 +186,10 @@ def entry_header(registry: Any, name: str) -> None:
 def select_entry(label: str, registry: Any, key: str, current: str | None, default: str, *, help_: str) -> str:
     names = registry.names()
     if current not in names and key not in ss:
-        st.warning(f"This link asks for {registry.kind} {md(repr(current))}, which this MTL Lab does not have; "
-                   f"showing {md(repr(default))}. Available: {md(', '.join(names))}.")
+        kind = {"dataset": t("train.kind.dataset"), "sharing": t("train.kind.sharing"),
+                "weighting": t("train.kind.weighting")}[SECTION_OF_KIND[registry.kind]]
+        st.warning(t("train.unknown_entry", kind=kind, asked=md(repr(current)), default=md(repr(default)),
+                     names=md(", ".join(names))))
     state.seed(ss, key, current if current in names else default)
     if ss[key] not in names:
         ss[key] = names[0]
@@ -190,7 +197,7 @@ def select_entry(label: str, registry: Any, key: str, current: str | None, defau
 
 
 # ---- the CSV section ------------------------------------------------------------------------
-@st.cache_data(show_spinner="Reading the CSV file…", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)
 def _csv_summary(options_json: str, mtime: float) -> dict[str, Any]:
     """Import the CSV once (the importer's checks), for its summary; cached per file version."""
     from mtl_core.tasks import load_dataset
@@ -209,14 +216,11 @@ def csv_section(raw_ds: Mapping[str, Any]) -> None:
     known = dict(raw_ds.get("options") or {}) if raw_ds.get("name") == "csv" else {}
     path_key = state.k_ds_opt("csv", "path")
     state.seed(ss, path_key, str(known.get("path") or ""))
-    st.file_uploader("Upload a CSV file (one row per example, one column per task)", type=["csv"],
-                     key="csv_upload", on_change=_on_csv_upload,
-                     help="Saved under $MTL_LAB_HOME/uploads/ so that the run can read it.")
+    st.file_uploader(t("train.csv_upload"), type=["csv"], key="csv_upload", on_change=_on_csv_upload,
+                     help=t("train.csv_upload_help"))
     if ss.get("_csv_upload_error"):
-        st.error(ss["_csv_upload_error"])
-    st.text_input("CSV path", key=path_key,
-                  help="Filled in by the upload; or the path of a file in a folder the dashboard was started "
-                       "with (`mtl-lab dashboard --data-dir FOLDER`).")
+        st.error(t("train.csv_save_error", **ss["_csv_upload_error"]))
+    st.text_input(t("train.csv_path"), key=path_key, help=t("train.csv_path_help"))
     header: list[str] = []
     path = ss.get(path_key) or ""
     if path:
@@ -229,16 +233,16 @@ def csv_section(raw_ds: Mapping[str, Any]) -> None:
         known_targets = list(known_targets)
     state.seed(ss, state.K_CSV_TARGETS, [t for t in (known_targets or []) if t in header])
     ss[state.K_CSV_TARGETS] = [t for t in ss[state.K_CSV_TARGETS] if t in header]
-    st.multiselect("Target columns (one task each)", header, key=state.K_CSV_TARGETS,
-                   help="Each column you pick becomes a task; its kind is inferred from its values "
-                        "unless you choose it below.")
+    st.multiselect(t("train.csv_targets"), header, key=state.K_CSV_TARGETS, help=t("train.csv_targets_help"))
     csv_kind_choosers(known, ss[state.K_CSV_TARGETS])
     text_choices = [state.NO_TEXT_COLUMN, *header]
     state.seed(ss, state.K_CSV_TEXT, known.get("text_column") or state.NO_TEXT_COLUMN)
     if ss[state.K_CSV_TEXT] not in text_choices:
         ss[state.K_CSV_TEXT] = state.NO_TEXT_COLUMN
-    st.selectbox("Text column (token input instead of tabular columns)", text_choices, key=state.K_CSV_TEXT)
-    with st.expander("More CSV options"):
+    no_text = t("train.csv_no_text_column")
+    st.selectbox(t("train.csv_text_column"), text_choices, key=state.K_CSV_TEXT,
+                 format_func=lambda c: no_text if c == state.NO_TEXT_COLUMN else c)
+    with st.expander(t("train.csv_more_options")):
         option_widgets(DATASETS, "csv", raw_ds, state.k_ds_opt, skip=(*state.CSV_SPECIAL, *CSV_MULTILABEL_OPTIONS))
 
 
@@ -259,61 +263,51 @@ def csv_kind_choosers(known: Mapping[str, Any], chosen: list[str]) -> None:
         state.seed(ss, key, declared.get(column, "auto"))
         if ss[key] not in CSV_KIND_CHOICES:
             ss[key] = "auto"
-        cols[i % len(cols)].selectbox(
-            f"Kind of {md(column)}", CSV_KIND_CHOICES, key=key,
-            help="auto: inferred from the values (text or few integers: classification; other numbers: "
-                 "regression). multilabel: each cell lists any number of labels.")
+        cols[i % len(cols)].selectbox(t("train.csv_kind", column=md(column)), CSV_KIND_CHOICES, key=key,
+                                      help=t("train.csv_kind_help"))
     if any(ss.get(state.k_csv_kind(c)) == "multilabel" for c in chosen):
         delimiter_key, tune_key = (state.k_ds_opt("csv", o) for o in CSV_MULTILABEL_OPTIONS)
         state.seed(ss, delimiter_key, str(known.get("label_delimiter") or ";"))
         state.seed(ss, tune_key, bool(known.get("tune_thresholds", False)))
         left, right = st.columns(2)
-        left.text_input("Label delimiter", key=delimiter_key,
-                        help="What separates the labels in a multi-label cell, e.g. ; or |")
-        right.checkbox("Tune thresholds on validation", key=tune_key,
-                       help="One decision threshold per label, the one with the best F1 on the validation "
-                            "rows (instead of 0.5); the test metrics use them and the results list them.")
+        left.text_input(t("train.csv_delimiter"), key=delimiter_key, help=t("train.csv_delimiter_help"))
+        right.checkbox(t("train.csv_tune"), key=tune_key, help=t("train.csv_tune_help"))
         delimiter = str(ss.get(delimiter_key) or ";")
-        st.caption(f"A multi-label cell lists the row's labels separated by '{md(delimiter)}' (e.g. "
-                   f"joy{md(delimiter)}surprise). An empty cell means none of the labels; NA means the row is "
-                   "not labelled for that task (left out of its loss and metrics). The labels are those seen "
-                   "on the training rows; the task is scored by macro-F1 (primary) and micro-F1.")
+        st.caption(t("train.csv_multilabel_caption", delimiter=md(delimiter)))
 
 
 def csv_check(options: Mapping[str, Any]) -> None:
     """Import the file with the chosen targets and show what it holds, or why it cannot."""
     if not options.get("path") or not options.get("targets"):
-        st.info("Upload a CSV file and pick at least one target column.")
+        st.info(t("train.csv_pick"))
         return
     try:
         mtime = state.check_data_path(options["path"]).stat().st_mtime
-        summary = _csv_summary(json.dumps(dict(options), sort_keys=True), mtime)
+        with st.spinner(t("train.csv_reading")):
+            summary = _csv_summary(json.dumps(dict(options), sort_keys=True), mtime)
     except FileNotFoundError:
-        st.error(f"CSV file '{md(options['path'])}' not found; upload it again.")
+        st.error(t("train.csv_not_found", path=md(options["path"])))
         return
     except (DataError, ConfigError) as exc:
         st.error(md(exc))
         return
     tasks = ", ".join(f"{md(t)} ({k})" for t, k in summary["tasks"].items())
     rows = summary["rows"]
-    st.caption(f"{rows['train']} train / {rows['val']} val / {rows['test']} test rows · tasks: {tasks}")
+    st.caption(t("train.csv_rows", train=rows["train"], val=rows["val"], test=rows["test"], tasks=tasks))
     scales = summary.get("target_scale") or {}
-    regression = [t for t, k in summary["tasks"].items() if k == "regression"]
+    regression = [task for task, k in summary["tasks"].items() if k == "regression"]
     if scales:
-        st.caption("Regression targets train standardised with the training rows' mean and std (losses of "
-                   "order 1 beside the other tasks'); metrics are in the column's units: "
-                   + ", ".join(f"{md(t)} (mean {v['mean']:,.4g}, std {v['std']:,.4g})" for t, v in scales.items())
-                   + ".")
+        st.caption(t("train.csv_standardised", scales=", ".join(
+            t("train.csv_scale", task=md(task), mean=v["mean"], std=v["std"]) for task, v in scales.items())))
     elif regression and len(summary["tasks"]) > 1:
-        st.caption(f"Regression targets train in raw units ({', '.join(md(t) for t in regression)}): a target "
-                   "with large values has a loss that may dwarf the other tasks' and take most of the weight.")
+        st.caption(t("train.csv_raw_units", tasks=", ".join(md(task) for task in regression)))
     for warning in summary["warnings"]:
         st.warning(md(warning))
 
 
 # ---- a glance at the data -----------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=32)
-def _data_preview(dataset: str, options_json: str, tasks: tuple[str, ...]) -> tuple[str, Any] | None:
+def _data_preview(dataset: str, options_json: str, tasks: tuple[str, ...], lang: str = "en") -> tuple[str, Any] | None:
     """`charts.data_preview` of the dataset's training split, cached by its setup; a link
     asking for 50,000 rows generates at most `state.PREVIEW_ROWS` for it."""
     from mtl_core.tasks import load_dataset
@@ -323,7 +317,7 @@ def _data_preview(dataset: str, options_json: str, tasks: tuple[str, ...]) -> tu
         options["n_samples"] = state.PREVIEW_ROWS
     state.check_dataset_access(dataset, options)
     ds = load_dataset(dataset, options)
-    return charts.data_preview(ds, list(tasks), charts.task_colors(list(ds.tasks)))
+    return charts.data_preview(ds, list(tasks), charts.task_colors(list(ds.tasks)), lang=lang)
 
 
 def data_preview(dataset: str, options: Mapping[str, Any], tasks: list[str]) -> None:
@@ -331,13 +325,14 @@ def data_preview(dataset: str, options: Mapping[str, Any], tasks: list[str]) -> 
     if dataset == "csv":
         return  # the CSV form shows its own summary of the file
     try:
-        preview = _data_preview(dataset, json.dumps(dict(options), sort_keys=True, default=str), tuple(tasks))
+        preview = _data_preview(dataset, json.dumps(dict(options), sort_keys=True, default=str), tuple(tasks),
+                                i18n.current())
     except MTLLabError:
         return  # the config check says what is wrong with these options
     if preview is None:
         return
     kind, value = preview
-    with st.expander("What the data looks like (training rows)", expanded=True):
+    with st.expander(t("train.data_preview"), expanded=True):
         if kind == "figure":
             st.plotly_chart(value, config={"displayModeBar": False}, key="data_preview")
         else:
@@ -383,9 +378,9 @@ def budget_of(config: Any) -> dict[str, Any] | None:
 def parameter_caption(config: Any, budget: Mapping[str, Any]) -> None:
     total, shared, stl = budget["mtl_total"], budget["mtl_shared"], budget["stl_total"]
     n = len(budget["tasks"])
-    share = f"**{100 * total / stl:.0f} %** of" if stl else "as many as"
-    st.caption(f"Parameters: {md(config.sharing.name)} sharing uses {share} the parameters of {n} single-task "
-               f"model{'s' if n != 1 else ''} ({total:,} multi-task, {shared:,} of them shared, vs {stl:,}).")
+    models = t("train.n_models_one") if n == 1 else t("train.n_models", n=n)
+    fields = dict(sharing=md(config.sharing.name), models=models, total=total, shared=shared, stl=stl)
+    st.caption(t("train.parameters_pct", pct=100 * total / stl, **fields) if stl else t("train.parameters_same", **fields))
 
 
 # ---- the watched run --------------------------------------------------------------------------
@@ -396,16 +391,16 @@ def watch(run_id: str) -> None:
         return
     active = run["status"] in ACTIVE_STATUSES
     head, hold_col, step_col, cancel_col = st.columns([5, 1, 1, 1])
-    head.subheader(f"Run {md(run_id)}")
+    head.subheader(t("train.run_header", run=md(run_id)))
     if active:
         hold_controls(run_id, run, hold_col, step_col)
-    if active and cancel_col.button("Cancel", key="cancel", icon=":material/stop_circle:",
-                                    help="Stop the run at its next step; its curves are kept."):
+    if active and cancel_col.button(t("train.cancel"), key="cancel", icon=":material/stop_circle:",
+                                    help=t("train.cancel_help")):
         try:
             if not jobs.cancel(run_id, store_path=state.store_path()):
-                st.info("This run has already ended; there is nothing to cancel.")
+                st.info(t("train.already_ended"))
             else:
-                st.toast(f"Cancelling {md(run_id)}…")
+                st.toast(t("train.cancelling", run=md(run_id)))
         except StoreError as exc:
             st.error(md(exc))
     try:
@@ -424,18 +419,17 @@ def hold_controls(run_id: str, run: Mapping[str, Any], hold_col: Any, step_col: 
     log_every = int(run["config"].get("log_every") or 10)
     try:
         if not run.get("paused"):
-            if hold_col.button("Pause", key="pause", icon=":material/pause_circle:", width="stretch",
-                               help="Hold the run before its next step; its curves so far stay on the chart."):
+            if hold_col.button(t("train.pause"), key="pause", icon=":material/pause_circle:", width="stretch",
+                               help=t("train.pause_help")):
                 jobs.pause(run_id, store_path=state.store_path())
                 st.rerun()
             return
-        if hold_col.button("Resume", key="resume", icon=":material/play_circle:", width="stretch",
-                           help="Let the run go on from the step where it waits."):
+        if hold_col.button(t("train.resume"), key="resume", icon=":material/play_circle:", width="stretch",
+                           help=t("train.resume_help")):
             jobs.resume(run_id, store_path=state.store_path())
             st.rerun()
-        if step_col.button(f"Step ×{log_every}", key="step", icon=":material/skip_next:", width="stretch",
-                           help=f"Let the paused run take {log_every} steps (one logged point per task), "
-                                "then wait again."):
+        if step_col.button(t("train.step", n=log_every), key="step", icon=":material/skip_next:", width="stretch",
+                           help=t("train.step_help", n=log_every)):
             jobs.step(run_id, log_every, store_path=state.store_path())
     except StoreError as exc:
         st.error(md(exc))
@@ -476,34 +470,35 @@ def live_panel(run_id: str, was_active: bool, was_starting: bool = False) -> Non
         # Green only for a clear gain, red only for a clear loss (dashboard.verdicts), never the sign alone.
         kind, text = verdicts.delta_m_sentence(result)
         getattr(st, kind)(text, icon=verdicts.alert_icon(verdicts.delta_m_verdict(result)))
-        st.page_link("app_pages/results.py", label="See the results", icon=":material/leaderboard:",
+        st.page_link("app_pages/results.py", label=t("train.see_results"), icon=":material/leaderboard:",
                      query_params={state.RUN_PARAM: run_id})
     elif status == "failed":
-        st.error(f"The run failed: {md(run.get('error') or 'no message')}. "
-                 f"The full log is in {md(state.store_path().parent / 'logs' / (run_id + '.log'))}.")
+        st.error(t("train.run_failed", error=md(run.get("error") or t("train.no_message")),
+                   log=md(state.store_path().parent / "logs" / (run_id + ".log"))))
     elif status in ("cancelled", "interrupted"):
-        st.warning(f"The run was {md(status)}. {md(run.get('error') or '')} Its curves so far are kept.")
+        st.warning(t("train.run_stopped", status=md(status), error=md(run.get("error") or "")))
 
+    lang = i18n.current()
     c1, c2, c3 = st.columns([2, 1, 1])
-    smoothing = c1.slider("smoothing (EMA of the training curves)", 0.0, 0.99, 0.0, 0.01, key="live_smoothing")
-    log_y = c2.toggle("log scale", key="live_log")
-    baselines = c3.toggle("single-task baselines", value=True, key="live_baselines")
+    smoothing = c1.slider(t("train.smoothing"), 0.0, 0.99, 0.0, 0.01, key="live_smoothing")
+    log_y = c2.toggle(t("train.log_scale"), key="live_log")
+    baselines = c3.toggle(t("train.baselines"), value=True, key="live_baselines")
     # Only the rows logged since the last poll are read, and the figure drawn then gets the
     # new points (see bench/dashboard.py --watch for what watching costs a run).
     metrics = state.live_metrics(ss, run_id, metric="loss")
     if metrics.empty:
-        st.caption("Waiting for the first logged step…")
+        st.caption(t("train.waiting"))
     else:
         # A new figure is a new chart for the browser to plot (dashboard/live_pace.py): drawn
         # at the pace of the run's age; in between the previous figure is shown unchanged.
         # A paused run's chart is drawn anew at each Step (its step is part of the settings).
         held_at = run["step"] if run.get("paused") else None
         pace, now, settings = (live_pace.chart_pace(ss, run_id), live_pace.now(),
-                               (smoothing, log_y, baselines, held_at))
+                               (smoothing, log_y, baselines, held_at, lang))
         figure = state.live_figure(ss)
         if figure is None or pace.due(now, settings, final=status not in ACTIVE_STATUSES):
             figure = charts.loss_curves(metrics, tasks, colors=colors, smoothing=smoothing, log_y=log_y,
-                                        show_baselines=baselines, reuse=figure)
+                                        show_baselines=baselines, reuse=figure, lang=lang)
             state.keep_live_figure(ss, figure)
             pace.drawn(now, settings)
         with st.container(key="live_curves"):  # `.st-key-live_curves` for the browser test and bench
@@ -520,15 +515,14 @@ def live_panel(run_id: str, was_active: bool, was_starting: bool = False) -> Non
 
 
 # ---- the page -----------------------------------------------------------------------------------
-st.title("Train")
-st.caption("Pick a dataset and its tasks, choose what the tasks share and how their losses are weighted, "
-           "and train the multi-task model beside one single-task model per task.")
+st.title(t("train.title"))
+st.caption(t("train.intro"))
 
 params, force = _starting_params()
 try:
     raw = state.params_to_raw(params)
 except ConfigError as exc:
-    st.error(f"The experiment in this link cannot be read ({md(exc)}); showing the defaults instead.")
+    st.error(t("train.bad_link", detail=md(exc)))
     raw = {}
 # Values the widgets cannot hold (steps=abc, n_samples over the dashboard's bound) are
 # replaced here, each with a note, instead of silently by the widgets.
@@ -536,21 +530,20 @@ raw, value_notes = state.review_config(raw)
 if force:
     state.clear_form(ss)
 if value_notes:
-    st.warning("Some values of this link or config file were changed to ones this page accepts:  \n"
+    st.warning(t("train.values_changed") + "  \n"
                + "  \n".join(f"• {md(n)}" for n in value_notes), icon=":material/tune:")
 # Said for as long as the file stays in the uploader.
 load_message = ss.get("_load_message") if ss.get("yaml_upload") is not None else None
 if load_message:
-    getattr(st, load_message[0])(load_message[1])
+    getattr(st, load_message[0])(t(load_message[1], **load_message[2]))
 
 raw_ds = state.section(raw, "dataset")
 col_data, col_model, col_train = st.columns([1.1, 1.0, 1.0], gap="large")
 
 with col_data:
-    st.subheader("1 · Data and tasks")
-    ds_name = select_entry("Dataset", DATASETS, state.K_DATASET, raw_ds.get("name", DEFAULTS.dataset.name),
-                           DEFAULTS.dataset.name,
-                           help_="The dataset catalogue of mtl_core.tasks.")
+    st.subheader(t("train.section_data"))
+    ds_name = select_entry(t("train.dataset"), DATASETS, state.K_DATASET, raw_ds.get("name", DEFAULTS.dataset.name),
+                           DEFAULTS.dataset.name, help_=t("train.dataset_help"))
     entry_header(DATASETS, ds_name)
     if ds_name == "csv":
         csv_section(raw_ds)
@@ -572,9 +565,9 @@ with col_data:
     weights_on = state.weights_used(wt_current)
     weights_note = weights_note_of(wt_current) if wt_current in WEIGHTING else ""
     if task_names:
-        st.markdown("**Tasks and loss weights** w_t")
+        st.markdown(t("train.tasks_and_weights"))
         if weights_note:
-            fix = "" if weights_on else " Choose manual under 3 · Loss weighting to weigh the tasks by hand."
+            fix = "" if weights_on else t("train.choose_manual")
             st.caption(md(weights_note + fix))
     for task in task_names:
         state.seed(ss, state.k_task(task), raw_tasks is None or task in raw_tasks)
@@ -586,13 +579,13 @@ with col_data:
         c_box, c_slider = st.columns([1, 2.2], vertical_alignment="center")
         c_box.checkbox(md(task), key=state.k_task(task))
         # Collapsed, the label is still rendered (hidden): an image in it would still load.
-        c_slider.slider(f"weight of {md(task)}", 0.0, 5.0, step=0.1, key=state.k_weight(task),
+        c_slider.slider(t("train.weight_of", task=md(task)), 0.0, 5.0, step=0.1, key=state.k_weight(task),
                         label_visibility="collapsed", disabled=not (ss[state.k_task(task)] and weights_on))
     ticked = [t for t in task_names if ss.get(state.k_task(t))]
     if ticked and weights_on:
         shares = state.normalised_weights({t: float(ss[state.k_weight(t)]) for t in ticked})
         st.markdown(
-            "normalised: " + " ".join(
+            t("train.normalised") + " " + " ".join(
                 f"<span style='color:{colors[t]}; font-weight:600'>● {html_md(t)} {shares[t]:.2f}</span>"
                 for t in ticked
             ),
@@ -603,10 +596,10 @@ with col_data:
         data_preview(ds_name, ds_options, ticked or task_names)
 
 with col_model:
-    st.subheader("2 · Sharing")
-    sh_name = select_entry("Sharing mode", SHARING, state.K_SHARING,
+    st.subheader(t("train.section_sharing"))
+    sh_name = select_entry(t("train.sharing_mode"), SHARING, state.K_SHARING,
                            state.section(raw, "sharing").get("name", DEFAULTS.sharing.name), DEFAULTS.sharing.name,
-                           help_="Which parameters the tasks share (mtl_core.models).")
+                           help_=t("train.sharing_help"))
     entry_header(SHARING, sh_name)
     option_widgets(SHARING, sh_name, state.section(raw, "sharing"), state.k_sh_opt)
     diagram = SHARING.get(sh_name).extra.get("diagram", "shared")
@@ -614,64 +607,60 @@ with col_model:
     param_slot = st.empty()
 
 with col_train:
-    st.subheader("3 · Loss weighting")
-    wt_name = select_entry("Weighting strategy", WEIGHTING, state.K_WEIGHTING,
+    st.subheader(t("train.section_weighting"))
+    wt_name = select_entry(t("train.weighting_strategy"), WEIGHTING, state.K_WEIGHTING,
                            state.section(raw, "weighting").get("name", DEFAULTS.weighting.name),
-                           DEFAULTS.weighting.name,
-                           help_="How the per-task losses become one update (mtl_core.weighting).")
+                           DEFAULTS.weighting.name, help_=t("train.weighting_help"))
     entry_header(WEIGHTING, wt_name)
     option_widgets(WEIGHTING, wt_name, state.section(raw, "weighting"), state.k_wt_opt)
 
-    st.subheader("4 · Training")
+    st.subheader(t("train.section_training"))
     state.seed(ss, state.K_BUDGET, "epochs" if raw.get("epochs") and not raw.get("steps") else "steps")
     c_budget, c_amount = st.columns(2)
-    budget = c_budget.radio("budget in", ["steps", "epochs"], key=state.K_BUDGET, horizontal=True)
+    budget_words = {"steps": t("train.field.steps"), "epochs": t("train.field.epochs")}
+    budget = c_budget.radio(t("train.budget_in"), ["steps", "epochs"], key=state.K_BUDGET, horizontal=True,
+                            format_func=budget_words.get)
     f_steps, f_epochs, f_batch, f_lr, f_seed, f_n_seeds = (state.TRAINING_FIELDS[k] for k in (
         "steps", "epochs", "batch_size", "optimizer.lr", "seed", "n_seeds"))
     if budget == "steps":
         state.seed(ss, state.K_STEPS, _training_value("steps", raw.get("steps")))
-        c_amount.number_input("steps", min_value=f_steps.min, max_value=f_steps.max, step=50, key=state.K_STEPS,
-                              help="Optimiser steps for the multi-task model and for each single-task baseline "
-                                   f"(at most {f_steps.max:,} here; more through the CLI/config file).")
+        c_amount.number_input(t("train.field.steps"), min_value=f_steps.min, max_value=f_steps.max, step=50,
+                              key=state.K_STEPS, help=t("train.field.steps_help", max=f_steps.max))
     else:
         state.seed(ss, state.K_EPOCHS, _training_value("epochs", raw.get("epochs")))
-        c_amount.number_input("epochs", min_value=f_epochs.min, max_value=float(f_epochs.max), step=1.0,
+        c_amount.number_input(t("train.field.epochs"), min_value=f_epochs.min, max_value=float(f_epochs.max), step=1.0,
                               format="%g", key=state.K_EPOCHS)
     c_batch, c_lr = st.columns(2)
     state.seed(ss, state.K_BATCH, _training_value("batch_size", raw.get("batch_size")))
-    c_batch.number_input("batch size", min_value=f_batch.min, max_value=f_batch.max, step=16, key=state.K_BATCH)
+    c_batch.number_input(t("train.field.batch_size"), min_value=f_batch.min, max_value=f_batch.max, step=16, key=state.K_BATCH)
     state.seed(ss, state.K_LR, _training_value("optimizer.lr", state.section(raw, "optimizer").get("lr")))
-    c_lr.number_input("learning rate", min_value=f_lr.min, max_value=f_lr.max, step=1e-4, format="%g",
+    c_lr.number_input(t("train.field.optimizer.lr"), min_value=f_lr.min, max_value=f_lr.max, step=1e-4, format="%g",
                       key=state.K_LR)
     c_seed, c_device = st.columns(2)
     state.seed(ss, state.K_SEED, _training_value("seed", raw.get("seed")))
-    c_seed.number_input("seed", min_value=f_seed.min, max_value=f_seed.max, step=1, key=state.K_SEED)
+    c_seed.number_input(t("train.field.seed"), min_value=f_seed.min, max_value=f_seed.max, step=1, key=state.K_SEED)
     devices = ["auto", "cpu"] + (["cuda"] if state.cuda_available() else [])
     wanted_device = raw.get("device", "auto")
     if wanted_device not in devices:
-        st.warning(f"This config asks for device {md(repr(wanted_device))}, which this machine does not have; "
-                   "using auto.")
+        st.warning(t("train.no_such_device", device=md(repr(wanted_device))))
     state.seed(ss, state.K_DEVICE, wanted_device if wanted_device in devices else "auto")
     if ss[state.K_DEVICE] not in devices:
         ss[state.K_DEVICE] = "auto"
-    c_device.radio("device", devices, key=state.K_DEVICE, horizontal=True,
-                   help="auto: the GPU when there is one. cuda is offered only on a machine with a CUDA GPU.")
+    c_device.radio(t("train.field.device"), devices, key=state.K_DEVICE, horizontal=True,
+                   help=t("train.field.device_help"))
     c_seeds, c_threads = st.columns(2)
     state.seed(ss, state.K_N_SEEDS, _training_value("n_seeds", raw.get("n_seeds")))
-    c_seeds.number_input("seeds", min_value=f_n_seeds.min, max_value=f_n_seeds.max, step=1, key=state.K_N_SEEDS,
-                         help="Train the baselines and the multi-task model with seeds seed … seed + n − 1: "
-                              "Results then shows mean ± std and calls a difference transfer only when it "
-                              "exceeds the seed-to-seed noise. n times the training time.")
+    c_seeds.number_input(t("train.field.n_seeds"), min_value=f_n_seeds.min, max_value=f_n_seeds.max, step=1,
+                         key=state.K_N_SEEDS, help=t("train.field.n_seeds_help"))
     thread_choices = state.thread_choices()
     state.seed(ss, state.K_THREADS, state.threads_noted(raw.get("threads", "auto"))[0])
     if ss[state.K_THREADS] not in thread_choices:
         ss[state.K_THREADS] = "auto"
+    thread_words = {"auto": t("train.field.threads_auto"), "torch": t("train.field.threads_torch")}
     c_threads.selectbox(
-        "CPU threads", thread_choices, key=state.K_THREADS,
-        format_func=lambda v: {"auto": "auto (engine decides)", "torch": "torch's default"}.get(v, str(v)),
-        help="auto: 1 thread for small models or when other runs share the machine (more threads then wait "
-             "for each other and run slower); more only for a large model alone. A number: exactly that "
-             f"many (at most this server's {thread_choices[-2]} cores here). torch: torch's own default.")
+        t("train.field.threads"), thread_choices, key=state.K_THREADS,
+        format_func=lambda v: thread_words.get(v, str(v)),
+        help=t("train.field.threads_help", cores=thread_choices[-2]))
 
 
 # ---- the experiment the form describes ----------------------------------------------------------
@@ -692,16 +681,15 @@ if st.query_params.to_dict() != wanted_query:
 if config is not None and len(ticked) >= 2 and weights_on:
     # One click from the sliders to a sweep (issue 14): 9 weightings on the line from these
     # weights to their mirror, the rest of the setup as it is (the Sweep page reads the same keys).
-    sweep_slot.page_link("app_pages/sweep.py", label="Sweep these weights", icon=":material/scatter_plot:",
+    sweep_slot.page_link("app_pages/sweep.py", label=t("train.sweep_link"), icon=":material/scatter_plot:",
                          query_params={**written, "ax.weights": "mirror", "ax.points": "9", "ax.strategies": "manual"},
-                         help="Train 9 weightings between these weights and their mirror (e.g. 2 : 1 … 1 : 2) "
-                              "and see the trade-off between the tasks on the Sweep page.")
+                         help=t("train.sweep_link_help"))
 budget = budget_of(config) if config is not None else None
 # The diagram is drawn from the model's own blocks (`describe_blocks`), so its experts,
 # layers and depths are the model's; without a count, a drawing without numbers.
 diagram_slot.plotly_chart(
     charts.architecture_diagram(diagram, ticked or task_names or ["task"], colors=colors,
-                                blocks=(budget or {}).get("blocks")),
+                                blocks=(budget or {}).get("blocks"), lang=i18n.current()),
     config={"displayModeBar": False, "staticPlot": True})
 if budget is not None:
     with param_slot.container():
@@ -712,15 +700,15 @@ if config_error:
     st.error(md(config_error), icon=":material/error:")
 c_download, c_load = st.columns([1, 2], vertical_alignment="top")
 c_download.download_button(
-    "Download config (YAML)",
+    t("train.download"),
     data=config.to_yaml() if config is not None else yaml.safe_dump(draft, sort_keys=False),
     file_name=f"{(config.name if config is not None and config.name else 'experiment')}.yaml",
     mime="application/x-yaml", key="download_yaml", icon=":material/download:", width="stretch",
 )
-with c_load.expander("Load a config (YAML)"):
-    st.file_uploader("config file", type=["yaml", "yml", "json"], key="yaml_upload",
+with c_load.expander(t("train.load")):
+    st.file_uploader(t("train.load_file"), type=["yaml", "yml", "json"], key="yaml_upload",
                      on_change=_on_yaml_upload, label_visibility="collapsed")
-    st.caption("The same file `mtl-lab run CONFIG` takes. Its values fill the form.")
+    st.caption(t("train.load_caption"))
 
 
 @st.fragment
@@ -735,11 +723,10 @@ def train_and_watch(config: ExperimentConfig | None) -> None:
     already_started = state.started_run(ss, config)
     c_train, c_note = st.columns([1, 3], vertical_alignment="center")
     train_clicked = c_train.button(
-        "Train", type="primary", key="train", icon=":material/play_arrow:", on_click=_start_on_click,
-        disabled=config is None or already_started is not None, width="stretch",
-        help="Start this experiment in the background (single-task baselines first).")
+        t("train.train"), type="primary", key="train", icon=":material/play_arrow:", on_click=_start_on_click,
+        disabled=config is None or already_started is not None, width="stretch", help=t("train.train_help"))
     if already_started:
-        c_note.caption(f"Started as run {md(already_started)}; change a setting (e.g. the seed) to train another.")
+        c_note.caption(t("train.started_as", run=md(already_started)))
     if train_clicked and config is not None and already_started is None and _start(config):
         st.rerun()  # the whole page: Train disabled, the sidebar lists (and polls) the new run
     start_error = ss.pop(SS_START_ERROR, None)
@@ -749,8 +736,7 @@ def train_and_watch(config: ExperimentConfig | None) -> None:
     if run_id:
         watch(run_id)
     else:
-        st.info("Set up an experiment above and press **Train**. The curves appear here while it learns.",
-                icon=":material/info:")
+        st.info(t("train.set_up_first"), icon=":material/info:")
 
 
 train_and_watch(config)

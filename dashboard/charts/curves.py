@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.charts.style import _LAYOUT, RUN_PALETTE, TOTAL_COLOR, _color_of, task_colors
+from dashboard.i18n import text
 from dashboard.safe_text import plot
 from mtl_core.phases import MTL, Phase
 
@@ -91,6 +92,7 @@ def loss_curves(
     show_total: bool = True,
     show_baselines: bool = True,
     reuse: go.Figure | None = None,
+    lang: str = "en",
 ) -> go.Figure:
     """Training loss (left) and validation loss (right) of the multi-task model per task.
 
@@ -102,7 +104,8 @@ def loss_curves(
 
     `reuse`: the figure this function returned at the previous poll of a live view. When it
     has the same traces and settings, only their points are replaced (a few ms, instead of
-    the ~100 ms a new plotly figure costs) and it is returned.
+    the ~100 ms a new plotly figure costs) and it is returned. `lang`: the language of the
+    titles, axes and trace names (en, zh).
     """
     colors = dict(colors) if colors is not None else task_colors(tasks)
     curves = _Curves(metrics)
@@ -111,41 +114,42 @@ def loss_curves(
         color = _color_of(task, colors)
         base_phase = Phase.stl(task).format()
         train = curves.get(smoothing, phase=MTL, split="train", metric="loss", task=task)
-        traces.append((dict(mode="lines", name=plot(f"{task} · train"), legendgroup=plot(task),
+        traces.append((dict(mode="lines", name=plot(text("train.chart.trace_train", lang, task=task)), legendgroup=plot(task),
                             line=dict(color=color, width=2)), 1, train))
         if show_baselines:
             base = curves.get(smoothing, phase=base_phase, split="train", metric="loss", task=task)
             if len(base[0]):
-                traces.append((dict(mode="lines", name=plot(f"{task} · single-task train"),
+                traces.append((dict(mode="lines", name=plot(text("train.chart.trace_stl_train", lang, task=task)),
                                     legendgroup=plot(task), line=dict(color=color, width=1.5, dash="dash"),
                                     opacity=0.6), 1, base))
         val = curves.get(phase=MTL, split="val", metric="loss", task=task)
-        traces.append((dict(mode="lines+markers", name=plot(f"{task} · val"), legendgroup=plot(task),
+        traces.append((dict(mode="lines+markers", name=plot(text("train.chart.trace_val", lang, task=task)), legendgroup=plot(task),
                             line=dict(color=color, width=2), marker=dict(size=5)), 2, val))
         if show_baselines:
             base = curves.get(phase=base_phase, split="val", metric="loss", task=task)
             if len(base[0]):
-                traces.append((dict(mode="lines", name=plot(f"{task} · single-task val"),
+                traces.append((dict(mode="lines", name=plot(text("train.chart.trace_stl_val", lang, task=task)),
                                     legendgroup=plot(task), line=dict(color=color, width=2, dash="dash"),
                                     opacity=0.8), 2, base))
     if show_total:
         total = curves.get(smoothing, phase=MTL, split="train", metric="loss", task="total")
         if len(total[0]):
-            traces.append((dict(mode="lines", name="weighted total", legendgroup="total",
+            traces.append((dict(mode="lines", name=text("train.chart.weighted_total", lang), legendgroup="total",
                                 line=dict(color=TOTAL_COLOR, width=1.5, dash="dot")), 1, total))
 
-    signature = ([(spec["name"], col) for spec, col, _ in traces], log_y)
+    signature = ([(spec["name"], col) for spec, col, _ in traces], log_y, lang)
     if reuse is not None and getattr(reuse, "_mtl_signature", None) == signature:
         with reuse.batch_update():
             for trace, (_, _, (x, y)) in zip(reuse.data, traces):
                 trace.x, trace.y = x, y
         return reuse
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation loss"),
-                        horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
+                        subplot_titles=(text("train.chart.training_loss", lang),
+                                        text("train.chart.validation_loss", lang)))
     for spec, col, (x, y) in traces:
         fig.add_trace(go.Scatter(x=x, y=y, **spec), row=1, col=col)
     fig.update_layout(**_LAYOUT, height=420)
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=text("train.chart.step", lang))
     if log_y:
         fig.update_yaxes(type="log")
     fig._mtl_signature = signature
@@ -159,6 +163,7 @@ def point_count(fig: go.Figure) -> int:
 
 def weights_chart(
     metrics: pd.DataFrame, tasks: Sequence[str], *, colors: Mapping[str, str] | None = None, share: bool = True,
+    lang: str = "en",
 ) -> go.Figure:
     """Effective per-task loss weight w_t over the steps (metric "weight" of phase "mtl").
 
@@ -184,8 +189,8 @@ def weights_chart(
             go.Scatter(x=w["step"], y=y, mode="lines", name=plot(task),
                        line=dict(color=_color_of(task, colors), width=2))
         )
-    fig.update_layout(**_LAYOUT, height=300, xaxis_title="step",
-                      yaxis_title="share of the weights w_t / Σ w" if share else "weight w_t")
+    fig.update_layout(**_LAYOUT, height=300, xaxis_title=text("train.chart.step", lang),
+                      yaxis_title=text("train.chart.weight_share", lang) if share else text("train.chart.weight", lang))
     return fig
 
 
@@ -197,8 +202,10 @@ def overlay_chart(
     smoothing: float = 0.0,
     title_color: str | None = None,
     log_y: bool = False,
+    lang: str = "en",
 ) -> go.Figure:
-    """Several runs' curves of one task on one chart: curves[label] has columns step, value."""
+    """Several runs' curves of one task on one chart: curves[label] has columns step, value
+    (`lang`: the language of the step axis; the caller gives the title and y title)."""
     fig = go.Figure()
     for i, (label, curve) in enumerate(curves.items()):
         curve = curve.sort_values("step") if not curve.empty else curve
@@ -209,7 +216,7 @@ def overlay_chart(
                 mode="lines", name=plot(label), line=dict(color=RUN_PALETTE[i % len(RUN_PALETTE)], width=2),
             )
         )
-    fig.update_layout(**_LAYOUT, height=300, xaxis_title="step", yaxis_title=plot(y_title),
+    fig.update_layout(**_LAYOUT, height=300, xaxis_title=text("train.chart.step", lang), yaxis_title=plot(y_title),
                       title=dict(text=plot(title), font=dict(color=title_color) if title_color else None))
     if log_y:
         fig.update_yaxes(type="log")

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 import plotly.graph_objects as go
 
 from dashboard.charts.style import INPUT_COLOR, SHARED_GREY, _color_of, _lighten, task_colors
+from dashboard.i18n import text
 from dashboard.safe_text import plot
 
 DIAGRAM_KINDS = ("shared", "separate", "soft", "cross_stitch", "attention", "experts", "hierarchical")
@@ -46,7 +47,7 @@ def diagram_structure(tasks: Sequence[str], blocks: Sequence[Mapping[str, Any]] 
 
 def architecture_diagram(
     diagram: str, tasks: Sequence[str], *, colors: Mapping[str, str] | None = None,
-    blocks: Sequence[Mapping[str, Any]] | None = None,
+    blocks: Sequence[Mapping[str, Any]] | None = None, lang: str = "en",
 ) -> go.Figure:
     """A small block diagram of a sharing mode: input → encoder(s) → one head per task.
 
@@ -62,23 +63,27 @@ def architecture_diagram(
     drawn, so the picture cannot disagree with the model; without it, those are drawn
     without numbers that could be wrong (one box "experts"; a generic stack).
 
+    `lang`: the language of the block labels (en, zh).
+
     The figure is built once per set of arguments and kept (it is drawn at every rerun of
     the Train page, and building it costs ~0.15 s of plotly validation): the same object
-    comes back for the same arguments, so a caller must not change it.
+    comes back for the same arguments (the language is one of them), so a caller must not
+    change it.
     """
     key = json.dumps([diagram, list(tasks), dict(colors) if colors is not None else None,
-                      [dict(b) for b in blocks] if blocks is not None else None], sort_keys=True, default=str)
+                      [dict(b) for b in blocks] if blocks is not None else None, lang],
+                     sort_keys=True, default=str)
     return _drawn(key)
 
 
 @functools.lru_cache(maxsize=64)
 def _drawn(key: str) -> go.Figure:
-    diagram, tasks, colors, blocks = json.loads(key)
-    return _draw(diagram, tasks, colors, blocks)
+    diagram, tasks, colors, blocks, lang = json.loads(key)
+    return _draw(diagram, tasks, colors, blocks, lang)
 
 
 def _draw(diagram: str, tasks: Sequence[str], colors: Mapping[str, str] | None,
-          blocks: Sequence[Mapping[str, Any]] | None) -> go.Figure:
+          blocks: Sequence[Mapping[str, Any]] | None, lang: str = "en") -> go.Figure:
     tasks = list(tasks) or ["task"]
     colors = dict(colors) if colors is not None else task_colors(tasks)
     structure = diagram_structure(tasks, blocks)
@@ -105,26 +110,26 @@ def _draw(diagram: str, tasks: Sequence[str], colors: Mapping[str, str] | None,
 
     def heads(from_x: float, from_ys: Sequence[float]) -> None:
         for task, y, y_from in zip(tasks, ys, from_ys):
-            box(head_x, y, f"head {plot(task)}", _color_of(task, colors), width=1.3)
+            box(head_x, y, text("train.diagram.head", lang, task=plot(task)), _color_of(task, colors), width=1.3)
             arrow(from_x, y_from, head_x, y)
 
-    box(0.0, mid, "input x", INPUT_COLOR, width=1.1, font="#333333")
+    box(0.0, mid, text("train.diagram.input", lang), INPUT_COLOR, width=1.1, font="#333333")
     kind = diagram if diagram in DIAGRAM_KINDS else "shared"
     if kind == "attention" and structure and not structure["attention"]:
         kind = "shared"  # MTAN with fixed attention: a shared backbone and heads, nothing else
     if kind == "shared":
-        box(1.8, mid, "shared<br>encoder θs", SHARED_GREY, width=1.8)
+        box(1.8, mid, text("train.diagram.shared_encoder_theta", lang), SHARED_GREY, width=1.8)
         arrow(1.1, mid, 1.8, mid)
         heads(3.6, [mid] * n)
     elif kind == "attention":
-        box(1.6, mid, "shared<br>encoder", SHARED_GREY, width=1.2)
+        box(1.6, mid, text("train.diagram.shared_encoder", lang), SHARED_GREY, width=1.2)
         arrow(1.1, mid, 1.6, mid)
         for task, y in zip(tasks, ys):
-            box(3.2, y, f"attention<br>{plot(task)}", _color_of(task, colors), width=1.1)
+            box(3.2, y, text("train.diagram.attention", lang, task=plot(task)), _color_of(task, colors), width=1.1)
             arrow(2.8, mid, 3.2, y)
         heads(4.3, ys)
     elif kind == "experts":
-        _experts(fig, box, arrow, tasks, ys, mid, colors, structure)
+        _experts(fig, box, arrow, tasks, ys, mid, colors, structure, lang)
         heads(4.2, ys)
     elif kind == "hierarchical":
         if structure.get("layers"):
@@ -135,11 +140,11 @@ def _draw(diagram: str, tasks: Sequence[str], colors: Mapping[str, str] | None,
         step = min(1.0, 2.8 / depth)
         width = 0.8 * step
         for d in range(depth):
-            box(1.6 + d * step, mid, f"layer {d + 1}", SHARED_GREY, width=width)
+            box(1.6 + d * step, mid, text("train.diagram.layer", lang, n=d + 1), SHARED_GREY, width=width)
             arrow(1.1 if d == 0 else 1.6 + (d - 1) * step + width, mid, 1.6 + d * step, mid)
         for task, y in zip(tasks, ys):
             d = min(max(task_depth.get(task, depth), 1), depth) - 1  # the layer its head reads
-            box(head_x, y, f"head {plot(task)}", _color_of(task, colors), width=1.3)
+            box(head_x, y, text("train.diagram.head", lang, task=plot(task)), _color_of(task, colors), width=1.3)
             centre = 1.6 + d * step + width / 2
             # Branch from the layer's top or bottom edge, so no arrow crosses a later layer.
             if y > mid:
@@ -150,7 +155,7 @@ def _draw(diagram: str, tasks: Sequence[str], colors: Mapping[str, str] | None,
                 arrow(1.6 + d * step + width, mid, head_x, y)
     else:  # separate, soft, cross_stitch: one encoder per task
         for task, y in zip(tasks, ys):
-            box(1.8, y, f"encoder<br>θ {plot(task)}", _color_of(task, colors), width=1.8)
+            box(1.8, y, text("train.diagram.encoder", lang, task=plot(task)), _color_of(task, colors), width=1.8)
             arrow(1.1, mid, 1.8, y)
         heads(3.6, ys)
         if kind == "soft" and n > 1:
@@ -163,7 +168,7 @@ def _draw(diagram: str, tasks: Sequence[str], colors: Mapping[str, str] | None,
             for a, b in zip(ys[:-1], ys[1:]):  # each unit mixes neighbouring tasks' features
                 link(2.2, a - 0.32, 3.2, b + 0.32)
                 link(3.2, a - 0.32, 2.2, b + 0.32)
-            fig.add_annotation(x=3.7, y=(ys[0] + ys[1]) / 2, text="α mixing", showarrow=False,
+            fig.add_annotation(x=3.7, y=(ys[0] + ys[1]) / 2, text=text("train.diagram.mixing", lang), showarrow=False,
                                font=dict(color=SHARED_GREY, size=11), xanchor="left",
                                bgcolor="rgba(255,255,255,0.85)")
     fig.update_layout(
@@ -175,7 +180,7 @@ def _draw(diagram: str, tasks: Sequence[str], colors: Mapping[str, str] | None,
 
 
 def _experts(fig: go.Figure, box: Any, arrow: Any, tasks: list[str], ys: list[float], mid: float,
-             colors: Mapping[str, str], structure: Mapping[str, Any]) -> None:
+             colors: Mapping[str, str], structure: Mapping[str, Any], lang: str = "en") -> None:
     """The experts column (shared ones grey, a task's own in its colour, lightened) and one
     gate per task, wired to the experts it mixes: every shared expert and its own."""
     n = len(tasks)
@@ -187,15 +192,26 @@ def _experts(fig: go.Figure, box: Any, arrow: Any, tasks: list[str], ys: list[fl
     own_word = any(owner is not None for owner, _ in groups)
     entries: list[tuple[str | None, str]] = []  # (owner, label), one per box
     if not groups:  # no model to count from: one box, no number that could be wrong
-        entries.append((None, "shared<br>experts"))
+        entries.append((None, text("train.diagram.experts", lang)))
     elif total <= MAX_DRAWN_EXPERTS:
         for owner, count in groups:
-            prefix = "expert" if owner is None and not own_word else ("shared" if owner is None else plot(owner))
-            entries += [(owner, f"{prefix} {e}") for e in range(1, count + 1)]
+            for e in range(1, count + 1):
+                if owner is not None:
+                    label = f"{plot(owner)} {e}"
+                elif own_word:
+                    label = text("train.diagram.shared_n", lang, n=e)
+                else:
+                    label = text("train.diagram.expert_n", lang, n=e)
+                entries.append((owner, label))
     else:  # too many to draw one by one: one box per group, with its count
         for owner, count in groups:
-            what = "shared experts" if owner is None and own_word else "experts"
-            entries.append((owner, f"{count} {what}" if owner is None else f"{plot(owner)}: {count} own"))
+            if owner is not None:
+                label = text("train.diagram.n_own", lang, task=plot(owner), count=count)
+            elif own_word:
+                label = text("train.diagram.n_shared_experts", lang, count=count)
+            else:
+                label = text("train.diagram.n_experts", lang, count=count)
+            entries.append((owner, label))
     k = len(entries)
     span = max(n, 1) - 0.2
     expert_ys = [mid + span / 2 - span * (e + 0.5) / k for e in range(k)] if k > 1 else [mid]
@@ -205,10 +221,10 @@ def _experts(fig: go.Figure, box: Any, arrow: Any, tasks: list[str], ys: list[fl
         box(1.6, y, label, fill, width=1.1, height=height, font="white" if owner is None else "#333333")
         arrow(1.1, mid, 1.6, y)
     if structure.get("levels", 1) > 1:
-        fig.add_annotation(x=2.15, y=mid + span / 2 + 0.05, text=f"last of {structure['levels']} levels",
+        fig.add_annotation(x=2.15, y=mid + span / 2 + 0.05, text=text("train.diagram.levels", lang, levels=structure["levels"]),
                            showarrow=False, font=dict(color=SHARED_GREY, size=10), yanchor="bottom")
     for task, y in zip(tasks, ys):
-        box(3.2, y, f"gate {plot(task)}", _color_of(task, colors), width=1.0)
+        box(3.2, y, text("train.diagram.gate", lang, task=plot(task)), _color_of(task, colors), width=1.0)
         for (owner, _), ey in zip(entries, expert_ys):
             if owner is None or owner == task:
                 fig.add_shape(type="line", x0=2.7, x1=3.2, y0=ey, y1=y, line=dict(color=SHARED_GREY, width=1))

@@ -7,6 +7,7 @@ plot); an image dataset shows a few of its pictures with their labels; a token d
 example sentences with each word's tags and the sentence's labels (a multilabel task's
 label set joined by ';', '∅' for none). All from the training
 split, never the held-out rows. User strings (task, class and feature names) are escaped.
+Titles follow `lang` (en, zh).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.charts.style import task_colors
+from dashboard.i18n import text
 from dashboard.safe_text import plot
 from mtl_core.tasks.base import IGNORE_INDEX, PAD_ID, MTLDataset
 
@@ -30,21 +32,21 @@ _PIXEL = re.compile(r"^px_r(\d+)_c(\d+)$")
 
 
 def data_preview(ds: MTLDataset, tasks: Sequence[str] | None = None,
-                 colors: Mapping[str, str] | None = None) -> tuple[str, Any] | None:
+                 colors: Mapping[str, str] | None = None, lang: str = "en") -> tuple[str, Any] | None:
     """("figure", plotly figure) or ("table", DataFrame) for the dataset's training split,
     about `tasks` (default: all of its tasks); None when there is nothing worth drawing."""
     names = [t for t in (tasks or list(ds.tasks)) if t in ds.tasks] or list(ds.tasks)
     colors = dict(colors or task_colors(list(ds.tasks)))
     if ds.input_kind == "tokens":
-        return ("table", example_sentences(ds, names)) if ds.vocab else None
+        return ("table", example_sentences(ds, names, lang)) if ds.vocab else None
     regression = [t for t in names if ds.tasks[t].kind == "regression"]
     if len(regression) >= 2:
-        return "figure", target_scatter(ds, regression[0], regression[1])
+        return "figure", target_scatter(ds, regression[0], regression[1], lang)
     classes = [t for t in names if ds.tasks[t].kind == "classification"]
     if ds.feature_names and all(_PIXEL.match(f) for f in ds.feature_names):
-        return "figure", image_grid(ds, classes)
+        return "figure", image_grid(ds, classes, lang)
     if classes and ds.input_dim >= 2:
-        return "figure", feature_scatter(ds, classes[0])
+        return "figure", feature_scatter(ds, classes[0], lang)
     return None
 
 
@@ -59,7 +61,7 @@ def _layout(fig: go.Figure, title: str) -> go.Figure:
     return fig
 
 
-def target_scatter(ds: MTLDataset, a: str, b: str) -> go.Figure:
+def target_scatter(ds: MTLDataset, a: str, b: str, lang: str = "en") -> go.Figure:
     """Task a's target against task b's, one dot per training row, with their correlation."""
     idx = _rows(len(ds.train))
     ya = ds.train.y[a][idx].float().numpy()
@@ -69,10 +71,10 @@ def target_scatter(ds: MTLDataset, a: str, b: str) -> go.Figure:
                                  hovertemplate=f"{plot(a)} %{{x:.2f}}<br>{plot(b)} %{{y:.2f}}<extra></extra>"))
     fig.update_xaxes(title_text=plot(a))
     fig.update_yaxes(title_text=plot(b))
-    return _layout(fig, f"training targets: {plot(a)} vs {plot(b)} (r = {r:+.2f})")
+    return _layout(fig, text("train.preview.targets", lang, a=plot(a), b=plot(b), r=r))
 
 
-def feature_scatter(ds: MTLDataset, task: str) -> go.Figure:
+def feature_scatter(ds: MTLDataset, task: str, lang: str = "en") -> go.Figure:
     """The first two input features of the training rows, coloured by `task`'s class."""
     idx = _rows(len(ds.train))
     x = ds.train.x[idx].float().numpy()
@@ -88,12 +90,12 @@ def feature_scatter(ds: MTLDataset, task: str) -> go.Figure:
                                        marker={"size": 5, "opacity": 0.75}))
     fig.update_xaxes(title_text=plot(names[0]))
     fig.update_yaxes(title_text=plot(names[1]))
-    fig = _layout(fig, f"first two inputs, coloured by {plot(task)}")
+    fig = _layout(fig, text("train.preview.features", lang, task=plot(task)))
     fig.update_layout(showlegend=True, legend={"font": {"size": 10}})
     return fig
 
 
-def image_grid(ds: MTLDataset, tasks: Sequence[str]) -> go.Figure:
+def image_grid(ds: MTLDataset, tasks: Sequence[str], lang: str = "en") -> go.Figure:
     """A few training inputs drawn as images (features named px_r<row>_c<col>), titled
     with their labels."""
     coords = [tuple(map(int, _PIXEL.match(f).groups())) for f in ds.feature_names or []]
@@ -115,13 +117,14 @@ def image_grid(ds: MTLDataset, tasks: Sequence[str]) -> go.Figure:
             names = spec.class_names or ()
             parts.append(f"{plot(t)} {plot(names[value] if value < len(names) else value)}")
         labels.append(", ".join(parts))
-    title = "training inputs" + (": " + " | ".join(labels) if labels and tasks else "")
+    title = (text("train.preview.images_labelled", lang, labels=" | ".join(labels)) if labels and tasks
+             else text("train.preview.images", lang))
     fig = _layout(fig, title)
     fig.update_layout(height=200)
     return fig
 
 
-def example_sentences(ds: MTLDataset, tasks: Sequence[str]) -> pd.DataFrame:
+def example_sentences(ds: MTLDataset, tasks: Sequence[str], lang: str = "en") -> pd.DataFrame:
     """A few training sentences: each word with its tags (word/TAG…), and the sentence labels."""
     vocab = ds.vocab or []
     rows = []
@@ -140,7 +143,7 @@ def example_sentences(ds: MTLDataset, tasks: Sequence[str]) -> pd.DataFrame:
                         names = spec.class_names or ()
                         tags.append(str(names[value]) if value < len(names) else str(value))
             tagged.append(word + ("/" + "/".join(tags) if tags else ""))
-        row["sentence"] = " ".join(tagged)
+        row[text("train.preview.sentence", lang)] = " ".join(tagged)
         for t in tasks:
             spec = ds.tasks[t]
             if spec.kind == "classification":

@@ -17,6 +17,7 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel
 
+from dashboard import i18n
 from dashboard.state.limits import DASHBOARD_LIMITS, LIMIT_REASON, option_limit
 from mtl_core.models import SHARING
 from mtl_core.tasks import DATASETS
@@ -161,6 +162,36 @@ def _option_fields(model: type[BaseModel]) -> list[OptionField]:
         else:
             out.append(OptionField(name, "complex", default, desc, required=required))
     return out
+
+
+# ---- the texts a field shows, in the page's language ----------------------------------------------
+SECTION_OF_KIND = {"dataset": "dataset", "sharing mode": "sharing", "weighting strategy": "weighting"}
+
+
+def _catalogued(keys: Sequence[str], lang: str) -> str | None:
+    texts = i18n.catalogue(lang if lang in i18n.LANGUAGES else i18n.DEFAULT)
+    return next((texts[k] for k in keys if k in texts), None)
+
+
+def field_label(name: str, lang: str = "en") -> str:
+    """The widget label of option `name` (key `train.option.<name>`); English: the name
+    with spaces, which is also the fallback. The Chinese label keeps the config key beside it."""
+    return _catalogued([f"train.option.{name}"], lang) or name.replace("_", " ")
+
+
+def field_help(section: str, entry: str, spec: OptionField, lang: str = "en") -> str:
+    """The help of an option of registry entry `entry` (`section`: dataset, sharing or
+    weighting): `train.help.<section>.<entry>.<option>` where the entries' descriptions of that
+    option differ, else `train.help.<section>.<option>`; the pydantic description where the
+    catalogue has neither (a new option shows its English text until it is translated)."""
+    keys = [f"train.help.{section}.{entry}.{spec.name}", f"train.help.{section}.{spec.name}"]
+    return _catalogued(keys, lang) or spec.description
+
+
+def entry_description(section: str, entry: str, description: str, lang: str = "en") -> str:
+    """The one-line description of a registry entry (`train.entry.<section>.<entry>`), else
+    the registry's own."""
+    return _catalogued([f"train.entry.{section}.{entry}"], lang) or description
 
 
 def coerce(spec: OptionField, value: Any) -> Any:
