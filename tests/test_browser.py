@@ -282,3 +282,89 @@ def test_a_shared_link_to_a_hostile_run_runs_no_script_and_loads_nothing(server,
             assert page.title() and "pwned" not in page.title()
         finally:
             browser.close()
+
+
+def test_lesson_one_walked_from_the_landing_page(server, tmp_path):
+    """Issue 15: a visitor opens the bare address and lands on Learn; opens lesson 1; Run is
+    refused until a prediction is picked; the run's verdict (the engine's, with its noise)
+    shows beside the prediction with the lesson's charts; 中文 from the sidebar switch
+    redraws the same answer from the store, without training again.
+
+    The lesson runs as shipped (600 steps on 1,500 rows, its budget ≤ 10 s): the server is
+    another process, so nothing can shrink it, and `?steps=` would make the bare address a
+    Train link (dashboard/app.py: only Learn's own keys keep the landing on Learn)."""
+    from dashboard import i18n
+    from dashboard.lessons import TASK_WORDS, measured, shipped_lessons
+    from mtl_core.store import ACTIVE_STATUSES, RunStore
+
+    lesson = next(l for l in shipped_lessons() if l.number == 1)
+    assert lesson.expect.measure == "delta_m", "this walk reads lesson 1's Δm sentence"
+    prediction = lesson.choices[lesson.expect.verdict].en
+    db = tmp_path / "mtl_lab.db"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1800})
+            page.set_default_timeout(60_000)
+            page.goto(server + "/")  # no query string: the landing page
+            page.get_by_role("heading", name=i18n.text("learn.title", "en")).first.wait_for()
+            opener = page.get_by_role("button", name=f"1. {lesson.title.en}")
+            opener.wait_for()
+            assert page.get_by_role("button", name=re.compile(r"^2\. ")).count() == 1, "the lesson list"
+
+            opener.click()
+            page.get_by_role("heading", name=i18n.text("learn.lesson_title", "en", number=1,
+                                                      title=lesson.title.en)).wait_for()
+            wait_for_url_text(page, "lesson=1")
+            page.get_by_text(re.findall(r"\*\*(.+?)\*\*", lesson.question.en)[-1]).wait_for()  # its question
+            run = page.locator(f".st-key-learn-run-{lesson.id} button:visible")
+            expect(run).to_be_disabled()  # no answer before a prediction
+            page.get_by_text(i18n.text("learn.predict_first", "en")).wait_for()
+            with RunStore(db) as store:
+                assert store.runs().empty, "nothing trains before Run"
+
+            page.locator('[data-testid="stRadio"] label', has_text=prediction).click()
+            expect(run).to_be_enabled()
+            run.click()
+
+            # The answer: prediction and verdict side by side, once the run has ended.
+            says = page.locator('[data-testid="stColumn"]', has_text=i18n.text("learn.the_run_says", "en"))
+            says.wait_for(timeout=TIMEOUT_S * 1000)
+            mine = page.locator('[data-testid="stColumn"]', has_text=i18n.text("learn.your_prediction", "en"))
+            assert prediction in mine.inner_text()
+            with RunStore(db) as store:
+                runs = store.runs()
+                assert len(runs) == 1 and runs.iloc[0]["status"] == "finished", runs[["id", "status"]]
+                run_id = str(runs.iloc[0]["id"])
+                assert store.get_run(run_id)["config"] == lesson.config().to_dict()
+                m = measured(lesson, store.result(run_id))
+            assert m["verdict"] in TASK_WORDS and m["value"] is not None, m
+            span = "" if m["low"] is None else i18n.text("learn.interval_pct", "en", low=m["low"], high=m["high"])
+            sentence = i18n.text("learn.sentence_delta_m", "en", value=m["value"], span=span,
+                                 word=i18n.text(f"verdict.{m['verdict']}", "en")).replace("**", "")
+            assert sentence in " ".join(says.inner_text().split()), (sentence, says.inner_text())
+            page.get_by_text(f"Run {run_id}").wait_for()
+            drawn = """n => Array.from(document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot'))
+                            .filter(el => (el._fullData || []).length > 0).length >= n"""
+            page.wait_for_function(drawn, arg=len(lesson.charts))
+            wait_for_url_text(page, "lesson=1")
+            page.screenshot(path=str(tmp_path / "lesson1.png"), full_page=True)
+
+            # 中文 from the sidebar: the lesson in Chinese, the same answer, no second training.
+            page.locator('[data-testid="stSidebar"]').get_by_role("radio", name="中文").click()
+            page.get_by_role("heading", name=i18n.text("learn.lesson_title", "zh", number=1,
+                                                      title=lesson.title.zh)).wait_for()
+            wait_for_url_text(page, "lesson=1", "lang=zh")
+            zh_says = page.locator('[data-testid="stColumn"]', has_text=i18n.text("learn.the_run_says", "zh"))
+            zh_says.wait_for()
+            assert i18n.text(f"verdict.{m['verdict']}", "zh") in zh_says.inner_text()
+            assert f"Δm = {m['value']:+.2f} %" in zh_says.inner_text()
+            assert lesson.choices[lesson.expect.verdict].zh in page.locator(
+                '[data-testid="stColumn"]', has_text=i18n.text("learn.your_prediction", "zh")).inner_text()
+            page.wait_for_function(drawn, arg=len(lesson.charts))
+            with RunStore(db) as store:
+                runs = store.runs()
+                assert list(runs["id"]) == [run_id], "the answer came from the store, not a second run"
+                assert not runs["status"].isin(ACTIVE_STATUSES).any()
+        finally:
+            browser.close()
