@@ -16,7 +16,11 @@
    each condition (from the runs' stored results, i.e. the training window), the slow-down
    in %, and the CPU seconds the server and Chromium spent meanwhile. The workers get
    OMP_NUM_THREADS=1, and the server no standby worker (its replacement importing torch
-   after a click is not watching).
+   after a click is not watching). `--watch-mode interleaved` compares within ONE long run
+   instead (the drift of the machine between runs cancels): the clicked page is live and
+   halted (DevTools `Debugger.pause`: no timer, no message to the server) in turns, in
+   ABBA blocks (`--blocks`, `--block-s`, `--batch-size`); each block's step rate is the slope
+   of the run's own logged (wall_time, step) points.
 4. `--click N`: what a user waits for. N times: open the Train page with the default
    experiment (a new seed each time, so no baseline is cached), wait until the server's
    standby worker is warm (`mtl_core.jobs.keep_warm`: its process idle for 1 s; `--cold`
@@ -181,6 +185,111 @@ def measure_watch(browser, base: str, home: Path, server_pid: int, *, steps: int
     print(f"  slow-down from watching: {100 * (1 - watched_ / alone):+.1f} %")
 
 
+def block_rate(points, t0: float, t1: float) -> float | None:
+    """Steps per second of the multi-task model between unix times t0 and t1: the slope of a
+    least-squares line through its logged (wall_time, step) points in that window."""
+    import numpy as np
+
+    inside = points[(points["wall_time"] >= t0) & (points["wall_time"] <= t1)]
+    if len(inside) < 3:
+        return None
+    return float(np.polyfit(inside["wall_time"].to_numpy(), inside["step"].to_numpy(), 1)[0])
+
+
+def measure_interleaved(browser, base: str, home: Path, server_pid: int, *, steps: int, blocks: int,
+                        block_s: float, batch_size: int) -> None:
+    """Watched vs not watched within ONE run, so the machine's drift between runs cancels.
+
+    The Train page clicks Train on a long run; once the multi-task model trains, the page is
+    alternately live (its fragment polls, redraws at the live pace) and frozen through the
+    DevTools protocol (`Debugger.pause`: the page's JavaScript halts, so no timer fires, no
+    rerun is asked of the server, nothing is drawn: what a closed tab costs; the count of
+    messages the page sent per block shows it), in `block_s` blocks ordered ABBA ABBA, so a
+    linear drift cancels too. Each block's step rate is the slope of the run's own logged
+    (wall_time, step) points; each watched block is compared with the mean of its
+    neighbouring frozen blocks. Prints every block and the median slow-down with its range.
+    """
+    import statistics
+
+    from mtl_core import jobs
+    from mtl_core.store import RunStore
+
+    db = home / "mtl_lab.db"
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    sent = [0]  # messages the page sent the server (its reruns): a frozen page must send none
+    page.on("websocket", lambda ws: ws.on("framesent", lambda _frame: sent.__setitem__(0, sent[0] + 1)))
+    # The whole run is the multi-task model; a larger batch makes each step longer, so the
+    # dashboard's step bound (100,000) lasts the blocks asked for.
+    page.goto(base + watch_link(steps) + f"&baselines=false&batch_size={batch_size}")
+    page.locator(".st-key-train button:visible").wait_for(timeout=120_000)
+    time.sleep(2.0)
+    with RunStore(db) as store:
+        before = set(store.runs()["id"])
+    page.locator(".st-key-train button:visible").click()
+    run_id = None
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait for the multi-task model's own points
+        with RunStore(db) as store:
+            new = set(store.runs()["id"]) - before
+            if new:
+                run_id = next(iter(new))
+                m = store.metrics(run_id)
+                if (m["phase"] == "mtl").sum() >= 3:
+                    break
+        time.sleep(0.5)
+    else:
+        raise SystemExit("the multi-task model logged no point within 300 s")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Debugger.enable")
+    pattern = "ABBA" * (blocks // 4 + 1)
+    spans: list[tuple[bool, float, float, float, float, int]] = []  # watched, t0, t1, server/browser CPU, sent
+    guard = 1.0  # after a switch: the thawed page's catch-up poll belongs to its block, not the last
+    for b in range(blocks):
+        watched = pattern[b] == "A"
+        if watched and b > 0 and not spans[-1][0]:
+            cdp.send("Debugger.resume")
+        elif not watched and (b == 0 or spans[-1][0]):
+            cdp.send("Debugger.pause")  # halts the page's JavaScript at its next event: no timer, no rerun
+        time.sleep(guard)
+        cpu0, bcpu0, t0, sent0 = cpu_seconds(server_pid), browser_cpu_seconds(), time.time(), sent[0]
+        page.wait_for_timeout(block_s * 1000)  # (playwright's own wait: its event handlers keep counting)
+        spans.append((watched, t0, time.time(), cpu_seconds(server_pid) - cpu0, browser_cpu_seconds() - bcpu0,
+                      sent[0] - sent0))
+        if jobs.status(run_id, store_path=db) not in ("running", "queued"):
+            print(f"  the run ended after block {b + 1}; give more --watch-steps for {blocks} blocks")
+            break
+    if not spans[-1][0]:
+        cdp.send("Debugger.resume")
+    jobs.cancel(run_id, store_path=db)
+    jobs.wait(run_id, 60, store_path=db, poll_s=0.5)
+    page.close()
+    with RunStore(db) as store:
+        m = store.metrics(run_id)
+    points = (m[(m["phase"] == "mtl") & (m["split"] == "train")]
+              .drop_duplicates("step").sort_values("step")[["step", "wall_time"]])
+    rates = [block_rate(points, t0, t1) for _, t0, t1, *_ in spans]
+    for (watched, t0, t1, scpu, bcpu, n_sent), rate in zip(spans, rates):
+        shown = f"{rate:7.1f} steps/s" if rate is not None else "   (too few points)"
+        print(f"  block {'watched' if watched else 'frozen '} {t1 - t0:4.1f} s: {shown}  "
+              f"(server CPU {scpu:4.2f} s, Chromium CPU {bcpu:4.2f} s, {n_sent} messages sent)", flush=True)
+    slow = []
+    for i, ((watched, *_), rate) in enumerate(zip(spans, rates)):
+        if not watched or rate is None:
+            continue
+        near = [rates[j] for j in (i - 1, i + 1) if 0 <= j < len(spans) and not spans[j][0] and rates[j]]
+        if near:
+            slow.append(100 * (1 - rate / statistics.mean(near)))
+    if not slow:
+        raise SystemExit("no watched block with a frozen neighbour")
+    cpu_w = [s[3] / (s[2] - s[1]) for s in spans if s[0]]
+    cpu_b = [s[4] / (s[2] - s[1]) for s in spans if s[0]]
+    print(f"one run of {steps} steps (batch {batch_size}), {len(spans)} blocks of {block_s:.0f} s (clock: the run's logged wall_time; "
+          f"load before {os.getloadavg()[0]:.2f}):")
+    print(f"  slow-down of a watched block vs its frozen neighbours: median {statistics.median(slow):+.1f} % "
+          f"(range {min(slow):+.1f} to {max(slow):+.1f} %, {len(slow)} blocks)")
+    print(f"  while watched: server {statistics.median(cpu_w):.3f} CPU-s/s, Chromium {statistics.median(cpu_b):.3f} CPU-s/s")
+
+
 def standby_pids(server_pid: int) -> list[int]:
     """Children of the server that run `mtl_core.worker --standby` (from /proc)."""
     pids = []
@@ -264,8 +373,13 @@ def main() -> None:
     parser.add_argument("--watch", action="store_true", help="measure the slow-down a watching page causes")
     parser.add_argument("--watch-steps", type=int, default=6000, help="steps of each --watch run (~15-20 s)")
     parser.add_argument("--repeats", type=int, default=3, help="--watch runs per condition")
-    parser.add_argument("--watch-mode", choices=("click", "link"), default="click",
-                        help="--watch: click Train on a loaded page (what a user does), or open ?run=ID after the start")
+    parser.add_argument("--watch-mode", choices=("click", "link", "interleaved"), default="click",
+                        help="--watch: click Train on a loaded page (what a user does), or open ?run=ID after the "
+                        "start, or one long run watched and frozen in turns (--blocks, --block-s)")
+    parser.add_argument("--blocks", type=int, default=16, help="--watch-mode interleaved: blocks (ABBA order)")
+    parser.add_argument("--block-s", type=float, default=15.0, help="--watch-mode interleaved: seconds per block")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="--watch-mode interleaved: the run's batch size (larger: slower steps, longer run)")
     parser.add_argument("--click", type=int, default=0, help="clicks to time (click -> first point, -> result)")
     parser.add_argument("--cold", action="store_true", help="--click without the standby worker")
     args = parser.parse_args()
@@ -306,8 +420,12 @@ def main() -> None:
 
             if args.watch:
                 page.close()  # the unwatched runs train with no page open
-                measure_watch(browser, base, home, server.pid, steps=args.watch_steps, repeats=args.repeats,
-                              mode=args.watch_mode)
+                if args.watch_mode == "interleaved":
+                    measure_interleaved(browser, base, home, server.pid, steps=args.watch_steps,
+                                        blocks=args.blocks, block_s=args.block_s, batch_size=args.batch_size)
+                else:
+                    measure_watch(browser, base, home, server.pid, steps=args.watch_steps, repeats=args.repeats,
+                                  mode=args.watch_mode)
                 page = browser.new_page(viewport={"width": 1400, "height": 1600})
                 train = page.locator(".st-key-train button:visible")
 
