@@ -83,6 +83,32 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     st.cache_resource.clear()
 
 
+def _store_finished_run(home: Path, config: dict) -> str:
+    """Train `config` in this process and store it in `home`'s run store as a finished run
+    (curves, snapshots, result), as a worker would; its id."""
+    from mtl_core.config import ExperimentConfig
+    from mtl_core.experiment import run_experiment
+    from mtl_core.store import RunStore, StoreSink
+
+    cfg = ExperimentConfig.parse(config)
+    with RunStore(home / "mtl_lab.db") as store:
+        run_id = store.create_run(cfg.to_dict())
+        store.set_status(run_id, "running")
+        sink = StoreSink(store, run_id)
+        result = run_experiment(cfg, sink=sink, run_id=run_id)
+        sink.flush()
+        store.save_result(run_id, result)
+        store.set_status(run_id, "finished")
+    return run_id
+
+
+@pytest.fixture(scope="session")
+def store_finished_run():
+    """`store_finished_run(home, config) -> run_id`: a finished run trained in this process
+    (a page's stored run without a worker process)."""
+    return _store_finished_run
+
+
 @pytest.fixture
 def jobs_in_process(monkeypatch: pytest.MonkeyPatch):
     """`jobs.start` trains the run in a thread of this process (`worker.execute`, the one

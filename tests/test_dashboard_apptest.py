@@ -367,23 +367,6 @@ def test_cancelling_twice_is_harmless(lab):
 
 
 # ---- interference, seeds and gates of a stored run -----------------------------------------------
-def _store_finished_run(home: Path, config: dict) -> str:
-    """Train `config` in this process and store it as a finished run (curves, snapshots, result)."""
-    from mtl_core.experiment import run_experiment
-    from mtl_core.store import StoreSink
-
-    cfg = ExperimentConfig.parse(config)
-    with RunStore(home / "mtl_lab.db") as store:
-        run_id = store.create_run(cfg.to_dict())
-        store.set_status(run_id, "running")
-        sink = StoreSink(store, run_id)
-        result = run_experiment(cfg, sink=sink, run_id=run_id)
-        sink.flush()
-        store.save_result(run_id, result)
-        store.set_status(run_id, "finished")
-    return run_id
-
-
 def _chart_specs(at: AppTest) -> str:
     """Every plotly figure on the page as JSON text (unicode unescaped)."""
     import json
@@ -397,8 +380,8 @@ THREE_TASKS_MMOE = {
 }
 
 
-def test_interference_and_results_pages_explain_a_finished_three_task_run(lab):
-    run_id = _store_finished_run(lab, THREE_TASKS_MMOE)
+def test_interference_and_results_pages_explain_a_finished_three_task_run(lab, store_finished_run):
+    run_id = store_finished_run(lab, THREE_TASKS_MMOE)
     with RunStore(lab / "mtl_lab.db") as store:
         result = store.result(run_id)
     at = app({"run": run_id})
@@ -428,8 +411,8 @@ def test_interference_and_results_pages_explain_a_finished_three_task_run(lab):
     assert "expert 4" in _chart_specs(at)  # the MMoE gate weights, four experts by default
 
 
-def test_a_one_seed_run_suggests_more_seeds(lab):
-    run_id = _store_finished_run(lab, {**THREE_TASKS_MMOE, "sharing": {"name": "hard"}, "n_seeds": 1})
+def test_a_one_seed_run_suggests_more_seeds(lab, store_finished_run):
+    run_id = store_finished_run(lab, {**THREE_TASKS_MMOE, "sharing": {"name": "hard"}, "n_seeds": 1})
     at = app({"run": run_id})
     at.switch_page("app_pages/interference.py").run()
     assert not at.exception

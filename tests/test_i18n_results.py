@@ -22,9 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard import charts, i18n, verdicts  # noqa: E402
-from mtl_core.config import ExperimentConfig  # noqa: E402
 from mtl_core.metrics import transfer_verdict  # noqa: E402
-from mtl_core.store import RunStore  # noqa: E402
 
 APP = str(ROOT / "dashboard" / "app.py")
 # Three tasks, MMoE (gates), two seeds (intervals and verdicts), affinity: every section of
@@ -59,22 +57,10 @@ def _english_sentences(*prefixes: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def trained(tmp_path_factory: pytest.TempPathFactory, store_finished_run) -> tuple[Path, str]:
     """A lab holding one finished run, trained once in this process for the whole module."""
-    from mtl_core.experiment import run_experiment
-    from mtl_core.store import StoreSink
-
     home = tmp_path_factory.mktemp("i18n_results_lab")
-    cfg = ExperimentConfig.parse(RUN)
-    with RunStore(home / "mtl_lab.db") as store:
-        run_id = store.create_run(cfg.to_dict())
-        store.set_status(run_id, "running")
-        sink = StoreSink(store, run_id)
-        result = run_experiment(cfg, sink=sink, run_id=run_id)
-        sink.flush()
-        store.save_result(run_id, result)
-        store.set_status(run_id, "finished")
-    return home, run_id
+    return home, store_finished_run(home, RUN)
 
 
 @pytest.fixture

@@ -21,9 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from dashboard import charts, i18n, state  # noqa: E402
 from dashboard.state.fields import entry_description, field_help, field_label, option_fields  # noqa: E402
-from mtl_core.config import ExperimentConfig  # noqa: E402
 from mtl_core.models import SHARING  # noqa: E402
-from mtl_core.store import RunStore  # noqa: E402
 from mtl_core.tasks import DATASETS, load_dataset  # noqa: E402
 from mtl_core.weighting import WEIGHTING  # noqa: E402
 
@@ -115,25 +113,8 @@ def test_a_value_set_in_english_survives_the_switch_to_chinese(lab):
     assert at.query_params["steps"] == "321" and at.query_params["sharing.name"] == "mmoe"
 
 
-def _store_finished_run(home: Path, config: dict) -> str:
-    """Train `config` in this process (tens of steps) and store it as a finished run."""
-    from mtl_core.experiment import run_experiment
-    from mtl_core.store import StoreSink
-
-    cfg = ExperimentConfig.parse(config)
-    with RunStore(home / "mtl_lab.db") as store:
-        run_id = store.create_run(cfg.to_dict())
-        store.set_status(run_id, "running")
-        sink = StoreSink(store, run_id)
-        result = run_experiment(cfg, sink=sink, run_id=run_id)
-        sink.flush()
-        store.save_result(run_id, result)
-        store.set_status(run_id, "finished")
-    return run_id
-
-
-def test_a_watched_run_and_its_curves_speak_chinese(lab):
-    run_id = _store_finished_run(lab, {
+def test_a_watched_run_and_its_curves_speak_chinese(lab, store_finished_run):
+    run_id = store_finished_run(lab, {
         "dataset": {"name": "mmoe_synthetic", "options": {"n_samples": 300, "input_dim": 8}},
         "steps": 20, "batch_size": 32, "eval_every": 10, "log_every": 5})
     at = train_page({"run": run_id, "lang": "zh"})
