@@ -210,6 +210,8 @@ def format_result(result: dict[str, Any]) -> str:
     class / most frequent tag / training mean, `metrics.trivial_baseline`)."""
     import pandas as pd
 
+    from mtl_core.tasks.text import truncation_text
+
     seeds = _seeds(result)
     multi = len(seeds) > 1
     trivial = any(isinstance(r.get("trivial"), dict) for r in result["tasks"])  # results before issue 16: none
@@ -238,6 +240,9 @@ def format_result(result: dict[str, Any]) -> str:
     for r in result["tasks"]:
         if r.get("metric_reason"):
             lines.append(f"primary metric of {r['name']}: {r['metric_reason']}; accuracy is in the results too")
+    cut = truncation_text((result.get("dataset") or {}).get("truncation"))
+    if cut:
+        lines.append(cut)
     dm = result.get("delta_m")
     if dm is None:
         lines.append("Δm: no baselines")

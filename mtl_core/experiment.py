@@ -492,7 +492,9 @@ def build_results(
         "seed": config.seed,
         "device": mtl.device,
         "versions": {"mtl_core": mtl_core.__version__, "torch": torch.__version__},
-        "dataset": {k: v for k, v in dataset.summary().items() if k != "info"},
+        # The summary without its bulky info, except what cutting the texts cost (issue 16).
+        "dataset": {**{k: v for k, v in dataset.summary().items() if k != "info"},
+                    **({"truncation": dataset.info["truncation"]} if "truncation" in dataset.info else {})},
         "tasks": rows,
         "delta_m": delta_m(rows) if baselines else float("nan"),
         "selection": {

@@ -289,6 +289,13 @@ def test_rare_training_words_read_as_unk_and_a_cut_is_reported(tmp_path):
     assert ds.train.x.shape[1] == 3 and ds.train.y["upos"].shape == (42, 3)
     assert ds.info["truncated"]["train"] == {"sentences": 42, "words": 42}
     assert ds.info["max_len"] == 3 and not ds.info["max_len_from_data"]
+    # The same cut in the CSV importer's terms, which a run's result and the pages read.
+    cut = ds.info["truncation"]
+    assert cut["max_len"] == 3 and cut["source"] == "option max_len"
+    for split, counted in ds.info["truncated"].items():
+        assert (cut["rows_cut"][split], cut["words_cut"][split]) == (counted["sentences"], counted["words"])
+    longest = cu.from_conllu(path, tasks=["upos"]).info["truncation"]
+    assert longest["source"] == "longest training sentence" and longest["rows_cut"]["train"] == 0
 
 
 # ---- the built-in treebank --------------------------------------------------------------

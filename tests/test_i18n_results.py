@@ -238,6 +238,8 @@ def test_every_computed_key_has_a_text_in_both_languages():
     keys = [*interference_keys(), *runs_keys(), *charts.results.HEADER_KEYS.values(),
             "results.hurt_warning_one", "results.hurt_warning_many",
             "interference.models_one", "interference.models_many",
+            *(f"results.truncation_source.{n}" for n in ("option", "percentile", "longest")),
+            *(f"results.split_rows.{s}" for s in ("train", "val", "test")),
             *(f"verdict.{v}" for v in (*verdicts.TASK_VERDICTS, *verdicts.PAIR_VERDICTS))]
     for lang in i18n.LANGUAGES:
         missing = [k for k in keys if k not in i18n.catalogue(lang)]

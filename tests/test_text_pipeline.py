@@ -126,6 +126,53 @@ def test_truncation_is_reported_per_split_in_info_and_warnings(tmp_path):
     assert not any("cut at" in w for w in whole.info["warnings"])
 
 
+def long_text_csv(tmp_path: Path) -> Path:
+    """103 rows in the file's own split; one long training row and one long validation row."""
+    texts = ["a b c"] * 99 + ["a " * 40, "a b c", "a b c " * 3, "a b"]
+    parts = ["train"] * 100 + ["val", "val", "test"]
+    return write_csv(tmp_path, texts, ["ab"[i % 2] for i in range(103)], parts)
+
+
+def test_a_runs_result_and_show_say_what_cutting_the_texts_cost(tmp_path):
+    from mtl_core.cli import format_result
+    from mtl_core.config import ExperimentConfig
+    from mtl_core.experiment import run_experiment
+
+    path = long_text_csv(tmp_path)
+    options = {"path": str(path), "targets": ["label"], "text_column": "text", "split_column": "part"}
+    config = ExperimentConfig.parse({"dataset": {"name": "csv", "options": options}, "steps": 4, "batch_size": 16,
+                                     "eval_every": 2, "log_every": 2, "interference": False})
+    result = run_experiment(config)
+    cut = result["dataset"]["truncation"]
+    assert cut == from_csv(path, targets=["label"], text_column="text", split_column="part").info["truncation"]
+    assert cut["rows_cut"] == {"train": 1, "val": 1, "test": 0}
+    said = format_result(result)
+    assert ("texts cut at 4 words (99th percentile of training lengths): 1 train, 1 val, 0 test row(s) lose "
+            "36, 5, 0 words") in said
+    # A run without a text input says nothing of it.
+    assert "texts" not in format_result({**result, "dataset": {"name": "x"}})
+
+
+def test_the_results_page_says_what_cutting_the_texts_cost_in_both_languages(tmp_path, lab, store_finished_run):
+    from streamlit.testing.v1 import AppTest
+
+    path = long_text_csv(tmp_path)
+    options = {"path": str(path), "targets": ["label"], "text_column": "text", "split_column": "part"}
+    run_id = store_finished_run(lab, {"dataset": {"name": "csv", "options": options}, "steps": 4,
+                                      "batch_size": 16, "eval_every": 2, "log_every": 2})
+    app = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+    for lang, expected in (
+        ("en", "Texts cut at 4 words (99th percentile of training lengths): 1 train row(s), 1 val row(s), "
+               "0 test row(s) lose 36, 5, 0 words"),
+        ("zh", "文本在 4 个词处截断（训练集长度的第 99 百分位数）：训练集 1 行、验证集 1 行、测试集 0 行分别丢失 36、5、0 个词"),
+    ):
+        at = AppTest.from_file(app, default_timeout=60)
+        at.query_params.update({"run": run_id, "lang": lang})
+        at = at.switch_page("app_pages/results.py").run()
+        assert not at.exception, at.exception
+        assert any(expected in c.value for c in at.caption), [c.value for c in at.caption]
+
+
 def test_a_max_len_above_the_default_cap_keeps_tags(tmp_path):
     words = " ".join(f"w{i % 3}" for i in range(80))
     tags = " ".join("NV"[i % 2] for i in range(80))

@@ -29,6 +29,27 @@ def gates_section(run_id: str, result: dict, names: list[str], colors: dict[str,
                                                        lang=lang))
 
 
+def truncation_caption(cut: object) -> str | None:
+    """What cutting the texts to the padded length cost, per split (issue 16); None for a run
+    without a text input (or stored before results kept it)."""
+    from mtl_core.tasks.text import SOURCE_LONGEST, SOURCE_OPTION, SOURCE_PERCENTILE
+
+    if not isinstance(cut, dict) or "max_len" not in cut:
+        return None
+    source = str(cut.get("source") or "")
+    for name, said in (("option", SOURCE_OPTION), ("percentile", SOURCE_PERCENTILE), ("longest", SOURCE_LONGEST)):
+        if source.startswith(said):  # our own words, said in the reader's language
+            source = t(f"results.truncation_source.{name}") + source[len(said):]
+            break
+    rows, words = cut.get("rows_cut") or {}, cut.get("words_cut") or {}
+    splits = [s for s in ("train", "val", "test") if s in rows]
+    if not any(rows.values()):
+        return t("results.truncation_none", max_len=cut["max_len"], source=md(source))
+    return t("results.truncation_cut", max_len=cut["max_len"], source=md(source),
+             rows=t("results.list_sep").join(t(f"results.split_rows.{s}", n=rows[s]) for s in splits),
+             words=t("results.list_sep").join(str(words.get(s, 0)) for s in splits))
+
+
 def selection_section(result: dict, rows: list[dict]) -> None:
     """Which step's weights gave the test metrics (mtl_core.selection), and the numbers the
     weights at the end of training would have given."""
@@ -108,6 +129,9 @@ if run_id:
             for r in rows:
                 if r.get("metric_reason"):
                     st.caption(t("results.metric_reason", task=md(r["name"]), reason=md(r["metric_reason"])))
+            cut_line = truncation_caption((result.get("dataset") or {}).get("truncation"))
+            if cut_line:
+                st.caption(cut_line)
             selection_section(result, rows)
             intervals = [r.get("interval") for r in rows if verdicts.interval_bounds(r.get("interval"))]
             seeds = t("results.seeds_spread", n=n_seeds) if n_seeds > 1 else ""

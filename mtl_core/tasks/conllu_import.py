@@ -74,7 +74,7 @@ from mtl_core.tasks.base import (
     register_dataset,
     split_indices,
 )
-from mtl_core.tasks.text import build_vocabulary, token_ids
+from mtl_core.tasks.text import SOURCE_LONGEST, SOURCE_OPTION, build_vocabulary, token_ids, truncation
 
 log = logging.getLogger(__name__)
 
@@ -552,7 +552,8 @@ def from_conllu(
             trained on rare words and means something for unseen ones.
         max_len: words per sentence the model sees; 0 = the longest training sentence, at
             most `MAX_LEN_AUTO`. Longer sentences are cut, their cut words unscored, and
-            the cut is counted in `info["truncated"]`.
+            the cut is counted in `info["truncated"]` (and `info["truncation"]`, as the
+            CSV importer counts it).
         deprel_subtypes: keep `nmod:poss` rather than `nmod`.
 
     Raises:
@@ -626,6 +627,9 @@ def from_conllu(
                 "words": int(np.clip(lengths[idx] - seq_len, 0, None).sum())}
             for s, idx in splits.items()
         },
+        # The same cut in the CSV importer's terms, which the results and the pages read.
+        "truncation": {**truncation(lengths, splits, seq_len),
+                       "source": SOURCE_OPTION if max_len else SOURCE_LONGEST},
         "vocab_size": len(vocab),
         "min_freq": min_freq,
         "lowercase": lowercase,

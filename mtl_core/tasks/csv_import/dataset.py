@@ -27,7 +27,15 @@ from mtl_core.tasks.csv_import.targets import (
     multilabel_present,
     standardise_regression,
 )
-from mtl_core.tasks.text import LENGTH_PERCENTILE, MAX_TOKENS, MAX_TOKENS_ALLOWED, tokenise, truncation
+from mtl_core.tasks.text import (
+    LENGTH_PERCENTILE,
+    MAX_TOKENS,
+    MAX_TOKENS_ALLOWED,
+    SOURCE_OPTION,
+    SOURCE_PERCENTILE,
+    tokenise,
+    truncation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +286,7 @@ def from_csv(
                 f"text column '{plan.text_column}' is empty on {empty} row(s); they are all padding"
             )
         cut = truncation(text_counts, splits, seq_len)
-        cut["source"] = "option max_len" if max_len else f"{LENGTH_PERCENTILE:g}th percentile of training lengths"
+        cut["source"] = SOURCE_OPTION if max_len else SOURCE_PERCENTILE
         if sum(cut["rows_cut"].values()):
             warnings.append(
                 f"text column '{plan.text_column}' is cut at {seq_len} words ({cut['source']}): "
