@@ -260,6 +260,38 @@ def weighted_task_loss(kind: str, output: torch.Tensor, target: torch.Tensor, *,
     return loss / (class_weight[target.clamp_min(0)] * labelled).sum().clamp_min(1e-12)
 
 
+# Above this many trainable shared parameters (a fine-tuned MiniLM shares 22.7 M) a snapshot
+# measures the last ones only: the layers nearest the heads, where the tasks meet first.
+INTERFERENCE_MAX_PARAMS = 2_000_000
+
+
+def interference_parameters(model: MultiTaskModel, limit: int | None = None) -> tuple[list[torch.nn.Parameter], int]:
+    """(the shared parameters a snapshot measures, how many trainable shared parameters there are).
+
+    Only parameters that train: a frozen encoder's are left out (nothing there moves, so
+    nothing there interferes). When the rest exceed `limit` (default
+    `INTERFERENCE_MAX_PARAMS`), the last of them in the model's order are kept, up to `limit`
+    (at least one tensor): the gradient w.r.t. them needs a backward pass through the heads
+    and the top layers only, not through the whole encoder (one snapshot of a fine-tuned MiniLM
+    took ~2 min on this CPU). What the snapshot then measures is the interference in those top
+    shared layers, as gradient methods that work on the last shared layer do (MGDA-UB, Sener &
+    Koltun, 2018, on the shared representation); the result says how many were measured.
+    """
+    limit = INTERFERENCE_MAX_PARAMS if limit is None else limit
+    shared = [p for p in model.shared_parameters() if p.requires_grad]
+    total = sum(p.numel() for p in shared)
+    if total <= limit:
+        return shared, total
+    picked: list[torch.nn.Parameter] = []
+    size = 0
+    for p in reversed(shared):
+        if picked and size + p.numel() > limit:
+            break
+        picked.append(p)
+        size += p.numel()
+    return picked[::-1], total
+
+
 def interference_snapshot(
     model: MultiTaskModel,
     dataset: MTLDataset,
@@ -287,7 +319,7 @@ def interference_snapshot(
     heads), and the affinity look-ahead reuses the losses of this forward pass as its
     "before".
     """
-    shared = [p for p in model.shared_parameters() if p.requires_grad]
+    shared, total = interference_parameters(model)
     if not shared or len(model.tasks) < 2:
         return None
     was_training = model.training
@@ -312,7 +344,10 @@ def interference_snapshot(
                                               before=before)
     finally:
         model.train(was_training)
-    return snapshot(G, model.tasks, affinity)
+    out = snapshot(G, model.tasks, affinity)
+    if G.shape[1] < total:  # measured on the top shared layers only (`interference_parameters`)
+        out["measured_params"], out["shared_params"] = int(G.shape[1]), int(total)
+    return out
 
 
 def train(

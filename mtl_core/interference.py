@@ -168,4 +168,7 @@ def interference_summary(
         "affinity": affinity,
         "grouping": all_groupings(affinity, tasks) if affinity is not None else [],
         "history": [{k: v for k, v in s.items() if k != "phase"} for s in snapshots],
+        # Set when a large shared encoder was measured on its top layers only
+        # (`engine.interference_parameters`): how many of how many shared parameters.
+        **{k: last[k] for k in ("measured_params", "shared_params") if k in last},
     }

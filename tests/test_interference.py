@@ -208,3 +208,74 @@ def test_affinity_reusing_the_snapshots_forward_equals_the_one_that_recomputes_i
     with torch.no_grad():
         Z = lookahead_affinity(shared, G, 0.05, lambda: torch.stack(losses()))  # computes its own "before"
     assert torch.allclose(torch.tensor(snap["affinity"]), Z, atol=1e-6)
+
+
+# ---- a large shared encoder is measured on its top layers (issue 16) ---------------------------
+def test_a_large_shared_encoder_is_measured_on_its_last_shared_layers_only(monkeypatch):
+    from mtl_core import engine
+    from mtl_core.interference import grad_cosine, task_gradients
+
+    ds, model, x, y, losses = _hard_model_and_batch()
+    shared = model.shared_parameters()
+    sizes = [p.numel() for p in shared]  # in forward order: layer 1 weight, bias, layer 2 weight, bias
+    total = sum(sizes)
+    # Small enough: every trainable shared parameter, and the snapshot says nothing more.
+    picked, counted = engine.interference_parameters(model)
+    assert [id(p) for p in picked] == [id(p) for p in shared] and counted == total
+    assert "measured_params" not in interference_snapshot(model, ds, x, y)
+
+    # A limit that holds only the last layer: its weight and bias, nothing below it.
+    limit = sizes[-1] + sizes[-2]
+    picked, counted = engine.interference_parameters(model, limit)
+    assert [id(p) for p in picked] == [id(p) for p in shared[-2:]] and counted == total
+    assert [id(p) for p in engine.interference_parameters(model, 1)[0]] == [id(shared[-1])]  # at least one
+
+    monkeypatch.setattr(engine, "INTERFERENCE_MAX_PARAMS", limit)
+    reached = []  # the backward pass must not go below the measured layers
+    hook = shared[0].register_hook(lambda g: reached.append(g))
+    snap = interference_snapshot(model, ds, x, y)
+    hook.remove()
+    assert reached == []
+    assert (snap["measured_params"], snap["shared_params"]) == (limit, total)
+    expected = grad_cosine(task_gradients(losses(), shared[-2:]))  # the cosine of those layers' gradients
+    assert torch.allclose(torch.tensor(snap["grad_cosine"]), expected, atol=1e-5)
+    whole = grad_cosine(task_gradients(losses(), shared))
+    assert not torch.allclose(expected, whole, atol=1e-3)  # a different (top-layer) measurement, said so
+
+
+def test_a_frozen_encoder_is_left_out_of_the_measurement():
+    from mtl_core import engine
+
+    _, model, _, _, _ = _hard_model_and_batch()
+    shared = model.shared_parameters()
+    for p in shared[:2]:
+        p.requires_grad_(False)
+    picked, counted = engine.interference_parameters(model)
+    assert [id(p) for p in picked] == [id(p) for p in shared[2:]]
+    assert counted == sum(p.numel() for p in shared[2:])
+
+
+def test_the_interference_page_says_a_large_encoder_was_measured_on_its_top_layers(lab, store_finished_run,
+                                                                                   monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from mtl_core import engine
+    from mtl_core.store import RunStore
+
+    monkeypatch.setattr(engine, "INTERFERENCE_MAX_PARAMS", 100)  # the quickstart model stands in for MiniLM
+    run_id = store_finished_run(lab, {"dataset": {"name": "mmoe_synthetic", "options": {"n_samples": 300}},
+                                      "steps": 20, "eval_every": 10, "log_every": 5})
+    with RunStore(lab / "mtl_lab.db") as store:
+        info = store.result(run_id)["interference"]
+    assert 0 < info["measured_params"] <= 100 < info["shared_params"]
+    app = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+    for lang, expected in (("en", f"Measured on the last {info['measured_params']:,} of the "
+                                  f"{info['shared_params']:,} trainable shared parameters"),
+                           ("zh", f"只在 {info['shared_params']:,} 个可训练共享参数中最后的 {info['measured_params']:,} 个")):
+        at = AppTest.from_file(app, default_timeout=60)
+        at.query_params.update({"run": run_id, "lang": lang})
+        at = at.switch_page("app_pages/interference.py").run()
+        assert not at.exception, at.exception
+        assert any(expected in c.value for c in at.caption), [c.value for c in at.caption]

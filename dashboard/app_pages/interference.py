@@ -132,6 +132,8 @@ def pairs_section(info: Mapping[str, Any], snap: Mapping[str, Any], tasks: list[
     if not pairs:
         return
     st.subheader(t("interference.pairs_header"))
+    if info.get("measured_params") and info.get("shared_params"):  # a large encoder: its top layers only
+        st.caption(t("interference.measured_top", measured=info["measured_params"], shared=info["shared_params"]))
     left, right = st.columns([1.6, 1], gap="large")
     frame = charts.pairs_frame(pairs)  # English column names and verdicts: the data; labels below
     with left:
