@@ -272,8 +272,8 @@ def interference_parameters(model: MultiTaskModel, limit: int | None = None) -> 
     nothing there interferes). When the rest exceed `limit` (default
     `INTERFERENCE_MAX_PARAMS`), the last of them in the model's order are kept, up to `limit`
     (at least one tensor): the gradient w.r.t. them needs a backward pass through the heads
-    and the top layers only, not through the whole encoder (one snapshot of a fine-tuned MiniLM
-    took ~2 min on this CPU). What the snapshot then measures is the interference in those top
+    and the top layers only, not through the whole encoder (a snapshot of a fine-tuned MiniLM on
+    512 rows: ~30 s -> ~7 s on one CPU thread, bench/interference_large.py). What the snapshot then measures is the interference in those top
     shared layers, as gradient methods that work on the last shared layer do (MGDA-UB, Sener &
     Koltun, 2018, on the shared representation); the result says how many were measured.
     """
