@@ -180,6 +180,26 @@ def method_in(method: str, lang: str = "en") -> str:
     return method
 
 
+def trivial_name(name: Any, lang: str = "en") -> str:
+    """The engine's name of an input-blind baseline (`metrics.TRIVIAL_NAME`) in `lang`; an
+    unknown one as the engine wrote it."""
+    from mtl_core.metrics import TRIVIAL_NAME
+
+    name = str(name or "")
+    kind = next((k for k, v in TRIVIAL_NAME.items() if v == name), None)
+    return text(f"common.trivial.{kind}", lang) if kind and lang != "en" else name
+
+
+_METRIC_REASON = re.compile(r"macro-F1 \(majority class ([0-9.]+) %\)")
+
+
+def metric_reason_text(reason: Any, lang: str = "en") -> str:
+    """Why a task is scored by macro-F1 (`TaskSpec.for_train_labels`' reason) in `lang`."""
+    reason = str(reason or "")
+    found = _METRIC_REASON.fullmatch(reason)
+    return text("common.metric_reason_imbalanced", lang, share=found.group(1)) if found and lang != "en" else reason
+
+
 def method_text(intervals: list[Any], lang: str = "en") -> str:
     """The methods the engine named for these intervals, in `lang`, comma-joined (our text, not
     user data)."""

@@ -102,6 +102,8 @@ def test_results_page_in_chinese_keeps_the_data_english(home):
     # The task sentences are rebuilt in Chinese: none of the engine's English words remain.
     assert "multi-task training" not in prose and "over test examples" not in prose and "seeds;" not in prose
     assert "个种子（seeds）" in prose
+    # The input-blind baseline is named in Chinese (the engine's English name is gone).
+    assert "总是预测训练集均值" in prose and "predict the training mean" not in prose
     # Headers in Chinese; the cells stay the data: the verdict values are the engine's words.
     table = at.table[0].value
     assert {"任务", "单任务（single-task）", "多任务（multi-task）", "迁移（transfer）", "95 % 区间"} <= set(table.columns)
@@ -383,3 +385,21 @@ def test_the_engines_interval_methods_read_in_chinese_with_their_numbers():
     assert verdicts.method_in("a new method", "zh") == "a new method"
     both = verdicts.method_text([{"method": methods[0]}, {"method": methods[4]}, {"method": methods[0]}], "zh")
     assert both == verdicts.method_in(methods[0], "zh") + "，" + verdicts.method_in(methods[4], "zh")
+
+
+def test_the_engines_baseline_names_and_metric_reason_read_in_chinese():
+    import torch
+
+    from mtl_core.metrics import TRIVIAL_NAME
+    from mtl_core.tasks.base import TaskSpec
+
+    for kind, name in TRIVIAL_NAME.items():
+        assert verdicts.trivial_name(name, "en") == name == i18n.text(f"common.trivial.{kind}", "en")
+        zh = verdicts.trivial_name(name, "zh")
+        assert zh != name and zh == i18n.text(f"common.trivial.{kind}", "zh")
+    assert verdicts.trivial_name("a future baseline", "zh") == "a future baseline"
+    # The reason the engine gives for macro-F1, produced by the engine itself.
+    spec = TaskSpec("y", "classification", num_classes=2).for_train_labels(torch.tensor([0] * 90 + [1] * 10))
+    assert spec.metric == "macro_f1" and spec.metric_reason == "macro-F1 (majority class 90 %)"
+    assert verdicts.metric_reason_text(spec.metric_reason, "en") == spec.metric_reason
+    assert verdicts.metric_reason_text(spec.metric_reason, "zh") == "宏 F1（macro-F1；多数类占 90 %）"

@@ -124,11 +124,12 @@ if run_id:
             st.table(charts.style_comparison(frame, colors=colors, lang=lang))  # shown in the reader's language
             trivial = [r for r in rows if isinstance(r.get("trivial"), dict)]
             if trivial:
-                how = ", ".join(dict.fromkeys(str(r["trivial"].get("name") or "") for r in trivial))
+                how = ", ".join(dict.fromkeys(verdicts.trivial_name(r["trivial"].get("name"), lang) for r in trivial))
                 st.caption(t("results.trivial_caption", how=md(how)))
             for r in rows:
                 if r.get("metric_reason"):
-                    st.caption(t("results.metric_reason", task=md(r["name"]), reason=md(r["metric_reason"])))
+                    st.caption(t("results.metric_reason", task=md(r["name"]),
+                                 reason=md(verdicts.metric_reason_text(r["metric_reason"], lang))))
             cut_line = truncation_caption((result.get("dataset") or {}).get("truncation"))
             if cut_line:
                 st.caption(cut_line)
