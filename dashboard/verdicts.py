@@ -208,7 +208,8 @@ def method_text(intervals: list[Any], lang: str = "en") -> str:
     return sep.join(method_in(m, lang) for m in dict.fromkeys(methods))
 
 
-def _finite(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """`value` as a float, or None where it is missing, not a number, NaN or infinite."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -230,17 +231,17 @@ def rebuilt_sentence(row: Mapping[str, Any], lang: str) -> str | None:
     reads exactly as the engine's `verdict_text` (a test holds the two together)."""
     said = str(row.get("verdict_text") or "")
     verdict = row.get("verdict")
-    mtl, stl = _finite(row.get("mtl_mean", row.get("mtl"))), _finite(row.get("stl_mean", row.get("stl")))
+    mtl, stl = finite_number(row.get("mtl_mean", row.get("mtl"))), finite_number(row.get("stl_mean", row.get("stl")))
     if verdict not in TASK_VERDICTS or mtl is None or stl is None:
         return None
-    n, diff = _n_seeds(row), _finite(row.get("diff"))
-    low, high = _finite(row.get("low")), _finite(row.get("high"))
+    n, diff = _n_seeds(row), finite_number(row.get("diff"))
+    low, high = finite_number(row.get("low")), finite_number(row.get("high"))
     f = lambda v, spec: format(v, spec) if v is not None else "—"  # noqa: E731
     trivial = row.get("trivial") if isinstance(row.get("trivial"), Mapping) else {}
     if verdict == NO_CLEAR and said.startswith("no clear difference: the multi-task model ("):
         # the engine's downgrade of a gain that does not beat the input-blind baseline (issue 16)
         return text("common.task.below_trivial", lang, word=word(NO_CLEAR, lang), mtl=f(mtl, ".4g"),
-                    trivial=f(_finite(trivial.get("value")), ".4g"))
+                    trivial=f(finite_number(trivial.get("value")), ".4g"))
     gain = text("common.task.gain", lang, diff=f(diff, "+.3g"))
     if low is not None and high is not None:
         gain += text("common.task.gain_interval", lang, low=f"{low:+.3g}", high=f"{high:+.3g}")
@@ -252,8 +253,9 @@ def rebuilt_sentence(row: Mapping[str, Any], lang: str) -> str | None:
         if verdict == NO_CLEAR:
             return text("common.task.one_no_clear", lang, word=word(NO_CLEAR, lang), summary=summary, gain=gain)
         return text("common.task.one_clear", lang, word=word(verdict, lang), how=how, summary=summary, gain=gain)
-    summary = text("common.task.summary_seeds", lang, mtl=f(mtl, ".4g"), mtl_std=f(_finite(row.get("mtl_std")), ".2g"),
-                   stl=f(stl, ".4g"), stl_std=f(_finite(row.get("stl_std")), ".2g"), n=n, gain=gain)
+    summary = text("common.task.summary_seeds", lang, mtl=f(mtl, ".4g"),
+                   mtl_std=f(finite_number(row.get("mtl_std")), ".2g"), stl=f(stl, ".4g"),
+                   stl_std=f(finite_number(row.get("stl_std")), ".2g"), n=n, gain=gain)
     if verdict == NO_CLEAR:
         return text("common.task.seeds_no_clear", lang, word=word(NO_CLEAR, lang), summary=summary)
     return text("common.task.seeds_clear", lang, word=word(verdict, lang), how=how, summary=summary)

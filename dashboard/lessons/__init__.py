@@ -30,6 +30,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dashboard.i18n import LANGUAGES  # every text of a lesson is given in each
+from dashboard.verdicts import finite_number as _num  # a number, or None for missing / NaN
 from mtl_core.config import ExperimentConfig, apply_overrides
 
 if TYPE_CHECKING:  # mtl_core.transfer imports torch: only where a transfer lesson is run
@@ -373,14 +374,6 @@ def _vs_scratch(result: Mapping[str, Any], expect: Expect) -> dict[str, Any]:
             "n_labelled": arm.get("n_labelled"), "arm_value": _num(arm.get("metric_value")),
             "scratch_value": _num(scratch.get("metric_value")) if scratch else None,
             "metric": result.get("metric"), "higher_is_better": result.get("higher_is_better")}
-
-
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def train_in_process(config: ExperimentConfig | TransferConfig) -> dict[str, Any]:
