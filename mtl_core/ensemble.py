@@ -114,7 +114,7 @@ def baseline_members(config: ExperimentConfig, tasks: Sequence[str], seed: int |
 
 def train_ensemble(
     config: ExperimentConfig,
-    dataset: MTLDataset,
+    dataset: MTLDataset | Sequence[MTLDataset],
     members: Sequence[Member],
     sink: Sink | None = None,
     *,
@@ -131,6 +131,11 @@ def train_ensemble(
     (`mtl_core.selection`) by `scores[k]` (default: a one-task member's primary validation
     metric, a multi-task member's validation Δm against its own first evaluation).
 
+    `dataset`: the data every member learns, or one dataset per member (in `members`' order):
+    the engine draws a run's data from its seed (`load_dataset(seed=...)`), so members of
+    different seeds each learn their own draw. Those must have the same shapes (input size,
+    training rows, each task position's kind and number of outputs), or ConfigError.
+
     `sharing` overrides the config's mode as in `engine.train` (a given mode also means
     weighting "manual" with the members' weights); the baselines instead pass the config of
     their recipe (`experiment.baseline_config`: one task, hard sharing, manual weighting).
@@ -142,27 +147,37 @@ def train_ensemble(
     stop = should_stop or sink.should_stop
     members = list(members)
     sharing_name = sharing or config.sharing.name
-    check_supported(config, dataset, members, sharing=sharing_name, baseline=sharing is not None)
+    datasets = member_datasets(dataset, members)
+    check_supported(config, datasets, members, sharing=sharing_name, baseline=sharing is not None)
     device = resolve_device(config.device)
     K, T = len(members), len(members[0].tasks)
     weighting = "manual" if sharing is not None else config.weighting.name
     W = torch.tensor([_member_weights(config, m, weighting) for m in members], dtype=torch.float32, device=device)
 
-    train_data, val_data = dataset.train.to(device), dataset.val.to(device)
+    # Each distinct dataset moved to the device once; member k reads its own.
+    on_device = {id(d): (d.train.to(device), d.val.to(device)) for d in datasets}
+    train_of = [on_device[id(d)][0] for d in datasets]
+    val_of = [on_device[id(d)][1] for d in datasets]
+    one_dataset = len(on_device) == 1
+    # The inputs: (N, D) shared by every member, or (U, N, D) for U distinct draws, member k
+    # reading draw data_row[k].
+    X = train_of[0].x if one_dataset else torch.stack([tr.x for tr, _ in on_device.values()])
+    data_row = torch.tensor([list(on_device).index(id(d)) for d in datasets], device=device).unsqueeze(1)
     models = []
-    for m in members:  # as the engine builds its model: global seed, then build, then move
+    for m, d in zip(members, datasets):  # as the engine builds its model: global seed, then build, then move
         torch.manual_seed(m.seed)
-        models.append(build_model(sharing_name, dataset, list(m.tasks), config.model, {}).to(device))
+        models.append(build_model(sharing_name, d, list(m.tasks), config.model, {}).to(device))
     stack = _Stack(models, impl)
     optimizer = _stacked_optimizer(config, stack.params)
 
-    specs = [dataset.tasks[t] for t in members[0].tasks]
-    # Targets by task position: member k learns members[k].tasks[i] at position i.
-    targets = [torch.stack([train_data.y[m.tasks[i]] for m in members]) for i in range(T)]
-    masked = [any(has_missing(train_data.y[m.tasks[i]]) for m in members) for i in range(T)]
+    specs = [datasets[0].tasks[t] for t in members[0].tasks]
+    # Targets by task position: member k learns members[k].tasks[i] of its own data at position i.
+    targets = [torch.stack([tr.y[m.tasks[i]] for m, tr in zip(members, train_of)]) for i in range(T)]
+    masked = [any(has_missing(tr.y[m.tasks[i]]) for m, tr in zip(members, train_of)) for i in range(T)]
     loss_fns = [_stacked_loss(specs[i].kind, masked[i]) for i in range(T)]
-    steps = total_steps(config, len(train_data))
-    sampler = _SeedSampler([m.seed for m in members], len(train_data), config.batch_size, device)
+    n_train = len(train_of[0])
+    steps = total_steps(config, n_train)
+    sampler = _SeedSampler([m.seed for m in members], n_train, config.batch_size, device)
     B = sampler.batch_size
 
     alive = [True] * K
@@ -176,12 +191,12 @@ def train_ensemble(
     val_metrics: list[dict[str, dict[str, float]]] = [{} for _ in members]
     snapshots: list[dict[str, Any] | None] = [None] * K
     interference = config.interference and T > 1  # as the engine: a one-task model has no snapshot
-    snap_idx = [_snapshot_rows(m.seed, len(train_data), config.batch_size, device) for m in members]
+    snap_idx = [_snapshot_rows(m.seed, n_train, config.batch_size, device) for m in members]
     affinity_lr = config.affinity_lr or config.optimizer.lr
     n_evals, k = 0, 0
     if scores is None:
-        scores = [single_task_score(dataset.tasks[m.tasks[0]]) if len(m.tasks) == 1
-                  else DeltaMScore({t: dataset.tasks[t] for t in m.tasks}) for m in members]
+        scores = [single_task_score(d.tasks[m.tasks[0]]) if len(m.tasks) == 1
+                  else DeltaMScore({t: d.tasks[t] for t in m.tasks}) for m, d in zip(members, datasets)]
     keepers = [keeper(config.selection, score) for score in scores]
     train_seconds, tick = 0.0, time.perf_counter()
 
@@ -194,8 +209,9 @@ def train_ensemble(
         for step in range(1, steps + 1):
             if stop():
                 raise RunCancelled(f"run cancelled at step {step - 1} of {steps}")
-            idx = sampler.next()
-            xb = train_data.x[idx]  # (B, D) when every member has the same seed, else (K, B, D)
+            idx = sampler.next()  # (B,) when every member has the same seed, else (K, B)
+            # Member k's rows of its own data: (B, D) shared by every member, or (K, B, D).
+            xb = X[idx] if one_dataset else X[data_row, idx if idx.dim() == 2 else idx.unsqueeze(0)]
             outs = stack.forward(xb)
             losses = torch.stack(
                 [loss_fns[i](outs[i], targets[i][:, idx] if idx.dim() == 1 else targets[i].gather(1, idx))
@@ -222,14 +238,14 @@ def train_ensemble(
                     for j, (m, model) in enumerate(zip(members, models)):
                         if not alive[j]:
                             continue
-                        val_metrics[j] = evaluate(model, val_data, dataset)
+                        val_metrics[j] = evaluate(model, val_of[j], datasets[j])
                         sink.on_eval(m.phase, step, "val", val_metrics[j])
                         if keepers[j] is not None:
                             keepers[j].offer(step, val_metrics[j], model)
                         if interference:
                             snapshots[j] = interference_snapshot(
-                                model, dataset, train_data.x[snap_idx[j]],
-                                {t: train_data.y[t][snap_idx[j]] for t in m.tasks},
+                                model, datasets[j], train_of[j].x[snap_idx[j]],
+                                {t: train_of[j].y[t][snap_idx[j]] for t in m.tasks},
                                 affinity_lr=affinity_lr if measure_affinity else None,
                             )
                             if snapshots[j] is not None:
@@ -238,14 +254,15 @@ def train_ensemble(
                     break
                 tick = time.perf_counter()
 
-        test_data = dataset.test.to(device)
+        test_of = {id(d): d.test.to(device) for d in datasets}
         results: list[TrainResult | None] = []
         for j, (m, model) in enumerate(zip(members, models)):
             if not alive[j]:
                 results.append(None)
                 continue
+            test_data, data_j = test_of[id(datasets[j])], datasets[j]
             outputs = predict(model, test_data)
-            test_last = test_metrics = evaluate(model, test_data, dataset, outputs=outputs)
+            test_last = test_metrics = evaluate(model, test_data, data_j, outputs=outputs)
             selected, val_selected = steps, val_metrics[j]
             best = keepers[j]
             if best is not None and best.step is not None:
@@ -253,7 +270,7 @@ def train_ensemble(
                 if best.step != steps:  # the selected weights are not the last: test them
                     best.restore(model)
                     outputs = predict(model, test_data)
-                    test_metrics = evaluate(model, test_data, dataset, outputs=outputs)
+                    test_metrics = evaluate(model, test_data, data_j, outputs=outputs)
             sink.on_eval(m.phase, selected, "test", test_metrics)
             if keep_models:
                 for p in model.parameters():  # own storage, not a view into the whole stack
@@ -278,13 +295,43 @@ def train_ensemble(
 
 # ---- what an ensemble can hold -------------------------------------------------------------
 
+def member_datasets(dataset: MTLDataset | Sequence[MTLDataset], members: Sequence[Member]) -> list[MTLDataset]:
+    """Member k's dataset: `dataset` for every member, or the k-th of a sequence (one per member)."""
+    if isinstance(dataset, MTLDataset):
+        return [dataset] * len(members)
+    datasets = list(dataset)
+    if len(datasets) != len(members):
+        raise ConfigError(
+            f"ensemble: {len(datasets)} datasets for {len(members)} members; give one dataset, or one per member"
+        )
+    return datasets
+
+
 def check_supported(
-    config: ExperimentConfig, dataset: MTLDataset, members: list[Member], *, sharing: str, baseline: bool
+    config: ExperimentConfig, dataset: MTLDataset | Sequence[MTLDataset], members: list[Member], *,
+    sharing: str, baseline: bool,
 ) -> None:
-    """Raise ConfigError naming the first thing about this ensemble that is not supported."""
+    """Raise ConfigError naming the first thing about this ensemble that is not supported
+    (`dataset`: one for every member, or one per member as `train_ensemble` takes it)."""
     hint = "Train these runs one by one (engine.train) instead."
     if not members:
         raise ConfigError("ensemble: give at least one member")
+    datasets = member_datasets(dataset, members)
+    dataset = datasets[0]
+    for m, d in zip(members, datasets):
+        if d is dataset:
+            continue
+        differs = [what for what, a, b in (
+            ("input kind", d.input_kind, dataset.input_kind), ("input size", d.input_dim, dataset.input_dim),
+            ("training rows", len(d.train), len(dataset.train)),
+        ) if a != b]
+        differs += [f"task {t!r}" for t in m.tasks if t in d.tasks and t in dataset.tasks
+                    and (d.tasks[t].kind, _out_size(d, t)) != (dataset.tasks[t].kind, _out_size(dataset, t))]
+        if differs:
+            raise ConfigError(
+                f"ensemble: member {m.phase!r} learns data of another shape than member {members[0].phase!r} "
+                f"({', '.join(differs)} differ); only draws of the same shape share a stack. {hint}"
+            )
     if dataset.input_kind != "vector":
         raise ConfigError(
             f"ensemble: dataset {dataset.name!r} has token inputs; only MLP models on vector data "
@@ -328,7 +375,7 @@ def check_supported(
         dup = next(p for p in phases if phases.count(p) > 1)
         raise ConfigError(f"ensemble: phase {dup!r} is given to two members; give each member its own phase")
     T = len(members[0].tasks)
-    for m in members:
+    for m, d in zip(members, datasets):
         if not m.tasks:
             raise ConfigError(f"ensemble: member {m.phase!r} has no task; give it at least one")
         if len(m.tasks) != T:
@@ -336,11 +383,11 @@ def check_supported(
                 f"ensemble: member {m.phase!r} learns {len(m.tasks)} tasks, member {members[0].phase!r} "
                 f"{T}; every member must learn the same number of tasks"
             )
-        unknown = [t for t in m.tasks if t not in dataset.tasks]
+        unknown = [t for t in m.tasks if t not in d.tasks]
         if unknown:
             raise ConfigError(
                 f"ensemble: member {m.phase!r} names unknown task {unknown[0]!r}; "
-                f"choose from: {', '.join(dataset.task_names)}"
+                f"choose from: {', '.join(d.task_names)}"
             )
         if m.weights is not None:
             if len(m.weights) != T:
@@ -360,7 +407,7 @@ def check_supported(
             f"draw its own task every step. Set sampling.mode to 'all'. {hint}"
         )
     for i in range(T):
-        shapes = {(dataset.tasks[m.tasks[i]].kind, _out_size(dataset, m.tasks[i])) for m in members}
+        shapes = {(d.tasks[m.tasks[i]].kind, _out_size(d, m.tasks[i])) for m, d in zip(members, datasets)}
         if len(shapes) > 1:
             names = sorted({m.tasks[i] for m in members})
             raise ConfigError(

@@ -6,16 +6,17 @@ One interface, `run_sweep(sweep_id, executor=...)`, three ways:
   Each point is the same `python -m mtl_core.worker RUN_ID` as a single run, so cancel,
   `kill -9` and a dead process behave exactly as for one run: killing one worker marks only
   its point `interrupted` (the store's `mark_interrupted`), the others train on.
-- `batched`: in this process. Points that differ only in their loss weights train together
-  as one stacked ensemble (`mtl_core.ensemble.train_ensemble`, the execution of the
+- `batched`: in this process. Points that differ only in their loss weights and seeds train
+  together as one stacked ensemble (`mtl_core.ensemble.train_ensemble`, the execution of the
   baselines, issue 9): K models, one optimiser over the stack, one batched matrix product per
-  layer. Each member is the run `engine.train` would train, up to float rounding of the
-  batched kernels (`torch.baddbmm` vs `nn.Linear`: ~1e-6 relative after hundreds of Adam
-  steps, `tests/test_sweep.py`). Points the ensemble cannot hold (another sharing mode
-  than `hard`, a gradient-based or adaptive weighting, dropout, token data, `n_seeds` > 1)
-  train one by one here, with a note in the result's `execution`. Points with different
-  seeds do not share an ensemble: the engine draws the data itself from the run's seed
-  (`load_dataset(seed=...)`), and `train_ensemble` takes one dataset.
+  layer. A point of `n_seeds` > 1 is n members (seed, seed + 1, ...), aggregated as
+  `run_experiment` does; each member learns its own seed's draw of the data
+  (`load_dataset(seed=...)`), as the engine would. Each member is the run `engine.train`
+  would train, up to float rounding of the batched kernels (`torch.baddbmm` vs `nn.Linear`:
+  ~1e-6 relative after hundreds of Adam steps, `tests/test_sweep.py`). Points the ensemble
+  cannot hold (another sharing mode than `hard`, a gradient-based or adaptive weighting,
+  dropout, token data, draws of different shapes) train one by one here, with a note in the
+  result's `execution`.
 - `ray` (the `[cluster]` extra, Moritz et al., 2018): each point is a Ray task, on a local
   Ray started on demand (`ray.init(num_cpus=workers)`) or a cluster (`address="ray://host:10001"`
   or `"auto"` on a cluster node). The task trains with an in-memory baseline cache filled
@@ -269,34 +270,41 @@ class LocalExecutor(Executor):
 # ---- batched: stacked ensembles in this process -------------------------------------------------
 
 def ensemble_group_key(config: dict[str, Any]) -> str:
-    """Points with the same key differ only in loss weights (and name): one ensemble."""
-    rest = {k: v for k, v in config.items() if k not in ("weights", "name")}
+    """Points with the same key differ only in loss weights, seed (and name): one ensemble."""
+    rest = {k: v for k, v in config.items() if k not in ("weights", "seed", "name")}
     return json.dumps(rest, sort_keys=True)
 
 
 class _RouteSink(Sink):
-    """Sends each ensemble member's events to its own run's sink, under the phase "mtl"."""
+    """Sends each ensemble member's events to its own run's sink, under its phase there
+    ("mtl", or "mtl@<seed>" for a point's extra seed): `routes[member phase] = (sink, phase)`."""
 
-    def __init__(self, routes: dict[str, Sink], stop: Callable[[], bool]) -> None:
+    def __init__(self, routes: dict[str, tuple[Sink, str]], stop: Callable[[], bool]) -> None:
         self.routes, self.stop = routes, stop
 
     def on_start(self, phase, info):
-        self.routes[phase].on_start("mtl", info)
+        sink, to = self.routes[phase]
+        sink.on_start(to, info)
 
     def on_train(self, phase, step, losses, total, weights, extra):
-        self.routes[phase].on_train("mtl", step, losses, total, weights, extra)
+        sink, to = self.routes[phase]
+        sink.on_train(to, step, losses, total, weights, extra)
 
     def on_eval(self, phase, step, split, metrics):
-        self.routes[phase].on_eval("mtl", step, split, metrics)
+        sink, to = self.routes[phase]
+        sink.on_eval(to, step, split, metrics)
 
     def on_interference(self, phase, step, snapshot):
-        self.routes[phase].on_interference("mtl", step, snapshot)
+        sink, to = self.routes[phase]
+        sink.on_interference(to, step, snapshot)
 
     def on_progress(self, phase, step, total_steps, samples_per_s):
-        self.routes[phase].on_progress("mtl", step, total_steps, samples_per_s)
+        sink, to = self.routes[phase]
+        sink.on_progress(to, step, total_steps, samples_per_s)
 
     def on_end(self, phase, status, error=None):
-        self.routes[phase].on_end("mtl", status, error)
+        sink, to = self.routes[phase]
+        sink.on_end(to, status, error)
 
     def should_stop(self) -> bool:
         return self.stop()
@@ -344,31 +352,25 @@ class BatchedExecutor(Executor):
 
     def _ensemble_refusal(self, group: list[tuple[str, dict[str, Any]]]) -> str | None:
         """Why this group trains one by one (None: it trains as one ensemble)."""
-        from mtl_core.config import ExperimentConfig
-        from mtl_core.ensemble import Member, check_supported
-        from mtl_core.tasks import load_dataset
+        from mtl_core.ensemble import check_supported
 
-        cfg = ExperimentConfig.parse(group[0][1])
-        if cfg.n_seeds > 1:
-            return "n_seeds > 1 (each point aggregates its seeds; train them one by one)"
+        units = _seed_units(group)
+        cfg = units[0][2]
         if cfg.amp not in ("auto", "off") or cfg.compile:
             return "amp / compile are not supported by the stacked ensemble"
-        ds = load_dataset(cfg.dataset.name, cfg.dataset.options, seed=cfg.seed)
-        ds = ds.select_tasks(cfg.task_list(ds.task_names))
-        tasks = tuple(cfg.task_list())
-        members = [Member(f"mtl#{i}", cfg.seed, tasks, None) for i in range(len(group))]
+        draws = _draws(units)
         try:
-            check_supported(cfg, ds, members, sharing=cfg.sharing.name, baseline=False)
+            check_supported(cfg, [draws[c.seed] for _, _, c in units], _members(units),
+                            sharing=cfg.sharing.name, baseline=False)
         except ConfigError as exc:
             return str(exc)
-        if len(group) < 2:
-            return "alone in its group (no other point differs only in its weights)"
+        if len(units) < 2:
+            return "alone in its group (no other point differs only in its weights or seed)"
         return None
 
     def _train_ensemble(self, group: list[tuple[str, dict[str, Any]]], sched: _Scheduler) -> None:
         from mtl_core import threads as thread_budget
-        from mtl_core.config import ExperimentConfig
-        from mtl_core.ensemble import Member, train_ensemble
+        from mtl_core.ensemble import train_ensemble
         from mtl_core.experiment import (
             _aggregate_seeds,
             _baselines,
@@ -376,48 +378,59 @@ class BatchedExecutor(Executor):
             build_results,
             mtl_score,
         )
-        from mtl_core.tasks import load_dataset
+        from mtl_core.phases import Phase
         from mtl_core.worker import describe_exception
 
-        cfgs = [ExperimentConfig.parse(cfg) for _, cfg in group]
+        units = _seed_units(group)  # (run id, k, config of seed k): a member each
+        cfg0 = units[0][2]
         ids = [rid for rid, _ in group]
-        thread_budget.apply_budget(cfgs[0], store=self.store, run_id=ids[0])
-        threads_used = thread_budget.record_for(cfgs[0])
+        thread_budget.apply_budget(cfg0, store=self.store, run_id=ids[0])
+        threads_used = thread_budget.record_for(cfg0)
         pid = os.getpid()
-        for rid, cfg in zip(ids, cfgs):
-            self.store.set_status(rid, "running", pid=pid, device=cfg.device)
+        for rid in ids:
+            self.store.set_status(rid, "running", pid=pid, device=cfg0.device)
         self.notify()
         sinks = {rid: store_module.StoreSink(self.store, rid) for rid in ids}
-        recorders = {rid: RecordingSink() for rid in ids}
+        recorders = {(rid, k): RecordingSink() for rid, k, _ in units}
         ended: set[str] = set()
         try:
-            ds = load_dataset(cfgs[0].dataset.name, cfgs[0].dataset.options, seed=cfgs[0].seed)
-            ds = ds.select_tasks(cfgs[0].task_list(ds.task_names))
-            tasks = tuple(cfgs[0].task_list(ds.task_names))
-            # The first point trains (or replays) the baselines; its siblings replay them from the cache.
-            baselines = {rid: (_baselines(cfg, ds, sinks[rid], self.store) if cfg.baselines else {})
-                         for rid, cfg in zip(ids, cfgs)}
-            members = [Member(f"mtl#{i}", cfg.seed, tasks, tuple(cfg.task_weights()[t] for t in tasks))
-                       for i, cfg in enumerate(cfgs)]
-            routes = {m.phase: MultiSink(sinks[rid], recorders[rid]) for m, rid in zip(members, ids)}
+            draws = _draws(units)
+            tasks = tuple(cfg0.task_list(draws[cfg0.seed].task_names))
+            # As run_experiment: each seed's baselines (trained, or replayed from the cache when
+            # another point of the sweep trained them), its extra seeds' phases tagged "@seed".
+            baselines = {(rid, k): (_baselines(cfg, draws[cfg.seed], sinks[rid], self.store, cfg.seed if k else None)
+                                    if cfg.baselines else {}) for rid, k, cfg in units}
+            members = _members(units)
+            routes = {m.phase: (MultiSink(sinks[rid], recorders[(rid, k)]), Phase.mtl(cfg.seed if k else None).format())
+                      for m, (rid, k, cfg) in zip(members, units)}
             stop = lambda: sched.cancelled() or store_module.stop_requested()
             router = _RouteSink(routes, stop)
-            er = train_ensemble(cfgs[0], ds, members, router, scores=[mtl_score(ds, baselines[rid]) for rid in ids])
-            for m, rid, cfg in zip(members, ids, cfgs):
-                try:
-                    mtl = er.result(m.phase)
-                except TrainingError as exc:
-                    sinks[rid].flush()
-                    self.store.fail_run(rid, str(exc))
+            er = train_ensemble(cfg0, [draws[cfg.seed] for _, _, cfg in units], members, router,
+                                scores=[mtl_score(draws[cfg.seed], baselines[(rid, k)]) for rid, k, cfg in units])
+            for rid in ids:
+                runs, failure = [], None
+                for m, (r, k, cfg) in zip(members, units):
+                    if r != rid:
+                        continue
+                    try:
+                        mtl = er.result(m.phase)
+                    except TrainingError as exc:
+                        failure = failure or str(exc)
+                        continue
+                    mtl.phase = routes[m.phase][1]
+                    runs.append((draws[cfg.seed], mtl, baselines[(rid, k)], recorders[(rid, k)]))
+                sinks[rid].flush()
+                if failure is not None:
+                    self.store.fail_run(rid, failure)
                     ended.add(rid)
                     continue
-                mtl.phase = "mtl"
-                result = build_results(cfg, ds, mtl, baselines[rid], recorders[rid], run_id=rid)
+                cfg = next(c for r, k, c in units if r == rid and k == 0)
+                ds, mtl, base, recorder = runs[0]
+                result = build_results(cfg, ds, mtl, base, recorder, run_id=rid)
                 result["threads"] = threads_used
-                if baselines[rid]:
-                    result = _finite(_aggregate_seeds(result, [(ds, mtl, baselines[rid], recorders[rid])]))
+                if base:
+                    result = _finite(_aggregate_seeds(result, runs))
                 result["execution"] = {"executor": "batched", "ensemble_size": len(members)}
-                sinks[rid].flush()
                 self.store.finish_run(rid, result)
                 ended.add(rid)
         except (RunCancelled, KeyboardInterrupt):
@@ -436,6 +449,42 @@ class BatchedExecutor(Executor):
                     except StoreError:
                         pass
                     self.store.fail_run(rid, str(message))
+
+
+def _seed_units(group: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, int, Any]]:
+    """The ensemble members of a group of points: (run id, k, the config of its seed k) for
+    k < n_seeds, as `run_experiment` trains them (seed, seed + 1, ...)."""
+    from mtl_core.config import ExperimentConfig
+
+    units = []
+    for rid, raw in group:
+        cfg = ExperimentConfig.parse(raw)
+        for k in range(cfg.n_seeds):
+            units.append((rid, k, cfg if k == 0 else cfg.model_copy(update={"seed": cfg.seed + k})))
+    return units
+
+
+def _draws(units: list[tuple[str, int, Any]]) -> dict[int, Any]:
+    """Each seed's draw of the data (the engine draws a run's data from its seed), its tasks selected."""
+    from mtl_core.tasks import load_dataset
+
+    draws = {}
+    for _, _, cfg in units:
+        if cfg.seed not in draws:
+            ds = load_dataset(cfg.dataset.name, cfg.dataset.options, seed=cfg.seed)
+            draws[cfg.seed] = ds.select_tasks(cfg.task_list(ds.task_names))
+    return draws
+
+
+def _members(units: list[tuple[str, int, Any]]) -> list[Any]:
+    """One ensemble member per unit: its seed, the point's tasks and loss weights."""
+    from mtl_core.ensemble import Member
+
+    members = []
+    for i, (_, _, cfg) in enumerate(units):
+        tasks = tuple(cfg.task_list())
+        members.append(Member(f"mtl#{i}", cfg.seed, tasks, tuple(cfg.task_weights()[t] for t in tasks)))
+    return members
 
 
 # ---- ray: each point a Ray task ------------------------------------------------------------------

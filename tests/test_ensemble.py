@@ -105,6 +105,45 @@ def test_three_members_with_other_seeds_and_weights_each_reproduce_their_own_run
     assert max_param_diff(result.result("a").model, result.result("b").model) > 1e-2
 
 
+@pytest.mark.parametrize("impl", ["batched", "vmap"])
+def test_members_of_other_seeds_learn_their_own_draw_of_the_data_as_the_engine_would(impl):
+    """The engine draws a run's data from its seed: members of seeds 0, 1, 1 and 3 get the
+    datasets `load_dataset(seed=s)` gives, and each reproduces `engine.train` on its own draw."""
+    config = make_config()
+    draws = {s: load_dataset("mmoe_synthetic", SMALL["options"], seed=s) for s in (0, 1, 3)}
+    assert not torch.equal(draws[0].train.x, draws[1].train.x)  # really different data
+    members = [
+        Member(phase="a", seed=0, tasks=("y1", "y2"), weights=(1.0, 1.0)),
+        Member(phase="b", seed=1, tasks=("y1", "y2"), weights=(1.0, 1.0)),
+        Member(phase="c", seed=1, tasks=("y1", "y2"), weights=(2.0, 0.5)),
+        Member(phase="d", seed=3, tasks=("y1", "y2"), weights=(0.3, 1.0)),
+    ]
+    result = train_ensemble(config, [draws[m.seed] for m in members], members, keep_models=True, impl=impl)
+    for member in members:
+        solo = solo_run(config, draws[member.seed], member)
+        mine = result.result(member.phase)
+        assert_same_run(mine, solo)
+        assert mine.val.keys() == solo.val.keys()
+        for task, metrics in solo.val.items():
+            assert mine.val[task] == pytest.approx(metrics, rel=1e-4, abs=1e-5)
+        cosine = torch.tensor(mine.interference["grad_cosine"])
+        assert torch.allclose(cosine, torch.tensor(solo.interference["grad_cosine"]), atol=1e-4)
+    # The same seed on the other draw would have been another run: the data did matter.
+    on_draw_0 = solo_run(config, draws[0], members[1])
+    assert max_param_diff(result.result("b").model, on_draw_0.model) > 1e-3
+
+
+def test_draws_of_another_shape_are_refused_by_name():
+    config = make_config()
+    members = [Member("a", 0, ("y1", "y2")), Member("b", 1, ("y1", "y2"))]
+    other = load_dataset("mmoe_synthetic", {**SMALL["options"], "n_samples": 500}, seed=1)
+    with pytest.raises(ConfigError, match="member 'b' learns data of another shape than member 'a'") as info:
+        train_ensemble(config, [dataset(), other], members)
+    assert "training rows" in str(info.value)
+    with pytest.raises(ConfigError, match="2 datasets for 1 members"):
+        train_ensemble(config, [dataset(), other], members[:1])
+
+
 def test_baseline_members_reproduce_the_single_task_baselines():
     """What run_experiment trains per task: hard sharing, one task, weight 1, the config's seed."""
     config = make_config()

@@ -270,6 +270,36 @@ def test_local_and_batched_executors_give_the_same_metrics_and_train_each_baseli
             assert metrics["batched"][i][t] == pytest.approx(value, rel=1e-3)
 
 
+def test_batched_points_of_other_seeds_and_of_several_seeds_train_as_one_ensemble(tmp_path):
+    """Points that differ in seed share an ensemble, each member on its own seed's draw of
+    the data; a point of n_seeds = 2 is two members, aggregated as run_experiment does."""
+    config = SweepConfig.parse({"base": {**BASE, "n_seeds": 2}, "axes": {
+        "weights": {"values": [{"y1": 1.5, "y2": 0.5}, {"y1": 0.5, "y2": 1.5}]}, "seed": [0, 3]}})
+    points = expand(config)
+    assert len(points) == 4
+    expected = [run_experiment(p.config) for p in points]
+    path = tmp_path / "lab" / "mtl_lab.db"
+    with RunStore(path) as store:
+        sid = create_sweep(store, config, executor="batched")
+    assert run_sweep(sid, executor="batched", store_path=path).status == "finished"
+    with RunStore(path) as store:
+        runs = store.sweep_runs(sid)
+        results = [store.result(r) for r in runs["id"]]
+        phases = set(store.metrics(runs["id"].iloc[0])["phase"])
+    assert all(r["execution"] == {"executor": "batched", "ensemble_size": 8} for r in results)  # 4 points × 2 seeds
+    assert {"mtl", "mtl@1", "stl:y1", "stl:y1@1"} <= phases  # the extra seed's curves under their own names
+    for mine, theirs in zip(results, expected):
+        assert mine["seeds"] == theirs["seeds"]
+        for a, b in zip(mine["tasks"], theirs["tasks"]):
+            assert a["n_seeds"] == b["n_seeds"] == 2
+            assert a["stl"] == pytest.approx(b["stl"], rel=1e-6)  # the baselines: the same training
+            assert a["mtl"] == pytest.approx(b["mtl"], rel=1e-3)  # the mean over both seeds' members
+            assert a["mtl_std"] == pytest.approx(b["mtl_std"], rel=1e-2, abs=1e-6)
+            assert a["verdict"] == b["verdict"]
+    # seed 3's points learned another draw of the data than seed 0's
+    assert results[0]["tasks"][0]["mtl"] != pytest.approx(results[1]["tasks"][0]["mtl"], rel=1e-3)
+
+
 def test_sweep_table_gives_points_weights_metrics_and_the_front(tmp_path):
     path = tmp_path / "lab" / "mtl_lab.db"
     with RunStore(path) as store:

@@ -135,19 +135,23 @@ def _plan(sweep_json: str) -> dict[str, Any]:
     keys = {json.dumps({**p.config.to_dict(), "weights": None, "seed": None, "name": None}, sort_keys=True,
                        default=str) for p in points}
     return {"points": len(points), "weight_only": len(keys) == 1,
-            "steps": [p.config.steps or 0 for p in points], "tasks": points[0].config.task_list() if points else []}
+            "steps": [p.config.steps or 0 for p in points], "tasks": points[0].config.task_list() if points else [],
+            # models per point (n_seeds), and the distinct seeds, each with its own baselines
+            "models": [p.config.n_seeds for p in points],
+            "seeds": len({p.config.seed + k for p in points for k in range(p.config.n_seeds)})}
 
 
 def _estimate_s(plan: dict[str, Any], executor: str) -> float:
-    """Seconds of wall time, from the measured figures above: one baseline per task (trained
-    once, then reused), then the points, each a process of its own (local, ray: split over
-    the workers) or members of one stacked ensemble (batched)."""
+    """Seconds of wall time, from the measured figures above: one baseline per task and seed
+    (trained once, then reused), then the points, each a process of its own (local, ray: split
+    over the workers) or members of one stacked ensemble (batched), a model per seed of a point."""
     steps = max(plan["steps"]) if plan["steps"] else 0
-    baselines = len(plan["tasks"]) * steps / MEASURED_STEPS_PER_S
+    seeds, models = plan.get("seeds", 1), plan.get("models") or [1] * plan["points"]
+    baselines = len(plan["tasks"]) * seeds * steps / MEASURED_STEPS_PER_S
     if executor == "batched":
-        return START_S + baselines + plan["points"] * BATCHED_MEMBER_COST * steps / MEASURED_STEPS_PER_S
+        return START_S + baselines + sum(models) * BATCHED_MEMBER_COST * steps / MEASURED_STEPS_PER_S
     workers = max(1, min(executors.default_workers(), plan["points"]))
-    return baselines + plan["points"] * (START_S + steps / MEASURED_STEPS_PER_S) / workers
+    return baselines + sum(START_S + n * steps / MEASURED_STEPS_PER_S for n in models) / workers
 
 
 # ---- the launched sweep ---------------------------------------------------------------------------
