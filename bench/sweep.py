@@ -7,6 +7,9 @@ Workloads (each in a fresh run store, so every measurement trains its baselines 
   baselines, the rest read them from the cache) and one `mtl-lab run`. Goal (issue 14):
   `batched` ≤ 2× one run.
 - `simplex3`: a 3-task quickstart (n_tasks 3) over the 21-point simplex of resolution 5.
+- `seeds`: the same 9 weights × seeds 0, 1, 2 (27 points): `batched` trains them as one
+  ensemble of 27 members, each seed on its own draw of the data (before: three ensembles,
+  one per seed), `local` as 27 worker processes.
 - `ray`: the Ray executor's overhead per point: N tiny points (5 steps, no baselines, one
   worker) through Ray vs the same points trained in this process; Ray's start-up apart.
 
@@ -15,7 +18,7 @@ baselines, training, evaluation, store writes). One thread per process (OMP_NUM_
 the engine's own choice for these models). Each figure is the median over --repeats with
 the spread [min-max]; the machine's load (uptime) is printed first and last.
 
-    python bench/sweep.py [--repeats 3] [--only weights,simplex3,ray] [--executors local,batched,ray] [--workers 2]
+    python bench/sweep.py [--repeats 3] [--only weights,simplex3,seeds,ray] [--executors local,batched,ray] [--workers 2]
 """
 
 from __future__ import annotations
@@ -108,6 +111,19 @@ def bench_simplex3(repeats: int, executors: list[str], workers: int) -> dict[str
     return times
 
 
+def bench_seeds(repeats: int, executors: list[str], workers: int) -> dict[str, list[float]]:
+    cli = [sys.executable, "-m", "mtl_core"]
+    times: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for ex in executors:
+            home = _fresh()
+            f = _sweep_file(home, {"base": str(QUICKSTART), "axes": {"weights": {"simplex": 8}, "seed": [0, 1, 2]}})
+            times.setdefault(f"27-point 9 weights × 3 seeds --executor {ex}", []).append(
+                _timed([*cli, "sweep", "-q", "--config", str(f), "--executor", ex, "--workers", str(workers)], home))
+            shutil.rmtree(home)
+    return times
+
+
 def bench_ray(repeats: int, points: int) -> dict[str, list[float]]:
     import ray
 
@@ -169,6 +185,8 @@ def main() -> None:
         results.update(bench_weights(args.repeats, executors, args.workers))
     if "simplex3" in only:
         results.update(bench_simplex3(args.repeats, [e for e in executors if e != "ray"], args.workers))
+    if "seeds" in only:
+        results.update(bench_seeds(args.repeats, [e for e in executors if e != "ray"], args.workers))
     if "ray" in only:
         results.update(bench_ray(args.repeats, args.ray_points))
     for name, values in results.items():

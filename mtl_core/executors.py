@@ -22,7 +22,9 @@ One interface, `run_sweep(sweep_id, executor=...)`, three ways:
   or `"auto"` on a cluster node). The task trains with an in-memory baseline cache filled
   from the store and sends back its result, every curve event and any baseline it trained;
   the driver alone writes the store. A Ray worker or node that dies marks only its points
-  `interrupted`. A point's curves reach the store when its task returns (not live).
+  `interrupted`. Curves are live: a task sends its events at most every `LIVE_S` through a
+  Ray queue (an actor, `ray.util.queue.Queue`) that the driver drains into the store while
+  the point trains, so the Sweep page's grid and a point's curves fill in as on one machine.
 
 Baselines are trained once per distinct (data, task, model, budget, seed) and reused
 through the store's baseline cache (`experiment.baseline_key`): a point waits while another
@@ -489,11 +491,33 @@ def _members(units: list[tuple[str, int, Any]]) -> list[Any]:
 
 # ---- ray: each point a Ray task ------------------------------------------------------------------
 
-class _EventLog(Sink):
-    """Every sink event, kept to be replayed by the driver into the run's StoreSink."""
+LIVE_S = 1.0  # a Ray task sends its new events to the driver at most this often
 
-    def __init__(self) -> None:
+
+class _EventLog(Sink):
+    """Every sink event, kept to be replayed by the driver into the run's StoreSink.
+
+    With `live = (queue, run_id)` the events are sent on as they come, at most every
+    `every_s` (at a progress, evaluation or end event), as one `(run_id, events)` item of
+    the Ray queue; `events` keeps only those not sent yet, which the task returns.
+    """
+
+    def __init__(self, live: tuple[Any, str] | None = None, every_s: float = LIVE_S) -> None:
         self.events: list[tuple[str, tuple[Any, ...]]] = []
+        self.live, self.every_s = live, every_s
+        self._sent = time.monotonic()
+
+    def _send(self, force: bool = False) -> None:
+        if self.live is None or not self.events or (not force and time.monotonic() - self._sent < self.every_s):
+            return
+        queue, run_id = self.live
+        try:
+            queue.put((run_id, self.events), timeout=10)
+        except Exception:  # the driver's queue is gone or full: the events go back with the result
+            log.warning("could not send %d live events of %s to the driver", len(self.events), run_id, exc_info=True)
+            self.live = None
+            return
+        self.events, self._sent = [], time.monotonic()
 
     def on_start(self, *args):
         self.events.append(("on_start", args))
@@ -503,20 +527,25 @@ class _EventLog(Sink):
 
     def on_eval(self, *args):
         self.events.append(("on_eval", args))
+        self._send()
 
     def on_interference(self, *args):
         self.events.append(("on_interference", args))
 
     def on_progress(self, *args):
         self.events.append(("on_progress", args))
+        self._send()
 
     def on_end(self, *args):
         self.events.append(("on_end", args))
+        self._send(force=True)
 
 
-def ray_point(config: dict[str, Any], cached: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def ray_point(config: dict[str, Any], cached: dict[str, dict[str, Any]],
+              live: tuple[Any, str] | None = None) -> dict[str, Any]:
     """The body of one Ray task: train `config` with the baselines in `cached`; return the
-    result (or the error), the events, the baselines it trained, and where it ran."""
+    result (or the error), the events not yet sent, the baselines it trained, and where it
+    ran. `live = (queue, run_id)`: send the events to the driver as they come (`_EventLog`)."""
     import socket
 
     from mtl_core import threads as thread_budget
@@ -524,7 +553,7 @@ def ray_point(config: dict[str, Any], cached: dict[str, dict[str, Any]]) -> dict
     from mtl_core.experiment import MemoryBaselineCache, run_experiment
     from mtl_core.worker import describe_exception
 
-    events = _EventLog()
+    events = _EventLog(live)
     cache = MemoryBaselineCache()
     cache.data.update(cached)
     where = {"pid": os.getpid(), "host": socket.gethostname()}
@@ -574,41 +603,64 @@ class RayExecutor(Executor):
         ray = self._init()
         if self.address:  # a cluster: as many points at once as it has CPUs
             self.workers = max(1, int(ray.cluster_resources().get("CPU", self.workers)))
+        from ray.util.queue import Queue
+
         remote = ray.remote(num_cpus=1, max_retries=0)(self.task)
         sched = _Scheduler(self.store, self.sweep_id)
         in_flight: dict[Any, str] = {}
+        self._sinks: dict[str, store_module.StoreSink] = {}
+        queue = Queue(actor_options={"num_cpus": 0})  # the tasks' live events, drained here
         pid = os.getpid()
-        while sched.pending or in_flight:
-            if sched.cancelled():
-                sched.cancel_pending()
-                for ref in in_flight:
-                    ray.cancel(ref, force=True)
-            while len(in_flight) < self.workers and not sched.cancelled():
-                point = sched.next_ready()
-                if point is None:
-                    break
-                rid, cfg = point
-                cached = {k: v for k in baseline_keys(cfg) if (v := self.store.get_baseline(k)) is not None}
-                # The run lives with the driver: if the driver dies, its points end interrupted.
-                self.store.set_status(rid, "running", pid=pid, device=str(cfg.get("device") or "auto"))
-                in_flight[remote.remote(cfg, cached)] = rid
+        try:
+            while sched.pending or in_flight:
+                if sched.cancelled():
+                    sched.cancel_pending()
+                    for ref in in_flight:
+                        ray.cancel(ref, force=True)
+                while len(in_flight) < self.workers and not sched.cancelled():
+                    point = sched.next_ready()
+                    if point is None:
+                        break
+                    rid, cfg = point
+                    cached = {k: v for k in baseline_keys(cfg) if (v := self.store.get_baseline(k)) is not None}
+                    # The run lives with the driver: if the driver dies, its points end interrupted.
+                    self.store.set_status(rid, "running", pid=pid, device=str(cfg.get("device") or "auto"))
+                    self._sinks[rid] = store_module.StoreSink(self.store, rid)
+                    in_flight[remote.remote(cfg, cached, (queue, rid))] = rid
+                self.notify()
+                if not in_flight:
+                    if sched.pending:
+                        time.sleep(POLL_S)
+                    continue
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
+                self._drain(queue)  # before a ready task's own events: they come after these
+                for ref in ready:
+                    rid = in_flight.pop(ref)
+                    self._collect(ray, ref, rid)
+                    self._sinks.pop(rid, None)
+                    sched.done(rid)
             self.notify()
-            if not in_flight:
-                if sched.pending:
-                    time.sleep(POLL_S)
-                continue
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
-            for ref in ready:
-                rid = in_flight.pop(ref)
-                self._collect(ray, ref, rid)
-                sched.done(rid)
-        self.notify()
+        finally:
+            ray.kill(queue.actor)
+
+    def _drain(self, queue) -> None:
+        """Write the live events the tasks sent since the last look into their runs."""
+        while not queue.empty():
+            for rid, events in queue.get_nowait_batch(queue.qsize()):
+                sink = self._sinks.get(rid)
+                if sink is None:  # a run already collected (cannot happen: a task sends before it returns)
+                    continue
+                for name, args in events:
+                    getattr(sink, name)(*args)
+                sink.flush()
 
     def _collect(self, ray, ref, rid: str) -> None:
-        """Write one finished task's events, baselines and end into the store."""
+        """Write one finished task's remaining events, baselines and end into the store."""
+        sink = self._sinks.get(rid) or store_module.StoreSink(self.store, rid)
         try:
             out = ray.get(ref)
         except ray.exceptions.TaskCancelledError:
+            sink.flush()
             self.store.cancel_run(rid)
             return
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
@@ -622,7 +674,6 @@ class RayExecutor(Executor):
                 self._interrupted(rid, f"its Ray task ended without a result ({type(exc).__name__}: "
                                        f"{str(exc).splitlines()[0] if str(exc) else ''})")
             return
-        sink = store_module.StoreSink(self.store, rid)
         for name, args in out.get("events", []):
             getattr(sink, name)(*args)
         sink.flush()

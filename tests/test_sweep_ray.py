@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+import time
 
 import pytest
 
@@ -70,11 +72,11 @@ def test_ray_executor_trains_every_point_like_a_single_run(tmp_path):
         assert trained == {"y1": 1, "y2": 1}  # each baseline once, then the store's cache
 
 
-def die_on_the_middle_point(config, cached):
+def die_on_the_middle_point(config, cached, live=None):
     """A Ray task whose worker process dies (SIGKILL) on the weight-(1, 1) point."""
     if config["weights"] == {"y1": 1.0, "y2": 1.0}:
         os.kill(os.getpid(), signal.SIGKILL)
-    return ray_point(config, cached)
+    return ray_point(config, cached, live)
 
 
 def test_a_dead_ray_worker_marks_only_its_point_interrupted(tmp_path):
@@ -88,3 +90,39 @@ def test_a_dead_ray_worker_marks_only_its_point_interrupted(tmp_path):
     assert by_index[1][0] == "interrupted"
     assert "its Ray worker or node died" in by_index[1][1]
     assert outcome.status == "partial"
+
+
+def test_curves_of_a_ray_point_reach_the_store_while_it_trains(tmp_path):
+    """Live curves: the driver writes a Ray point's training curve and progress while the
+    task still runs (points far too long to finish here), then a cancel of the sweep ends
+    them `cancelled` with the curves kept."""
+    path = tmp_path / "lab" / "mtl_lab.db"
+    long = {**BASE, "steps": 200_000, "eval_every": 100_000, "baselines": False}
+    config = SweepConfig.parse({"base": long, "axes": {"weights": {"values": WEIGHTS[:2]}}})
+    with RunStore(path) as store:
+        sid = create_sweep(store, config, executor="ray")
+    outcome = {}
+    driver = threading.Thread(target=lambda: outcome.update(o=run_sweep(sid, executor="ray", workers=2, store_path=path)))
+    driver.start()
+    seen: dict[str, tuple[int, int]] = {}
+    try:
+        with RunStore(path) as store:
+            deadline = time.monotonic() + 120
+            while len(seen) < 2 and time.monotonic() < deadline:  # until both points show a curve
+                for _, run in store.sweep_runs(sid).iterrows():
+                    curve = store.metrics(run["id"], phase="mtl", split="train")
+                    if run["status"] == "running" and not curve.empty:
+                        seen[run["id"]] = (int(curve["step"].max()), int(store.get_run(run["id"])["step"] or 0))
+                time.sleep(0.2)
+            assert len(seen) == 2, f"no live curve within 120 s: {seen}"
+            for step, progress in seen.values():
+                assert 0 < step < 200_000 and progress > 0  # mid-run: the curve and the progress bar
+            store.request_cancel_sweep(sid)
+    finally:
+        driver.join(timeout=120)
+    assert not driver.is_alive()
+    assert outcome["o"].status == "cancelled"
+    with RunStore(path) as store:
+        for rid, (step, _) in seen.items():
+            assert store.get_run(rid)["status"] == "cancelled"
+            assert store.metrics(rid, phase="mtl", split="train")["step"].max() >= step  # kept
