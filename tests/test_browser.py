@@ -81,11 +81,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 45.0) -> No
     raise AssertionError(f"{url} not healthy after {timeout:.0f} s")
 
 
-def start_server(home: Path, port: int) -> subprocess.Popen:
-    """`streamlit run dashboard/app.py` bound to 127.0.0.1:port, with MTL_LAB_HOME=home."""
+def start_server(home: Path, port: int, *, warm: bool = True) -> subprocess.Popen:
+    """`streamlit run dashboard/app.py` bound to 127.0.0.1:port, with MTL_LAB_HOME=home;
+    `warm`: as a user gets it, runs start in a standby worker (off for a test that trains nothing)."""
     env = {**os.environ, "MTL_LAB_HOME": str(home), "OMP_NUM_THREADS": "1",
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-           "MTL_LAB_WARM_WORKER": "1"}  # as a user gets it: runs start in a standby worker
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "MTL_LAB_WARM_WORKER": "1" if warm else "0"}
     log = open(home / "streamlit.log", "wb")
     return subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
@@ -117,12 +117,13 @@ def stop_server(proc: subprocess.Popen, home: Path) -> None:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, request):
+    """A dashboard server on its own lab; a test marked `trains_nothing` gets no standby worker."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     port = _free_port()
-    proc = start_server(tmp_path, port)
+    proc = start_server(tmp_path, port, warm=request.node.get_closest_marker("trains_nothing") is None)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc)
         yield f"http://127.0.0.1:{port}"
@@ -236,6 +237,7 @@ def test_quickstart_trains_from_the_train_page_and_shows_results(server, tmp_pat
             browser.close()
 
 
+@pytest.mark.trains_nothing
 def test_a_shared_link_to_a_hostile_run_runs_no_script_and_loads_nothing(server, tmp_path):
     """Issue 10: a run whose task names are `<iframe srcdoc="<script>…">` and whose name is
     `![t](http://127.0.0.1:9/x.png)`, opened from links on every page that shows it: the

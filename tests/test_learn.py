@@ -56,6 +56,23 @@ def small(lesson):
 
 
 @pytest.fixture
+def in_process(monkeypatch):
+    """Run trains the lesson's run here, through the worker's own lifecycle (`worker.execute`:
+    the same store writes, result and ending), instead of starting a worker process: each
+    such start imports torch anew (~5 s of CPU). The real process path of a lesson is walked
+    by `test_the_try_knob_runs_the_changed_experiment` below and test_browser's lesson 1."""
+    from mtl_core import jobs, worker
+
+    def start(config, *, name=None, store_path=None):
+        with RunStore(store_path) as store:
+            run_id = store.create_run(config.model_dump(mode="json"), name=name)
+            worker.execute(store, run_id)
+        return run_id
+
+    monkeypatch.setattr(jobs, "start", start)
+
+
+@pytest.fixture
 def small_lessons(monkeypatch):
     """The page shows the shipped lessons with a small budget."""
     shrunk = tuple(small(lesson) for lesson in SHIPPED)
@@ -219,7 +236,7 @@ def test_run_is_locked_until_a_prediction_is_picked(lab):
 
 
 @pytest.mark.parametrize("number", [l.number for l in SHIPPED])
-def test_every_lesson_runs_and_shows_the_prediction_beside_the_verdict(lab, small_lessons, number):
+def test_every_lesson_runs_and_shows_the_prediction_beside_the_verdict(lab, small_lessons, in_process, number):
     lesson = next(l for l in small_lessons if l.number == number)
     at = learn({"lesson": str(number)})
     prediction = lesson.expect.words[-1]
@@ -246,7 +263,7 @@ def test_every_lesson_runs_and_shows_the_prediction_beside_the_verdict(lab, smal
     assert at.radio(key=f"learn.predict.{lesson.id}").disabled  # the prediction is locked once run
 
 
-def test_a_second_visit_shows_the_stored_run_without_training_again(lab, small_lessons):
+def test_a_second_visit_shows_the_stored_run_without_training_again(lab, small_lessons, in_process):
     at = learn({"lesson": "1"})
     at.radio(key="learn.predict.why-share").set_value("helped").run()
     at.button(key="learn.run.why-share").click().run()
