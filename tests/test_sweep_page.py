@@ -158,6 +158,22 @@ TINY = {  # 3 weightings × 20 steps on 300 rows: a few seconds with the driver'
 }
 
 
+@pytest.fixture
+def driver_in_process(monkeypatch):
+    """Launch records the sweep and drives it here (`run_sweep`, the driver's own code) instead
+    of starting a driver process, which imports torch anew; the process path is launched for
+    real by `test_a_tiny_batched_sweep_is_launched_and_its_pareto_front_drawn`."""
+    from mtl_core import executors
+
+    def start(config, *, executor=None, workers=None, store_path=None):
+        with RunStore(store_path) as store:
+            sweep_id = executors.record_sweep(store, config, executor=executor or config.executor)
+        executors.run_sweep(sweep_id, executor=executor or config.executor, workers=workers, store_path=store_path)
+        return sweep_id
+
+    monkeypatch.setattr(executors, "start_sweep", start)
+
+
 def sweep_page(query: dict[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
@@ -237,7 +253,7 @@ def test_a_tiny_batched_sweep_is_launched_and_its_pareto_front_drawn(lab):
     assert "3 of 3 points ended" in "\n".join(str(p.proto.text) for p in at.get("progress"))
 
 
-def test_a_three_task_sweep_shows_pairwise_fronts_and_the_weight_simplex(lab):
+def test_a_three_task_sweep_shows_pairwise_fronts_and_the_weight_simplex(lab, driver_in_process):
     at = sweep_page({**TINY, "dataset.options.n_tasks": "3", "ax.weights": "grid", "ax.resolution": "1"})
     assert "**3 runs**" in texts(at.markdown)  # the simplex's corners
     at.button(key="sweep_launch").click().run()
