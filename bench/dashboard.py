@@ -287,6 +287,12 @@ def measure_interleaved(browser, base: str, home: Path, server_pid: int, *, step
           f"load before {os.getloadavg()[0]:.2f}):")
     print(f"  slow-down of a watched block vs its frozen neighbours: median {statistics.median(slow):+.1f} % "
           f"(range {min(slow):+.1f} to {max(slow):+.1f} %, {len(slow)} blocks)")
+    if len(slow) > 1:  # the blocks as independent samples: mean and its 95 % Student-t interval
+        from scipy.stats import t as student_t
+
+        half = student_t.ppf(0.975, len(slow) - 1) * statistics.stdev(slow) / len(slow) ** 0.5
+        mean = statistics.mean(slow)
+        print(f"  mean {mean:+.1f} %, 95 % interval {mean - half:+.1f} to {mean + half:+.1f} % (Student t over the blocks)")
     print(f"  while watched: server {statistics.median(cpu_w):.3f} CPU-s/s, Chromium {statistics.median(cpu_b):.3f} CPU-s/s")
 
 

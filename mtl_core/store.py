@@ -661,6 +661,18 @@ class RunStore:
         df["cancel_requested"] = df["cancel_requested"].astype(bool)
         return df
 
+    def count_runs(self, *, status: str | Iterable[str], exclude: str | None = None) -> int:
+        """How many runs have `status` (one or several), not counting run `exclude`: one
+        indexed count, where `runs()` would build the whole listing."""
+        wanted = [status] if isinstance(status, str) else list(status)
+        for s in wanted:
+            _check_status(s)
+        rows = self._read(
+            f"SELECT COUNT(*) FROM runs WHERE status IN ({','.join('?' * len(wanted))}) AND id IS NOT ?",
+            [*wanted, exclude],
+        )
+        return int(rows[0][0])
+
     def set_status(
         self,
         run_id: str,

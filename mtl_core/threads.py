@@ -148,8 +148,7 @@ def load_average() -> float:
 
 def other_active_runs(store: Any, run_id: str | None = None) -> int:
     """Runs queued or running in `store` (a RunStore), not counting `run_id` itself."""
-    active = store.runs(status=("queued", "running"))
-    return int((active["id"] != run_id).sum()) if run_id is not None else len(active)
+    return store.count_runs(status=("queued", "running"), exclude=run_id)
 
 
 def estimate_params(config: Any) -> int:

@@ -16,6 +16,7 @@ import torch
 
 from mtl_core import jobs, threads, worker
 from mtl_core.config import ExperimentConfig
+from mtl_core.errors import StoreError
 from mtl_core.experiment import run_experiment
 from mtl_core.store import RunStore
 from mtl_core.threads import (
@@ -123,6 +124,9 @@ def test_other_active_runs_counts_queued_and_running_but_not_itself(tmp_path):
         assert queued  # stays queued
         assert threads.other_active_runs(store, me) == 2
         assert threads.other_active_runs(store) == 3
+        assert store.count_runs(status="finished") == 1 and store.count_runs(status="finished", exclude=done) == 0
+        with pytest.raises(StoreError, match="unknown run status 'done'"):
+            store.count_runs(status="done")
 
 
 # ---- applying it ------------------------------------------------------------------------------
