@@ -397,7 +397,6 @@ class BatchedExecutor(Executor):
         ended: set[str] = set()
         try:
             draws = _draws(units)
-            tasks = tuple(cfg0.task_list(draws[cfg0.seed].task_names))
             # As run_experiment: each seed's baselines (trained, or replayed from the cache when
             # another point of the sweep trained them), its extra seeds' phases tagged "@seed".
             baselines = {(rid, k): (_baselines(cfg, draws[cfg.seed], sinks[rid], self.store, cfg.seed if k else None)
