@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from dashboard import charts, i18n, state  # noqa: E402
 from dashboard.charts.data_efficiency import arm_label  # noqa: E402
 from dashboard.safe_text import plot  # noqa: E402
-from dashboard.transfer_chart import reading_text  # noqa: E402
+from dashboard.transfer_chart import merged_text, reading_text  # noqa: E402
 from mtl_core.phases import ARM_LABELS, ARMS  # noqa: E402
 from mtl_core.store import RunStore  # noqa: E402
 from mtl_core.transfer import ARM_DESCRIPTIONS  # noqa: E402
@@ -125,6 +125,31 @@ def test_the_reading_sentence_and_the_fraction_messages_follow_the_language():
                                            "（表示目标任务有标注样本的 30 %）")
     assert state.parse_fractions(["150"], "zh")[1].startswith("fractions：'150' 不在 0 … 100 % 之内")
     assert state.parse_fractions(["150"])[1].startswith("fractions: '150' is outside 0 … 100 %")
+
+
+@pytest.mark.parametrize("fractions, n_pool, batch", [
+    ([0.01, 0.05, 0.2, 1.0], 100, 16),  # 1 % and 5 % clamp to one batch
+    ([0.01, 0.05, 0.2, 1.0], 100, 32),  # three of them do
+    ([0.5, 0.9, 1.0], 12_000, 8),       # none merges
+    ([0.9999, 1.0], 4_000, 8),          # two give all the rows
+    ([0.10001, 0.10002], 1_000, 8),     # the same count after rounding
+])
+def test_the_merged_fractions_note_is_the_engines_in_english_and_keeps_its_numbers_in_chinese(fractions, n_pool, batch):
+    from mtl_core.transfer import describe_merged, fraction_plan
+
+    plan = fraction_plan(fractions, n_pool, min_rows=batch)
+    result = {"merged_fractions": [p for p in plan if len(p["fractions"]) > 1], "n_target_train": n_pool,
+              "config": {"target_batch_size": None, "base": {"batch_size": batch}},
+              "merged_text": describe_merged(plan, min_rows=batch, n_pool=n_pool)}
+    assert merged_text(result, "en") == result["merged_text"]  # word for word the engine's sentence
+    zh = merged_text(result, "zh")
+    assert bool(zh) == bool(result["merged_text"]) == (fractions != [0.5, 0.9, 1.0])
+    for entry in result["merged_fractions"]:
+        assert f"{entry['n_labelled']:,} 个标注样本" in zh and f"显示为 {entry['fraction'] * 100:g} %" in zh
+        assert all(f"{f * 100:g} %" in zh for f in entry["fractions"])
+    assert not any(w in zh for w in ("give", "labelled", "trained", "batch", "rows", "rounding"))
+    # an old result without the numbers keeps the engine's English sentence
+    assert merged_text({"merged_text": "1 % and 5 % both give 16 …"}, "zh") == "1 % and 5 % both give 16 …"
 
 
 # ---- the charts ---------------------------------------------------------------------------------------

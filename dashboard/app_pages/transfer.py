@@ -12,7 +12,7 @@ from dashboard.app_pages import common
 from dashboard.charts.data_efficiency import arm_label
 from dashboard.i18n import t
 from dashboard.safe_text import html_md, md
-from dashboard.transfer_chart import reading_text
+from dashboard.transfer_chart import merged_text, reading_text
 from mtl_core import jobs
 from mtl_core.errors import ConfigError, DataError, StoreError
 from mtl_core.metrics import best_arm
@@ -94,8 +94,9 @@ def show_result(result: dict[str, Any]) -> None:
         title=t("transfer.chart_title", metric=metric, target=result["target"]), lang=lang,
     ))  # the chart escapes the title: metric and target are data
     st.caption(md(reading_text(metric, hib, lang)))
-    if result.get("merged_text"):
-        st.info(md(result["merged_text"]), icon=":material/merge:")  # mtl_core's sentence: English
+    merged = merged_text(result, lang)
+    if merged:
+        st.info(md(merged), icon=":material/merge:")
     table = result_frame(result)
     best = [c for c in table.columns if c in {arm_label(a, lang) for a in ARMS}]
     share, labelled = t("transfer.col_share"), t("transfer.col_labelled")
