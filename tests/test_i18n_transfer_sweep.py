@@ -225,6 +225,15 @@ def test_transfer_page_in_chinese_with_no_english_sentence_left(lab, monkeypatch
     assert "toy_language（文本）" in at.selectbox(key="tr.dataset").options
     assert at.checkbox(key="tr.arm.scratch").label == "从头训练（from scratch）"
     assert "共 13 个模型：先预训练，再 3 个分支 × 4 个数据量。" in [c.value for c in at.caption]
+    # the dataset's description and its options' labels and helps: the Train page's Chinese texts
+    from mtl_core.tasks import DATASETS
+
+    captions = [c.value for c in at.caption]
+    assert ZH["train.entry.dataset.toy_language"] in captions
+    assert DATASETS.get("toy_language").description not in captions
+    slider = next(s for s in at.slider if s.key == "tr.ds.toy_language.relatedness")
+    assert slider.label == ZH["train.option.relatedness"] and slider.label != "relatedness"
+    assert slider.help == ZH.get("train.help.dataset.toy_language.relatedness", ZH.get("train.help.dataset.relatedness"))
     assert_no_english(at, "transfer.")
     at.multiselect(key="tr.fractions").set_value(["5 %", "lots"]).run()
     assert "fractions：'lots' 不是百分比" in "\n".join(e.value for e in at.error)

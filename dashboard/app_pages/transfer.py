@@ -12,6 +12,7 @@ from dashboard.app_pages import common
 from dashboard.charts.data_efficiency import arm_label
 from dashboard.i18n import t
 from dashboard.safe_text import html_md, md
+from dashboard.state.fields import entry_description, field_help, field_label
 from dashboard.transfer_chart import merged_text, reading_text
 from mtl_core import jobs
 from mtl_core.errors import ConfigError, DataError, StoreError
@@ -162,8 +163,8 @@ def dataset_option_widgets(name: str) -> dict[str, Any]:
     for i, spec in enumerate(specs):
         key = f"tr.ds.{name}.{spec.name}"
         state.seed(ss, key, spec.default)
-        # The option's name (a config key) and mtl_core's description: shown as they are.
-        label, help_ = spec.name.replace("_", " "), spec.description or None
+        # The option's label and help as on the Train page (the catalogue's, in the page's language).
+        label, help_ = field_label(spec.name, lang), field_help("dataset", name, spec, lang) or None
         with cols[i % 2]:
             if spec.kind == "slider":
                 values[spec.name] = st.slider(label, float(spec.min), float(spec.max), step=spec.step, key=key,
@@ -200,7 +201,7 @@ with col_data:
         t("transfer.dataset"), datasets, key="tr.dataset",
         format_func=lambda n: dataset_label(n, lang),
         help=t("transfer.dataset_help"))
-    st.caption(DATASETS.get(ds_name).description)  # the catalogue's own description (English)
+    st.caption(entry_description("dataset", ds_name, DATASETS.get(ds_name).description, lang))
     with st.expander(t("transfer.dataset_options")):
         ds_options = dataset_option_widgets(ds_name)
     task_names, tasks_error = state.safe_task_names(ds_name, ds_options)
