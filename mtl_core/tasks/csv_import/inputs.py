@@ -101,6 +101,20 @@ def vector_inputs(
     transform.fit(table.iloc[train])
     x = np.asarray(transform.transform(table), dtype=np.float64)
     names = [n.split("__", 1)[1] for n in transform.get_feature_names_out()]
+    if numeric:  # its features come first, in column order
+        # A column whose training rows hardly vary (a spread of 4e-39 beside a 2.0 elsewhere)
+        # would be divided into overflow: centre it only, as a constant one.
+        scaler = transform.named_transformers_["num"][-1]
+        overflow = [j for j in range(len(numeric)) if not (np.abs(x[:, j]) <= FLOAT32_MAX).all()]
+        for j in overflow:
+            warnings.append(
+                f"input column '{names[j]}' hardly varies on the training rows (std {scaler.scale_[j]:.3g}) "
+                "beside its values on other rows, so standardising it would overflow: it is centred only "
+                "(std 1); check the column, or leave it out with inputs=[...]"
+            )
+            scaler.scale_[j] = 1.0
+        if overflow:
+            x = np.asarray(transform.transform(table), dtype=np.float64)
     unusable = ~np.isfinite(x).all(axis=0) | (np.abs(x) > FLOAT32_MAX).any(axis=0)
     broken = [names[j] for j in np.flatnonzero(unusable)]
     if broken:

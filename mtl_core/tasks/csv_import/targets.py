@@ -249,7 +249,17 @@ def standardise_regression(
                 "row, so it has no spread to standardise by: it is centred only (std 1); check the "
                 "column, or drop it from targets"
             )
-        y[name] = ((y[name].astype(np.float64) - mean) / std).astype(np.float32)
+        z = (y[name].astype(np.float64) - mean) / std
+        if not constant and np.nanmax(np.abs(z)) > FLOAT32_MAX:
+            # Training rows that hardly vary (a spread of 4e-39 beside a 2.0 on a test row) would
+            # be divided into overflow: centre only, as a constant target.
+            warnings.append(
+                f"regression target '{name}' hardly varies on the labelled training rows (std {std:.3g}) "
+                "beside its values on other rows, so standardising it would overflow: it is centred only "
+                "(std 1); check the column, or drop it from targets"
+            )
+            std, z = 1.0, y[name].astype(np.float64) - mean
+        y[name] = z.astype(np.float32)
         specs[name] = dataclasses.replace(
             spec, target_scale=(mean, std),
             description=f"{spec.description}; trained standardised (training mean {mean:.4g}, std {std:.4g}), "
