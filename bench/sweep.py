@@ -97,31 +97,23 @@ def bench_weights(repeats: int, executors: list[str], workers: int) -> dict[str,
     return times
 
 
-def bench_simplex3(repeats: int, executors: list[str], workers: int) -> dict[str, list[float]]:
+def bench_sweeps(label: str, body: dict, repeats: int, executors: list[str], workers: int) -> dict[str, list[float]]:
+    """`mtl-lab sweep` of the sweep file `body` with each executor, each in a fresh store."""
     cli = [sys.executable, "-m", "mtl_core"]
     times: dict[str, list[float]] = {}
     for _ in range(repeats):
         for ex in executors:
             home = _fresh()
-            f = _sweep_file(home, {"base": str(QUICKSTART), "set": {"dataset.options.n_tasks": 3, "weights": {}},
-                                   "axes": {"weights": {"simplex": 5}}})
-            times.setdefault(f"21-point 3-task sweep --executor {ex}", []).append(
+            f = _sweep_file(home, body)
+            times.setdefault(f"{label} --executor {ex}", []).append(
                 _timed([*cli, "sweep", "-q", "--config", str(f), "--executor", ex, "--workers", str(workers)], home))
             shutil.rmtree(home)
     return times
 
 
-def bench_seeds(repeats: int, executors: list[str], workers: int) -> dict[str, list[float]]:
-    cli = [sys.executable, "-m", "mtl_core"]
-    times: dict[str, list[float]] = {}
-    for _ in range(repeats):
-        for ex in executors:
-            home = _fresh()
-            f = _sweep_file(home, {"base": str(QUICKSTART), "axes": {"weights": {"simplex": 8}, "seed": [0, 1, 2]}})
-            times.setdefault(f"27-point 9 weights × 3 seeds --executor {ex}", []).append(
-                _timed([*cli, "sweep", "-q", "--config", str(f), "--executor", ex, "--workers", str(workers)], home))
-            shutil.rmtree(home)
-    return times
+SIMPLEX3 = {"base": str(QUICKSTART), "set": {"dataset.options.n_tasks": 3, "weights": {}},
+            "axes": {"weights": {"simplex": 5}}}
+SEEDS = {"base": str(QUICKSTART), "axes": {"weights": {"simplex": 8}, "seed": [0, 1, 2]}}
 
 
 def bench_ray(repeats: int, points: int) -> dict[str, list[float]]:
@@ -183,10 +175,11 @@ def main() -> None:
     results: dict[str, list[float]] = {}
     if "weights" in only:
         results.update(bench_weights(args.repeats, executors, args.workers))
+    not_ray = [e for e in executors if e != "ray"]
     if "simplex3" in only:
-        results.update(bench_simplex3(args.repeats, [e for e in executors if e != "ray"], args.workers))
+        results.update(bench_sweeps("21-point 3-task sweep", SIMPLEX3, args.repeats, not_ray, args.workers))
     if "seeds" in only:
-        results.update(bench_seeds(args.repeats, [e for e in executors if e != "ray"], args.workers))
+        results.update(bench_sweeps("27-point 9 weights × 3 seeds", SEEDS, args.repeats, not_ray, args.workers))
     if "ray" in only:
         results.update(bench_ray(args.repeats, args.ray_points))
     for name, values in results.items():
