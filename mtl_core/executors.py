@@ -328,9 +328,9 @@ class BatchedExecutor(Executor):
                 sched.pending = list(group)
                 sched.cancel_pending()
                 continue
-            reason = self._ensemble_refusal(group)
+            reason, draws = self._ensemble_refusal(group)
             if reason is None:
-                self._train_ensemble(group, sched)
+                self._train_ensemble(group, draws, sched)
             else:
                 for rid, _ in group:
                     if sched.cancelled():
@@ -352,25 +352,27 @@ class BatchedExecutor(Executor):
             result["execution"] = execution
             self.store.save_result(rid, result)
 
-    def _ensemble_refusal(self, group: list[tuple[str, dict[str, Any]]]) -> str | None:
-        """Why this group trains one by one (None: it trains as one ensemble)."""
+    def _ensemble_refusal(self, group: list[tuple[str, dict[str, Any]]]) -> tuple[str | None, dict[int, Any]]:
+        """Why this group trains one by one (None: it trains as one ensemble), and each seed's
+        draw of the data it loaded to check (for the ensemble to train on)."""
         from mtl_core.ensemble import check_supported
 
         units = _seed_units(group)
         cfg = units[0][2]
         if cfg.amp not in ("auto", "off") or cfg.compile:
-            return "amp / compile are not supported by the stacked ensemble"
+            return "amp / compile are not supported by the stacked ensemble", {}
         draws = _draws(units)
         try:
             check_supported(cfg, [draws[c.seed] for _, _, c in units], _members(units),
                             sharing=cfg.sharing.name, baseline=False)
         except ConfigError as exc:
-            return str(exc)
+            return str(exc), {}
         if len(units) < 2:
-            return "alone in its group (no other point differs only in its weights or seed)"
-        return None
+            return "alone in its group (no other point differs only in its weights or seed)", {}
+        return None, draws
 
-    def _train_ensemble(self, group: list[tuple[str, dict[str, Any]]], sched: _Scheduler) -> None:
+    def _train_ensemble(self, group: list[tuple[str, dict[str, Any]]], draws: dict[int, Any],
+                        sched: _Scheduler) -> None:
         from mtl_core import threads as thread_budget
         from mtl_core.ensemble import train_ensemble
         from mtl_core.experiment import (
@@ -396,7 +398,6 @@ class BatchedExecutor(Executor):
         recorders = {(rid, k): RecordingSink() for rid, k, _ in units}
         ended: set[str] = set()
         try:
-            draws = _draws(units)
             # As run_experiment: each seed's baselines (trained, or replayed from the cache when
             # another point of the sweep trained them), its extra seeds' phases tagged "@seed".
             baselines = {(rid, k): (_baselines(cfg, draws[cfg.seed], sinks[rid], self.store, cfg.seed if k else None)
