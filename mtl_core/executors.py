@@ -328,9 +328,10 @@ class BatchedExecutor(Executor):
                 sched.pending = list(group)
                 sched.cancel_pending()
                 continue
-            reason, draws = self._ensemble_refusal(group)
+            units = _seed_units(group)  # (run id, k, config of seed k): a member each
+            reason, draws = self._ensemble_refusal(units)
             if reason is None:
-                self._train_ensemble(group, draws, sched)
+                self._train_ensemble(units, draws, sched)
             else:
                 for rid, _ in group:
                     if sched.cancelled():
@@ -352,12 +353,11 @@ class BatchedExecutor(Executor):
             result["execution"] = execution
             self.store.save_result(rid, result)
 
-    def _ensemble_refusal(self, group: list[tuple[str, dict[str, Any]]]) -> tuple[str | None, dict[int, Any]]:
-        """Why this group trains one by one (None: it trains as one ensemble), and each seed's
-        draw of the data it loaded to check (for the ensemble to train on)."""
+    def _ensemble_refusal(self, units: list[tuple[str, int, Any]]) -> tuple[str | None, dict[int, Any]]:
+        """Why this group's members (`_seed_units`) train one by one (None: as one ensemble), and
+        each seed's draw of the data it loaded to check (for the ensemble to train on)."""
         from mtl_core.ensemble import check_supported
 
-        units = _seed_units(group)
         cfg = units[0][2]
         if cfg.amp not in ("auto", "off") or cfg.compile:
             return "amp / compile are not supported by the stacked ensemble", {}
@@ -371,8 +371,7 @@ class BatchedExecutor(Executor):
             return "alone in its group (no other point differs only in its weights or seed)", {}
         return None, draws
 
-    def _train_ensemble(self, group: list[tuple[str, dict[str, Any]]], draws: dict[int, Any],
-                        sched: _Scheduler) -> None:
+    def _train_ensemble(self, units: list[tuple[str, int, Any]], draws: dict[int, Any], sched: _Scheduler) -> None:
         from mtl_core import threads as thread_budget
         from mtl_core.ensemble import train_ensemble
         from mtl_core.experiment import (
@@ -385,9 +384,9 @@ class BatchedExecutor(Executor):
         from mtl_core.phases import Phase
         from mtl_core.worker import describe_exception
 
-        units = _seed_units(group)  # (run id, k, config of seed k): a member each
         cfg0 = units[0][2]
-        ids = [rid for rid, _ in group]
+        configs = {rid: cfg for rid, k, cfg in units if k == 0}  # each point's own config
+        ids = list(configs)
         thread_budget.apply_budget(cfg0, store=self.store, run_id=ids[0])
         threads_used = thread_budget.record_for(cfg0)
         pid = os.getpid()
@@ -426,9 +425,8 @@ class BatchedExecutor(Executor):
                     self.store.fail_run(rid, failure)
                     ended.add(rid)
                     continue
-                cfg = next(c for r, k, c in units if r == rid and k == 0)
                 ds, mtl, base, recorder = runs[0]
-                result = build_results(cfg, ds, mtl, base, recorder, run_id=rid)
+                result = build_results(configs[rid], ds, mtl, base, recorder, run_id=rid)
                 result["threads"] = threads_used
                 if base:
                     result = _finite(_aggregate_seeds(result, runs))
