@@ -217,7 +217,13 @@ def measure_interleaved(browser, base: str, home: Path, server_pid: int, *, step
     db = home / "mtl_lab.db"
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     sent = [0]  # messages the page sent the server (its reruns): a frozen page must send none
-    page.on("websocket", lambda ws: ws.on("framesent", lambda _frame: sent.__setitem__(0, sent[0] + 1)))
+    received = [0]  # bytes the server sent the page (what a watched page has to take in)
+
+    def on_socket(ws) -> None:
+        ws.on("framesent", lambda _frame: sent.__setitem__(0, sent[0] + 1))
+        ws.on("framereceived", lambda frame: received.__setitem__(0, received[0] + len(frame)))
+
+    page.on("websocket", on_socket)
     # The whole run is the multi-task model; a larger batch makes each step longer, so the
     # dashboard's step bound (100,000) lasts the blocks asked for.
     page.goto(base + watch_link(steps) + f"&baselines=false&batch_size={batch_size}")
@@ -242,7 +248,7 @@ def measure_interleaved(browser, base: str, home: Path, server_pid: int, *, step
     cdp = page.context.new_cdp_session(page)
     cdp.send("Debugger.enable")
     pattern = "ABBA" * (blocks // 4 + 1)
-    spans: list[tuple[bool, float, float, float, float, int]] = []  # watched, t0, t1, server/browser CPU, sent
+    spans: list[tuple[bool, float, float, float, float, int, int]] = []  # watched, t0, t1, server/browser CPU, sent, received
     guard = 1.0  # after a switch: the thawed page's catch-up poll belongs to its block, not the last
     for b in range(blocks):
         watched = pattern[b] == "A"
@@ -251,10 +257,11 @@ def measure_interleaved(browser, base: str, home: Path, server_pid: int, *, step
         elif not watched and (b == 0 or spans[-1][0]):
             cdp.send("Debugger.pause")  # halts the page's JavaScript at its next event: no timer, no rerun
         time.sleep(guard)
-        cpu0, bcpu0, t0, sent0 = cpu_seconds(server_pid), browser_cpu_seconds(), time.time(), sent[0]
+        cpu0, bcpu0, t0, sent0, got0 = (cpu_seconds(server_pid), browser_cpu_seconds(), time.time(), sent[0],
+                                         received[0])
         page.wait_for_timeout(block_s * 1000)  # (playwright's own wait: its event handlers keep counting)
         spans.append((watched, t0, time.time(), cpu_seconds(server_pid) - cpu0, browser_cpu_seconds() - bcpu0,
-                      sent[0] - sent0))
+                      sent[0] - sent0, received[0] - got0))
         if jobs.status(run_id, store_path=db) not in ("running", "queued"):
             print(f"  the run ended after block {b + 1}; give more --watch-steps for {blocks} blocks")
             break
@@ -268,10 +275,11 @@ def measure_interleaved(browser, base: str, home: Path, server_pid: int, *, step
     points = (m[(m["phase"] == "mtl") & (m["split"] == "train")]
               .drop_duplicates("step").sort_values("step")[["step", "wall_time"]])
     rates = [block_rate(points, t0, t1) for _, t0, t1, *_ in spans]
-    for (watched, t0, t1, scpu, bcpu, n_sent), rate in zip(spans, rates):
+    for (watched, t0, t1, scpu, bcpu, n_sent, n_got), rate in zip(spans, rates):
         shown = f"{rate:7.1f} steps/s" if rate is not None else "   (too few points)"
         print(f"  block {'watched' if watched else 'frozen '} {t1 - t0:4.1f} s: {shown}  "
-              f"(server CPU {scpu:4.2f} s, Chromium CPU {bcpu:4.2f} s, {n_sent} messages sent)", flush=True)
+              f"(server CPU {scpu:4.2f} s, Chromium CPU {bcpu:4.2f} s, {n_sent} messages sent, "
+              f"{n_got / 1024:6.1f} KiB received)", flush=True)
     slow = []
     for i, ((watched, *_), rate) in enumerate(zip(spans, rates)):
         if not watched or rate is None:

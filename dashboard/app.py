@@ -25,7 +25,9 @@ from dashboard.safe_text import md  # noqa: E402
 from mtl_core import jobs  # noqa: E402
 from mtl_core.errors import MTLLabError  # noqa: E402
 
-SIDEBAR_POLL_S = 3.0
+# The sidebar's list of active runs, polled like a live panel once its chart has slowed
+# (dashboard/live_pace.py): every poll is a rerun the browser pays for.
+SIDEBAR_POLL_S = 5.0
 
 # The safe client settings even when `.streamlit/config.toml` was not read (Streamlit reads
 # it from the working directory only): no tracebacks or file paths in the browser.

@@ -13,6 +13,13 @@ So the chart is redrawn at every poll while its curves are young (a learner sees
 points move), then every `age / CHART_AGE_DIVISOR` seconds (age: time since the chart was first
 drawn), at most every `CHART_MAX_S` seconds; at once when a setting of the chart changes (a
 toggle, the smoothing slider) and when the run ends.
+
+The panel's poll itself slows too, from POLL_S to PANEL_MAX_S once the chart is redrawn no
+more often than that (`ChartPace.poll`). Each poll is a rerun of the fragment, which the
+browser pays for whatever it carries: profiled while watching (Chromium's CPU profiler,
+20 s), plotly's redraws were ~0.9 s of the ~5.7 s the page's main thread worked and the rest
+was React, styles and layout redone at every rerun. A fragment's poll is fixed when the page
+draws it, so the panel asks for one whole-page rerun when its pace changes.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ POLL_S = 2.0  # the live panel's poll while a run trains
 # redraw): polled faster, so the first point shows within a moment of its logging.
 STARTING_POLL_S = 0.25
 CHART_MAX_S = 10.0  # the longest a training chart waits for its next redraw
+PANEL_MAX_S = 5.0  # the live panel's longest poll (its progress line), once the chart is that slow
 CHART_AGE_DIVISOR = 6.0  # ~6 redraws per doubling of a long run's age
 
 SS_PACE = "_live_chart_pace"
@@ -62,6 +70,13 @@ class ChartPace:
             return True
         age = now - (self.first_drawn if self.first_drawn is not None else now)
         return now - self.last_drawn >= chart_interval(age) - POLL_S / 2
+
+    def poll(self, now: float) -> float:
+        """Seconds between two polls of the live panel: POLL_S, or PANEL_MAX_S once the chart
+        is redrawn no more often than that (one change of poll in a run's life)."""
+        if self.first_drawn is None:
+            return POLL_S
+        return PANEL_MAX_S if chart_interval(now - self.first_drawn) >= PANEL_MAX_S else POLL_S
 
     def drawn(self, now: float, settings: Any) -> None:
         if self.first_drawn is None:

@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import live_pace
-from dashboard.live_pace import CHART_MAX_S, POLL_S, ChartPace, chart_interval
+from dashboard.live_pace import CHART_MAX_S, PANEL_MAX_S, POLL_S, ChartPace, chart_interval
 from mtl_core.config import ExperimentConfig
 from mtl_core.store import RunStore
 
@@ -190,3 +190,19 @@ def test_a_click_on_train_starts_the_shown_experiment_before_the_page_reruns_and
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+def test_the_panel_is_polled_less_often_once_its_chart_is_redrawn_less_often():
+    """Every poll is a rerun the browser pays for, whatever it carries: the panel is polled
+    every POLL_S while its chart is young, then every PANEL_MAX_S (one change in a run's
+    life, so one whole-page rerun to draw the panel with its new poll)."""
+    pace = ChartPace(key="run")
+    assert pace.poll(50.0) == POLL_S  # no chart yet
+    pace.drawn(0.0, ("a",))
+    assert pace.poll(12.0) == POLL_S  # a young chart, redrawn at every poll
+    assert pace.poll(29.0) == POLL_S  # redrawn every 4.8 s: still polled every POLL_S
+    assert pace.poll(30.0) == PANEL_MAX_S  # redrawn every 5 s or less often
+    assert pace.poll(6000.0) == PANEL_MAX_S
+    # Polled every 5 s, a chart of pace 7 s is redrawn every other poll, one of 10 s too.
+    pace.drawn(42.0, ("a",))
+    assert not pace.due(47.0, ("a",)) and pace.due(52.0, ("a",))

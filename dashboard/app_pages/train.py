@@ -409,8 +409,15 @@ def watch(run_id: str) -> None:
             starting = not _await_first_point(run_id)
     except common.STORE_READ_ERRORS:
         starting = False  # the live panel says what is wrong with the store
-    poll = (STARTING_POLL_S if starting else POLL_S) if active else None
-    st.fragment(run_every=poll)(common.guarded(live_panel))(run_id, active, starting)
+    # Polled fast until the first point, then at the chart's pace (dashboard/live_pace.py);
+    # a held run at POLL_S, so a Step's new points show within a poll.
+    if not active:
+        poll = None
+    elif starting:
+        poll = STARTING_POLL_S
+    else:
+        poll = POLL_S if run.get("paused") else live_pace.chart_pace(ss, run_id).poll(live_pace.now())
+    st.fragment(run_every=poll)(common.guarded(live_panel))(run_id, active, starting, poll)
 
 
 def hold_controls(run_id: str, run: Mapping[str, Any], hold_col: Any, step_col: Any) -> None:
@@ -450,7 +457,8 @@ def _await_first_point(run_id: str) -> bool:
     return False
 
 
-def live_panel(run_id: str, was_active: bool, was_starting: bool = False) -> None:
+def live_panel(run_id: str, was_active: bool, was_starting: bool = False, polled_every: float | None = None) -> None:
+    """The watched run's progress, outcome and live curves; rerun every `polled_every` seconds."""
     run, message = state.get_live_run(run_id)
     if run is None:
         st.warning(md(message))
@@ -512,6 +520,9 @@ def live_panel(run_id: str, was_active: bool, was_starting: bool = False) -> Non
         st.rerun()  # the first point is drawn: poll at the normal pace from now on
     elif stale == 1:
         st.rerun()  # the poll after the click's: the whole page, so the sidebar lists the new run
+    elif (polled_every is not None and not was_starting and not run.get("paused")
+          and live_pace.chart_pace(ss, run_id).poll(live_pace.now()) > polled_every):
+        st.rerun()  # the chart has slowed: the whole page, which polls the panel less often
 
 
 # ---- the page -----------------------------------------------------------------------------------
