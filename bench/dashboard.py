@@ -197,7 +197,7 @@ def block_rate(points, t0: float, t1: float) -> float | None:
 
 
 def measure_interleaved(browser, base: str, home: Path, server_pid: int, *, steps: int, blocks: int,
-                        block_s: float, batch_size: int) -> None:
+                        block_s: float, batch_size: int) -> tuple[list[float], list[float]]:
     """Watched vs not watched within ONE run, so the machine's drift between runs cancels.
 
     The Train page clicks Train on a long run; once the multi-task model trains, the page is
@@ -293,15 +293,24 @@ def measure_interleaved(browser, base: str, home: Path, server_pid: int, *, step
     cpu_b = [s[4] / (s[2] - s[1]) for s in spans if s[0]]
     print(f"one run of {steps} steps (batch {batch_size}), {len(spans)} blocks of {block_s:.0f} s (clock: the run's logged wall_time; "
           f"load before {os.getloadavg()[0]:.2f}):")
+    print_slow_down(slow)
+    print(f"  while watched: server {statistics.median(cpu_w):.3f} CPU-s/s, Chromium {statistics.median(cpu_b):.3f} CPU-s/s")
+    return slow, cpu_b
+
+
+def print_slow_down(slow: list[float]) -> None:
+    """Median and range of the watched blocks' slow-downs, and their mean with its 95 %
+    Student-t interval (the blocks as independent samples)."""
+    import statistics
+
     print(f"  slow-down of a watched block vs its frozen neighbours: median {statistics.median(slow):+.1f} % "
           f"(range {min(slow):+.1f} to {max(slow):+.1f} %, {len(slow)} blocks)")
-    if len(slow) > 1:  # the blocks as independent samples: mean and its 95 % Student-t interval
+    if len(slow) > 1:
         from scipy.stats import t as student_t
 
         half = student_t.ppf(0.975, len(slow) - 1) * statistics.stdev(slow) / len(slow) ** 0.5
         mean = statistics.mean(slow)
         print(f"  mean {mean:+.1f} %, 95 % interval {mean - half:+.1f} to {mean + half:+.1f} % (Student t over the blocks)")
-    print(f"  while watched: server {statistics.median(cpu_w):.3f} CPU-s/s, Chromium {statistics.median(cpu_b):.3f} CPU-s/s")
 
 
 def standby_pids(server_pid: int) -> list[int]:
@@ -386,7 +395,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="steps of each small run")
     parser.add_argument("--watch", action="store_true", help="measure the slow-down a watching page causes")
     parser.add_argument("--watch-steps", type=int, default=6000, help="steps of each --watch run (~15-20 s)")
-    parser.add_argument("--repeats", type=int, default=3, help="--watch runs per condition")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="--watch runs per condition (default 3), or long runs whose blocks are pooled "
+                        "with --watch-mode interleaved (default 1)")
     parser.add_argument("--watch-mode", choices=("click", "link", "interleaved"), default="click",
                         help="--watch: click Train on a loaded page (what a user does), or open ?run=ID after the "
                         "start, or one long run watched and frozen in turns (--blocks, --block-s)")
@@ -399,6 +410,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.runs is None:
         args.runs = 0 if (args.watch or args.click) else 3
+    if args.repeats is None:
+        args.repeats = 1 if args.watch_mode == "interleaved" else 3
 
     from playwright.sync_api import sync_playwright
 
@@ -435,8 +448,20 @@ def main() -> None:
             if args.watch:
                 page.close()  # the unwatched runs train with no page open
                 if args.watch_mode == "interleaved":
-                    measure_interleaved(browser, base, home, server.pid, steps=args.watch_steps,
-                                        blocks=args.blocks, block_s=args.block_s, batch_size=args.batch_size)
+                    pooled, chromium = [], []
+                    for _ in range(args.repeats):  # long runs one after another, their blocks pooled
+                        slow, cpu_b = measure_interleaved(browser, base, home, server.pid, steps=args.watch_steps,
+                                                          blocks=args.blocks, block_s=args.block_s,
+                                                          batch_size=args.batch_size)
+                        pooled += slow
+                        chromium += cpu_b
+                    if args.repeats > 1:
+                        import statistics
+
+                        print(f"{args.repeats} runs pooled:")
+                        print_slow_down(pooled)
+                        print(f"  while watched: Chromium median {statistics.median(chromium):.3f} CPU-s/s "
+                              f"(range {min(chromium):.3f}-{max(chromium):.3f})")
                 else:
                     measure_watch(browser, base, home, server.pid, steps=args.watch_steps, repeats=args.repeats,
                                   mode=args.watch_mode)
