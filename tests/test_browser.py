@@ -116,19 +116,43 @@ def stop_server(proc: subprocess.Popen, home: Path) -> None:
                     pass
 
 
-@pytest.fixture
-def server(tmp_path, request):
-    """A dashboard server on its own lab; a test marked `trains_nothing` gets no standby worker."""
+@pytest.fixture(scope="module")
+def lab_server(tmp_path_factory):
+    """One dashboard server (with its standby worker, as a user gets it) on one lab for this
+    module's tests, as a class shares one server: its start and first page render (~12 s
+    here) are paid once. Each test checks only the runs it started itself."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
+    home = tmp_path_factory.mktemp("browser_lab")
     port = _free_port()
-    proc = start_server(tmp_path, port, warm=request.node.get_closest_marker("trains_nothing") is None)
+    proc = start_server(home, port)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", home
     finally:
-        stop_server(proc, tmp_path)
+        stop_server(proc, home)
+
+
+@pytest.fixture
+def server(lab_server):
+    """The module's dashboard address."""
+    return lab_server[0]
+
+
+@pytest.fixture
+def lab(lab_server) -> Path:
+    """The module's lab folder (its run store: lab / "mtl_lab.db")."""
+    return lab_server[1]
+
+
+def run_ids(db: Path) -> set[str]:
+    from mtl_core.store import RunStore
+
+    if not db.exists():
+        return set()
+    with RunStore(db) as store:
+        return set(store.runs()["id"])
 
 
 def plotted_points(page) -> int:
@@ -173,7 +197,7 @@ def pause_after_first_logged_step(db: Path, run_id: str, timeout_s: float) -> in
     raise AssertionError(f"run {run_id} logged no step within {timeout_s:.0f} s")
 
 
-def test_quickstart_trains_from_the_train_page_and_shows_results(server, tmp_path):
+def test_quickstart_trains_from_the_train_page_and_shows_results(server, lab, tmp_path):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -198,7 +222,7 @@ def test_quickstart_trains_from_the_train_page_and_shows_results(server, tmp_pat
 
             # The live curve appears while the run is paused in the middle, and grows once it
             # goes on: waits on the store and the page, never on how fast the run trains.
-            pid = pause_after_first_logged_step(tmp_path / "mtl_lab.db", run_id, TIMEOUT_S)
+            pid = pause_after_first_logged_step(lab / "mtl_lab.db", run_id, TIMEOUT_S)
             try:
                 first = wait_for_points(page, 0, TIMEOUT_S)
             finally:
@@ -237,8 +261,7 @@ def test_quickstart_trains_from_the_train_page_and_shows_results(server, tmp_pat
             browser.close()
 
 
-@pytest.mark.trains_nothing
-def test_a_shared_link_to_a_hostile_run_runs_no_script_and_loads_nothing(server, tmp_path):
+def test_a_shared_link_to_a_hostile_run_runs_no_script_and_loads_nothing(server, lab):
     """Issue 10: a run whose task names are `<iframe srcdoc="<script>…">` and whose name is
     `![t](http://127.0.0.1:9/x.png)`, opened from links on every page that shows it: the
     page title stays ours, no iframe is injected, and nothing is fetched from the URL."""
@@ -246,7 +269,7 @@ def test_a_shared_link_to_a_hostile_run_runs_no_script_and_loads_nothing(server,
 
     from test_dashboard_security import RUN_NAME, store_hostile_runs
 
-    ids = store_hostile_runs(tmp_path / "mtl_lab.db")
+    ids = store_hostile_runs(lab / "mtl_lab.db")
     links = [
         (f"/train?run={ids['mtl']}", f"Run {ids['mtl']}"),
         (f"/results?run={ids['mtl']}", "Single-task vs multi-task"),
@@ -286,7 +309,7 @@ def test_a_shared_link_to_a_hostile_run_runs_no_script_and_loads_nothing(server,
             browser.close()
 
 
-def test_lesson_one_walked_from_the_landing_page(server, tmp_path):
+def test_lesson_one_walked_from_the_landing_page(server, lab, tmp_path):
     """Issue 15: a visitor opens the bare address and lands on Learn; opens lesson 1; Run is
     refused until a prediction is picked; the run's verdict (the engine's, with its noise)
     shows beside the prediction with the lesson's charts; 中文 from the sidebar switch
@@ -302,7 +325,8 @@ def test_lesson_one_walked_from_the_landing_page(server, tmp_path):
     lesson = next(l for l in shipped_lessons() if l.number == 1)
     assert lesson.expect.measure == "delta_m", "this walk reads lesson 1's Δm sentence"
     prediction = lesson.choices[lesson.expect.verdict].en
-    db = tmp_path / "mtl_lab.db"
+    db = lab / "mtl_lab.db"
+    before = run_ids(db)  # the module's other tests share this lab
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -322,8 +346,7 @@ def test_lesson_one_walked_from_the_landing_page(server, tmp_path):
             run = page.locator(f".st-key-learn-run-{lesson.id} button:visible")
             expect(run).to_be_disabled()  # no answer before a prediction
             page.get_by_text(i18n.text("learn.predict_first", "en")).wait_for()
-            with RunStore(db) as store:
-                assert store.runs().empty, "nothing trains before Run"
+            assert run_ids(db) == before, "nothing trains before Run"
 
             page.locator('[data-testid="stRadio"] label', has_text=prediction).click()
             expect(run).to_be_enabled()
@@ -336,6 +359,7 @@ def test_lesson_one_walked_from_the_landing_page(server, tmp_path):
             assert prediction in mine.inner_text()
             with RunStore(db) as store:
                 runs = store.runs()
+                runs = runs[~runs["id"].isin(before)]
                 assert len(runs) == 1 and runs.iloc[0]["status"] == "finished", runs[["id", "status"]]
                 run_id = str(runs.iloc[0]["id"])
                 assert store.get_run(run_id)["config"] == lesson.config().to_dict()
@@ -366,6 +390,7 @@ def test_lesson_one_walked_from_the_landing_page(server, tmp_path):
             page.wait_for_function(drawn, arg=len(lesson.charts))
             with RunStore(db) as store:
                 runs = store.runs()
+                runs = runs[~runs["id"].isin(before)]
                 assert list(runs["id"]) == [run_id], "the answer came from the store, not a second run"
                 assert not runs["status"].isin(ACTIVE_STATUSES).any()
         finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_S, server, wait_for_url_text  # noqa: F401 - fixture
+from test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_S, lab_server, server, wait_for_url_text  # noqa: F401 - fixtures
 
 try:
     from playwright.sync_api import sync_playwright
