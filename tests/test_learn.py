@@ -60,7 +60,8 @@ def in_process(monkeypatch):
     """Run trains the lesson's run here, through the worker's own lifecycle (`worker.execute`:
     the same store writes, result and ending), instead of starting a worker process: each
     such start imports torch anew (~5 s of CPU). The real process path of a lesson is walked
-    by `test_the_try_knob_runs_the_changed_experiment` below and test_browser's lesson 1."""
+    by test_browser's lesson 1 (a real server and its standby worker); a run's process by
+    test_jobs, test_warm_worker and test_dashboard_apptest's cancel."""
     from mtl_core import jobs, worker
 
     def start(config, *, name=None, store_path=None):
@@ -281,7 +282,7 @@ def test_a_second_visit_shows_the_stored_run_without_training_again(lab, small_l
         assert find_run(store, small_lessons[0].config(try_this=True)) is None
 
 
-def test_the_try_knob_runs_the_changed_experiment(lab, small_lessons):
+def test_the_try_knob_runs_the_changed_experiment(lab, small_lessons, in_process):
     lesson = small_lessons[0]
     at = learn({"lesson": "1"})
     at.radio(key="learn.predict.why-share").set_value("helped").run()
