@@ -239,6 +239,8 @@ def test_run_is_locked_until_a_prediction_is_picked(lab):
 @pytest.mark.parametrize("number", [l.number for l in SHIPPED])
 def test_every_lesson_runs_and_shows_the_prediction_beside_the_verdict(lab, small_lessons, in_process, number):
     lesson = next(l for l in small_lessons if l.number == number)
+    if not lesson.available():  # greyed with its install command instead (test below)
+        pytest.skip(f"lesson {number} needs the {', '.join(lesson.needs)} extra, which is not installed")
     at = learn({"lesson": str(number)})
     prediction = lesson.expect.words[-1]
     at.radio(key=f"learn.predict.{lesson.id}").set_value(prediction).run()
