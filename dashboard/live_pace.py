@@ -84,6 +84,13 @@ class ChartPace:
         self.last_drawn, self.settings = now, settings
 
 
+def panel_poll(ss: MutableMapping[str, Any], key: Hashable, *, paused: bool = False) -> float:
+    """Seconds between two polls of the live panel of `key` (a run that has logged its first
+    point): its chart's `ChartPace.poll`, or POLL_S while the run is held, so a Step's new
+    points show within a poll."""
+    return POLL_S if paused else chart_pace(ss, key).poll(now())
+
+
 def chart_pace(ss: MutableMapping[str, Any], key: Hashable) -> ChartPace:
     """The pace of the live chart of `key` (e.g. the run id) in this browser session; a new
     one for another run."""

@@ -81,11 +81,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 45.0) -> No
     raise AssertionError(f"{url} not healthy after {timeout:.0f} s")
 
 
-def start_server(home: Path, port: int, *, warm: bool = True) -> subprocess.Popen:
-    """`streamlit run dashboard/app.py` bound to 127.0.0.1:port, with MTL_LAB_HOME=home;
-    `warm`: as a user gets it, runs start in a standby worker (off for a test that trains nothing)."""
+def start_server(home: Path, port: int) -> subprocess.Popen:
+    """`streamlit run dashboard/app.py` bound to 127.0.0.1:port, with MTL_LAB_HOME=home; as a
+    user gets it, runs start in a standby worker."""
     env = {**os.environ, "MTL_LAB_HOME": str(home), "OMP_NUM_THREADS": "1",
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "MTL_LAB_WARM_WORKER": "1" if warm else "0"}
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "MTL_LAB_WARM_WORKER": "1"}
     log = open(home / "streamlit.log", "wb")
     return subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",

@@ -192,7 +192,7 @@ def test_a_click_on_train_starts_the_shown_experiment_before_the_page_reruns_and
         st.cache_data.clear()
 
 
-def test_the_panel_is_polled_less_often_once_its_chart_is_redrawn_less_often():
+def test_the_panel_is_polled_less_often_once_its_chart_is_redrawn_less_often(monkeypatch):
     """Every poll is a rerun the browser pays for, whatever it carries: the panel is polled
     every POLL_S while its chart is young, then every PANEL_MAX_S (one change in a run's
     life, so one whole-page rerun to draw the panel with its new poll)."""
@@ -203,6 +203,10 @@ def test_the_panel_is_polled_less_often_once_its_chart_is_redrawn_less_often():
     assert pace.poll(29.0) == POLL_S  # redrawn every 4.8 s: still polled every POLL_S
     assert pace.poll(30.0) == PANEL_MAX_S  # redrawn every 5 s or less often
     assert pace.poll(6000.0) == PANEL_MAX_S
+    ss = {live_pace.SS_PACE: pace}
+    monkeypatch.setattr(live_pace, "now", lambda: 40.0)
+    assert live_pace.panel_poll(ss, "run") == PANEL_MAX_S
+    assert live_pace.panel_poll(ss, "run", paused=True) == POLL_S  # a held run: a Step shows within a poll
     # Polled every 5 s, a chart of pace 7 s is redrawn every other poll, one of 10 s too.
     pace.drawn(42.0, ("a",))
     assert not pace.due(47.0, ("a",)) and pace.due(52.0, ("a",))

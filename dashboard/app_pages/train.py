@@ -409,14 +409,13 @@ def watch(run_id: str) -> None:
             starting = not _await_first_point(run_id)
     except common.STORE_READ_ERRORS:
         starting = False  # the live panel says what is wrong with the store
-    # Polled fast until the first point, then at the chart's pace (dashboard/live_pace.py);
-    # a held run at POLL_S, so a Step's new points show within a poll.
+    # Polled fast until the first point, then at the chart's pace (dashboard/live_pace.py).
     if not active:
         poll = None
     elif starting:
         poll = STARTING_POLL_S
     else:
-        poll = POLL_S if run.get("paused") else live_pace.chart_pace(ss, run_id).poll(live_pace.now())
+        poll = live_pace.panel_poll(ss, run_id, paused=bool(run.get("paused")))
     st.fragment(run_every=poll)(common.guarded(live_panel))(run_id, active, starting, poll)
 
 
@@ -520,8 +519,8 @@ def live_panel(run_id: str, was_active: bool, was_starting: bool = False, polled
         st.rerun()  # the first point is drawn: poll at the normal pace from now on
     elif stale == 1:
         st.rerun()  # the poll after the click's: the whole page, so the sidebar lists the new run
-    elif (polled_every is not None and not was_starting and not run.get("paused")
-          and live_pace.chart_pace(ss, run_id).poll(live_pace.now()) > polled_every):
+    elif (polled_every is not None and not was_starting
+          and live_pace.panel_poll(ss, run_id, paused=bool(run.get("paused"))) > polled_every):
         st.rerun()  # the chart has slowed: the whole page, which polls the panel less often
 
 
