@@ -18,16 +18,9 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import i18n, state  # noqa: E402
-from dashboard.app_pages.common import STORE_READ_ERRORS, store_error_text  # noqa: E402
+from dashboard import i18n, sidebar, state  # noqa: E402
 from dashboard.i18n import t  # noqa: E402
-from dashboard.safe_text import md  # noqa: E402
 from mtl_core import jobs  # noqa: E402
-from mtl_core.errors import MTLLabError  # noqa: E402
-
-# The sidebar's list of active runs, polled like a live panel once its chart has slowed
-# (dashboard/live_pace.py): every poll is a rerun the browser pays for.
-SIDEBAR_POLL_S = 5.0
 
 # The safe client settings even when `.streamlit/config.toml` was not read (Streamlit reads
 # it from the working directory only): no tracebacks or file paths in the browser.
@@ -77,47 +70,15 @@ page = st.navigation(PAGES)
 jobs.keep_warm()
 
 
-def _active_runs(polling: bool) -> None:
-    """Runs queued or training now, each a link that watches it on the Train page."""
-    try:
-        active = jobs.active(store_path=state.store_path())
-    except MTLLabError as exc:
-        st.error(md(state.error_text(exc)))
-        return
-    if active.empty:
-        st.caption(t("app.no_run"))
-        if polling:  # the last one just ended: stop polling
-            st.rerun()
-        return
-    store = state.get_store()
-    for row in active.to_dict("records"):
-        try:
-            config = store.get_run(row["id"])["config"]
-            progress = state.progress_summary(row, state.run_phases(config),
-                                              batch_size=state.run_batch_size(config),
-                                              budgets=state.run_budgets(config))
-        except STORE_READ_ERRORS as exc:  # deleted between the two reads, or a damaged record
-            st.caption(f"{md(row['id'])}: {store_error_text(exc, row['id'])}")
-            continue
-        if state.is_transfer(config):
-            st.page_link("app_pages/transfer.py", label=md(row["id"]), icon=":material/play_circle:",
-                         query_params={state.TRANSFER_PARAM: row["id"]}, help=t("app.watch_on_transfer"))
-        else:
-            st.page_link("app_pages/train.py", label=md(row["id"]), icon=":material/play_circle:",
-                         query_params={state.RUN_PARAM: row["id"]}, help=t("app.watch_on_train"))
-        st.progress(progress["fraction"], text=f"{md(row['status'])} · {md(progress['text'])}")
-
-
 with st.sidebar:
     i18n.language_switch()  # English / 中文, kept in the URL (?lang=)
     device = state.device_name()
     st.badge(device, icon=":material/memory:" if device != "CPU" else ":material/computer:",
              color="green" if device != "CPU" else "gray")
     st.markdown(t("app.active_runs"))
-    try:
-        any_active = not jobs.active(store_path=state.store_path()).empty
-    except MTLLabError:
-        any_active = False
-    st.fragment(run_every=SIDEBAR_POLL_S if any_active else None)(_active_runs)(any_active)
+    sidebar.offer(st.container())  # the list of active runs, drawn after the page (dashboard/sidebar.py)
 
-page.run()
+try:
+    page.run()
+finally:  # also after st.stop(): the list is drawn unless a live panel took it
+    sidebar.draw(sidebar.any_active())

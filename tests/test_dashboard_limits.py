@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dashboard import state  # noqa: E402
+from dashboard import sidebar, state  # noqa: E402
 from mtl_core import jobs  # noqa: E402
 from mtl_core.config import ExperimentConfig  # noqa: E402
 from mtl_core.errors import DataError  # noqa: E402
@@ -298,6 +298,37 @@ def test_the_sidebar_lists_two_active_runs_when_one_has_no_phase_yet(lab):
     assert "starting the training process" in progress and "step 5/600" in progress
     links = " ".join(str(p.proto.label) for p in at.get("page_link"))
     assert with_phase in links.replace("\\", "") and without_phase in links.replace("\\", "")
+
+
+def _sidebar_text(at: AppTest) -> str:
+    return unescaped(" ".join([str(p.proto.label) for p in at.sidebar.get("page_link")]
+                              + [str(p.proto.text) for p in at.sidebar.get("progress")]))
+
+
+def test_a_watched_runs_live_panel_keeps_the_sidebar_list_fresh_instead_of_a_second_poller(lab):
+    """Every poll is a rerun the browser pays for: on the Train page watching an active run,
+    the live panel redraws the sidebar's list at its own polls and the list does not poll too;
+    elsewhere the list polls itself while a run is active, and not at all when none is."""
+    at = app()
+    assert at.session_state[sidebar.SS_POLLED_BY] is None  # no run active: nothing polls
+    with RunStore(state.store_path()) as store:
+        watched = _running_run(store, phase="stl:y1")
+        other = _running_run(store, phase="mtl")
+    at = app({state.RUN_PARAM: watched})
+    assert not at.exception, at.exception
+    assert at.session_state[sidebar.SS_POLLED_BY] == "panel"
+    text = _sidebar_text(at)
+    assert text.count(watched) == 1 and text.count(other) == 1  # listed once, not by two drawers
+    assert text.count("step 5/600") == 2
+    with RunStore(state.store_path()) as store:  # the runs go on; the panel's next poll shows it
+        store.update_progress(watched, phase="stl:y1", step=300, total_steps=600, samples_per_s=100.0)
+    at.run()
+    assert "step 300/600" in _sidebar_text(at) and at.session_state[sidebar.SS_POLLED_BY] == "panel"
+    # A page without a live panel: the list keeps itself fresh.
+    at.switch_page("app_pages/results.py").run()
+    assert not at.exception, at.exception
+    assert at.session_state[sidebar.SS_POLLED_BY] == sidebar.POLL_S
+    assert _sidebar_text(at).count(watched) == 1
 
 
 # ---- 7b. one Train press, one run -------------------------------------------------------------------------
