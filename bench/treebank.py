@@ -1,6 +1,7 @@
 """The built-in treebank `ud_english_atis`: load time, trivial baselines, STL vs MTL (issue 16).
 
-    python bench/treebank.py [--seeds 3] [--steps 600] [--repeats 5] [--skip-train] [--encoder gru]
+    python bench/treebank.py [--seeds 3] [--steps 600] [--batch-size 64] [--repeats 5] [--skip-train] [--encoder gru]
+    python bench/treebank.py --skip-load --from-json RESULT.json   # the table of a stored run's result
 
 1. Load time (time.perf_counter, one thread): the first load in a process (parsing the
    three gzip files) and a second load (parsed files kept in memory), median and spread
@@ -8,7 +9,7 @@
 2. Test-split baselines per task, from the training split alone: "majority" (the most
    frequent class or tag) and, for tagging, "per-word lookup" (each training word's most
    frequent tag, an unseen word the majority tag; every training word its own entry).
-3. A quickstart-like run (hard sharing, equal weights, `--steps` steps, batch 64,
+3. A quickstart-like run (hard sharing, equal weights, `--steps` steps, batch `--batch-size`,
    selection best_val, threads auto, Adam lr 3e-3 or 1e-4 when fine-tuning MiniLM, seeds
    0..N-1): per task STL and MTL mean ± std over
    seeds, Δ % and the verdict; Δm; wall time.
@@ -91,7 +92,7 @@ def baselines() -> dict[str, dict[str, float]]:
     return out
 
 
-def train(seeds: int, steps: int, encoder: str, base: dict[str, dict[str, float]]) -> None:
+def train(seeds: int, steps: int, encoder: str, base: dict[str, dict[str, float]], batch_size: int = 64) -> None:
     from mtl_core.config import ExperimentConfig
     from mtl_core.experiment import run_experiment
     from mtl_core.sink import Sink
@@ -111,7 +112,7 @@ def train(seeds: int, steps: int, encoder: str, base: dict[str, dict[str, float]
     config = ExperimentConfig.parse({
         "dataset": {"name": "ud_english_atis"},
         "sharing": {"name": "hard"}, "weighting": {"name": "manual"},
-        "model": {"text_encoder": encoder}, "steps": steps, "batch_size": 64, "eval_every": 50,
+        "model": {"text_encoder": encoder}, "steps": steps, "batch_size": batch_size, "eval_every": 50,
         "n_seeds": seeds, "seed": 0, "threads": "auto", "interference": False,
         # Fine-tuning a pretrained encoder wants a small learning rate (mtl_core/models/pretrained.py).
         "optimizer": {"lr": 1e-4 if encoder == "minilm" else 3e-3},
@@ -120,9 +121,14 @@ def train(seeds: int, steps: int, encoder: str, base: dict[str, dict[str, float]
     t0 = time.perf_counter()
     result = run_experiment(config, sink=Progress())
     wall = time.perf_counter() - t0
-    print(f"3. {encoder} encoder, hard sharing, {steps} steps, lr {config.optimizer.lr:g}, seeds 0-{seeds - 1}, "
+    print(f"3. {encoder} encoder, hard sharing, {steps} steps at batch {batch_size}, lr {config.optimizer.lr:g}, seeds 0-{seeds - 1}, "
           f"threads {choice.count} "
           f"({wall:.0f} s wall; load average {load()})")
+    print_table(result, base, seeds)
+
+
+def print_table(result: dict, base: dict[str, dict[str, float]], seeds: int) -> None:
+    """Per task: majority, per-word lookup, STL and MTL (mean ± std over seeds), Δ % and the verdict; Δm."""
     print(f"   {'task':>13} {'metric':>15} {'majority':>8} {'lookup':>7} {'STL':>15} {'MTL':>15} {'Δ %':>7}  verdict")
     for row in result["tasks"]:
         b = base.get(row["name"], {})
@@ -142,14 +148,23 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--encoder", default="gru")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--from-json", metavar="PATH",
+                    help="print the table of a stored result (`mtl-lab run --config ... --json PATH`) "
+                         "instead of training; e.g. a long fine-tuning run trained in the background")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-load", action="store_true")
     args = ap.parse_args()
     if not args.skip_load:
         load_times(args.repeats)
     base = baselines()
-    if not args.skip_train:
-        train(args.seeds, args.steps, args.encoder, base)
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        seeds = result.get("seeds") or [result.get("seed", 0)]
+        print(f"3. {args.from_json}: seeds {', '.join(map(str, seeds))}")
+        print_table(result, base, len(seeds))
+    elif not args.skip_train:
+        train(args.seeds, args.steps, args.encoder, base, args.batch_size)
 
 
 if __name__ == "__main__":
