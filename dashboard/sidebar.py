@@ -4,7 +4,7 @@ Every poll is a fragment rerun, and the browser pays for each rerun whatever it 
 React, styles and layout are redone (profiled while watching a run, see
 dashboard/live_pace.py). With a run watched on the Train page the page had two pollers, the
 live panel (every 2 s, then 5 s) and this list (every 5 s): ~0.4 reruns a second where one
-poller does. So a live panel drawn in a whole-page run *takes* the list (`take`): it redraws
+poller does. So a live panel drawn in a whole-page run *takes* the list (`live_fragment`): it redraws
 the list into the sidebar at each of its own polls (a fragment may write into a container
 drawn outside it, which Streamlit clears and redraws at the fragment's next rerun), and the
 list's own fragment is not drawn. Otherwise the list polls itself every `POLL_S` while a run
@@ -17,8 +17,9 @@ for one whole-page rerun a poll later (train.py, SS_SIDEBAR_STALE), after which 
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import streamlit as st
 
@@ -45,11 +46,13 @@ def offer(slot: Any) -> None:
 
 
 def take() -> Any | None:
-    """The list's container for a live panel that polls while a run is active, or None when
-    this is not a whole-page run (a fragment rerun keeps the list as the page last drew it)."""
+    """The list's container for a live panel that polls while a run is active: for the first
+    such panel of a whole-page run only (two panels redrawing it would show it twice), None
+    for any other and in a fragment rerun (which keeps the list as the page last drew it)."""
     slot = getattr(_run, "slot", None)
-    if slot is not None:
-        _run.taken = True
+    if slot is None or getattr(_run, "taken", False):
+        return None
+    _run.taken = True
     return slot
 
 
@@ -58,6 +61,19 @@ def redraw(slot: Any | None) -> None:
     if slot is not None:
         with slot:
             active_runs(polling=False)
+
+
+def live_fragment(panel: Callable[..., None], poll: float | None, *args: Any) -> None:
+    """Draw `panel(*args)` as a fragment rerun every `poll` seconds (None: drawn once). While
+    it polls in a whole-page run, it takes the sidebar's list and redraws it at each poll."""
+    runs_list = take() if poll is not None else None
+
+    @functools.wraps(panel)
+    def polled(*panel_args: Any) -> None:
+        redraw(runs_list)
+        panel(*panel_args)
+
+    st.fragment(run_every=poll)(polled)(*args)
 
 
 def draw(any_active: bool) -> None:

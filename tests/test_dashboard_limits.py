@@ -329,6 +329,11 @@ def test_a_watched_runs_live_panel_keeps_the_sidebar_list_fresh_instead_of_a_sec
     assert not at.exception, at.exception
     assert at.session_state[sidebar.SS_POLLED_BY] == sidebar.POLL_S
     assert _sidebar_text(at).count(watched) == 1
+    # Another page's live panel of an active run takes the list the same way.
+    at.switch_page("app_pages/interference.py").run()
+    assert not at.exception, at.exception
+    assert at.session_state[sidebar.SS_POLLED_BY] == "panel"
+    assert _sidebar_text(at).count(watched) == 1 and _sidebar_text(at).count(other) == 1
 
 
 # ---- 7b. one Train press, one run -------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import streamlit as st
 
-from dashboard import charts, i18n, state, verdicts
+from dashboard import charts, i18n, sidebar, state, verdicts
 from dashboard.app_pages import common
 from dashboard.i18n import t
 from dashboard.safe_text import html_md, md
@@ -253,4 +253,4 @@ if run_id:
                          query_params={state.TRANSFER_PARAM: run_id})
         elif row is not None:
             active = row["status"] in ACTIVE_STATUSES
-            st.fragment(run_every=POLL_S if active else None)(common.guarded(panel))(run_id, active)
+            sidebar.live_fragment(common.guarded(panel), POLL_S if active else None, run_id, active)

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, i18n, state
+from dashboard import charts, i18n, sidebar, state
 from dashboard import verdicts as vd
 from dashboard.app_pages import common
 from dashboard.i18n import t
@@ -240,7 +240,7 @@ def answer(lesson: Lesson, lang: str, variant: str, run_id: str, prediction: str
         st.session_state.get(SS_RUNS, {}).pop(_run_key(lesson, variant), None)
         return False
     if run["status"] in ACTIVE_STATUSES:
-        st.fragment(run_every=POLL_S)(common.guarded(progress_panel))(run_id)
+        sidebar.live_fragment(common.guarded(progress_panel), POLL_S, run_id)
         return False
     with common.store_errors(run_id):
         run, result = common.load_result(run_id)  # says why when there is no result

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 import yaml
 
-from dashboard import charts, i18n, live_pace, state
+from dashboard import charts, i18n, live_pace, sidebar, state
 from dashboard.app_pages import common
 from dashboard.i18n import t, text
 from dashboard.safe_text import md
@@ -250,7 +250,7 @@ def watch_sweep(sweep_id: str) -> None:
             st.toast(t("sweep.cancelling", n=n))
         except StoreError as exc:
             st.error(md(exc))
-    st.fragment(run_every=POLL_S if active else None)(common.guarded(sweep_panel))(sweep_id, active)
+    sidebar.live_fragment(common.guarded(sweep_panel), POLL_S if active else None, sweep_id, active)
 
 
 # ---- the page ---------------------------------------------------------------------------------------

@@ -418,8 +418,7 @@ def watch(run_id: str) -> None:
         poll = live_pace.panel_poll(ss, run_id, paused=bool(run.get("paused")))
     # While it polls, the panel also redraws the sidebar's list of active runs: one poller,
     # not two (dashboard/sidebar.py).
-    runs_list = sidebar.take() if active else None
-    st.fragment(run_every=poll)(common.guarded(live_panel))(run_id, active, starting, poll, runs_list)
+    sidebar.live_fragment(common.guarded(live_panel), poll, run_id, active, starting, poll)
 
 
 def hold_controls(run_id: str, run: Mapping[str, Any], hold_col: Any, step_col: Any) -> None:
@@ -459,11 +458,8 @@ def _await_first_point(run_id: str) -> bool:
     return False
 
 
-def live_panel(run_id: str, was_active: bool, was_starting: bool = False, polled_every: float | None = None,
-               runs_list: Any = None) -> None:
-    """The watched run's progress, outcome and live curves; rerun every `polled_every` seconds.
-    `runs_list`: the sidebar's container of active runs, redrawn at each poll (sidebar.take)."""
-    sidebar.redraw(runs_list)
+def live_panel(run_id: str, was_active: bool, was_starting: bool = False, polled_every: float | None = None) -> None:
+    """The watched run's progress, outcome and live curves; rerun every `polled_every` seconds."""
     run, message = state.get_live_run(run_id)
     if run is None:
         st.warning(md(message))

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, i18n, state
+from dashboard import charts, i18n, sidebar, state
 from dashboard.app_pages import common
 from dashboard.charts.data_efficiency import arm_label
 from dashboard.i18n import t
@@ -57,7 +57,7 @@ def watch(run_id: str) -> None:
                 st.toast(t("transfer.cancelling", run_id=md(run_id)))
         except StoreError as exc:
             st.error(md(exc))
-    st.fragment(run_every=POLL_S if active else None)(common.guarded(panel))(run_id, active)
+    sidebar.live_fragment(common.guarded(panel), POLL_S if active else None, run_id, active)
 
 
 def panel(run_id: str, was_active: bool) -> None:
