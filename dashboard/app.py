@@ -81,4 +81,4 @@ with st.sidebar:
 try:
     page.run()
 finally:  # also after st.stop(): the list is drawn unless a live panel took it
-    sidebar.draw(sidebar.any_active())
+    sidebar.draw()

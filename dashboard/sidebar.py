@@ -30,7 +30,7 @@ from dashboard.safe_text import md
 from mtl_core import jobs
 from mtl_core.errors import MTLLabError
 
-POLL_S = 5.0  # the list's own poll, once a live panel's chart has slowed (live_pace.PANEL_MAX_S)
+POLL_S = 5.0  # the list's own poll on a page without a live panel (a live panel's slowest: live_pace.PANEL_MAX_S)
 # What keeps the list fresh in this session, kept for tests and the curious: "panel" (a live
 # panel redraws it at its polls), the list's own poll in seconds, or None (no run active).
 SS_POLLED_BY = "_sidebar_polled_by"
@@ -76,8 +76,8 @@ def live_fragment(panel: Callable[..., None], poll: float | None, *args: Any) ->
     st.fragment(run_every=poll)(polled)(*args)
 
 
-def draw(any_active: bool) -> None:
-    """After the page: the list with its own poll, unless a live panel took it."""
+def draw() -> None:
+    """After the page: the list with its own poll (while a run is active), unless a live panel took it."""
     slot, taken = getattr(_run, "slot", None), getattr(_run, "taken", False)
     _run.slot, _run.taken = None, False
     if slot is None:
@@ -85,13 +85,14 @@ def draw(any_active: bool) -> None:
     if taken:
         st.session_state[SS_POLLED_BY] = "panel"
         return
+    any_active = _any_active()
     poll = POLL_S if any_active else None
     st.session_state[SS_POLLED_BY] = poll
     with slot:
         st.fragment(run_every=poll)(active_runs)(any_active)
 
 
-def any_active() -> bool:
+def _any_active() -> bool:
     """Whether a run is queued or training (False when the store cannot be read: the list says why)."""
     try:
         return not jobs.active(store_path=state.store_path()).empty
