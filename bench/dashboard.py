@@ -15,16 +15,15 @@
    `?run=<id>`) also charges the page's own load to the run. Prints the median samples/s of
    each condition (from the runs' stored results, i.e. the training window), the slow-down
    in %, and the CPU seconds the server and Chromium spent meanwhile. The workers get
-   OMP_NUM_THREADS=1, and the server no standby worker (its replacement importing torch
-   after a click is not watching). `--watch-mode interleaved` compares within ONE long run
+   OMP_NUM_THREADS=1, and the server no fork server (its import of torch is not watching). `--watch-mode interleaved` compares within ONE long run
    instead (the drift of the machine between runs cancels): the clicked page is live and
    halted (DevTools `Debugger.pause`: no timer, no message to the server) in turns, in
    ABBA blocks (`--blocks`, `--block-s`, `--batch-size`); each block's step rate is the slope
    of the run's own logged (wall_time, step) points.
 4. `--click N`: what a user waits for. N times: open the Train page with the default
    experiment (a new seed each time, so no baseline is cached), wait until the server's
-   standby worker is warm (`mtl_core.jobs.keep_warm`: its process idle for 1 s; `--cold`
-   turns the standby off and measures a fresh process instead), click Train, and time
+   fork server is warm (`mtl_core.jobs.keep_warm`: its process idle for 1 s; `--cold`
+   turns it off and measures a fresh process instead), click Train, and time
    click → first curve point drawn on the page and click → the finish banner. Prints
    each, then the median and range.
 
@@ -313,8 +312,8 @@ def print_slow_down(slow: list[float]) -> None:
         print(f"  mean {mean:+.1f} %, 95 % interval {mean - half:+.1f} to {mean + half:+.1f} % (Student t over the blocks)")
 
 
-def standby_pids(server_pid: int) -> list[int]:
-    """Children of the server that run `mtl_core.worker --standby` (from /proc)."""
+def fork_server_pids(server_pid: int) -> list[int]:
+    """Children of the server that run `mtl_core.worker --fork-server` (from /proc)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -324,16 +323,16 @@ def standby_pids(server_pid: int) -> list[int]:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == server_pid and b"--standby" in cmd:
+        if ppid == server_pid and b"--fork-server" in cmd:
             pids.append(int(entry.name))
     return pids
 
 
 def wait_warm(server_pid: int, timeout: float = 120.0) -> float:
-    """Seconds until a standby worker exists and has used no CPU for 1 s (warmed up)."""
+    """Seconds until a fork server exists and has used no CPU for 1 s (warmed up)."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
-        pids = standby_pids(server_pid)
+        pids = fork_server_pids(server_pid)
         if pids:
             try:
                 before = cpu_seconds(pids[0])
@@ -344,7 +343,7 @@ def wait_warm(server_pid: int, timeout: float = 120.0) -> float:
                 pass
         else:
             time.sleep(0.2)
-    raise SystemExit(f"no warm standby worker after {timeout:.0f} s")
+    raise SystemExit(f"no warm fork server after {timeout:.0f} s")
 
 
 def measure_clicks(page, base: str, server_pid: int, *, n: int, cold: bool, db: Path) -> None:
@@ -382,7 +381,7 @@ def measure_clicks(page, base: str, server_pid: int, *, n: int, cold: bool, db: 
         print(f"  click {i + 1}/{n}: first point {first[-1]:5.2f} s (run created +{created:.2f} s, first point "
               f"logged +{logged - wall0:.2f} s, run's heading drawn +{heading:.2f} s; {cpu}), "
               f"result {done[-1]:5.2f} s", flush=True)
-    label = "fresh process (no standby)" if cold else "standby worker"
+    label = "fresh process (no fork server)" if cold else "forked from the fork server"
     print(f"{label}, default experiment, {n} clicks (clock: time.perf_counter in the bench process):")
     for name, values in (("click -> first point", first), ("click -> result     ", done)):
         print(f"  {name}: median {statistics.median(values):5.2f} s  (range {min(values):.2f}-{max(values):.2f})")
@@ -406,7 +405,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64,
                         help="--watch-mode interleaved: the run's batch size (larger: slower steps, longer run)")
     parser.add_argument("--click", type=int, default=0, help="clicks to time (click -> first point, -> result)")
-    parser.add_argument("--cold", action="store_true", help="--click without the standby worker")
+    parser.add_argument("--cold", action="store_true", help="--click without the fork server")
     args = parser.parse_args()
     if args.runs is None:
         args.runs = 0 if (args.watch or args.click) else 3

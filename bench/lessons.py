@@ -10,8 +10,8 @@
    outcome in a strict majority of seeds, every other seed "no clear difference"), and the
    training time per seed.
 2. Click → answer: what a student waits for on the Learn page, measured as the page does
-   it: `jobs.start` of the lesson's config (seed 0) in a fresh run store, with the standby
-   worker the dashboard keeps (`jobs.keep_warm`) already waiting, until the run has ended
+   it: `jobs.start` of the lesson's config (seed 0) in a fresh run store, forked from the
+   fork server the dashboard keeps (`jobs.keep_warm`), ready, until the run has ended
    and its result is read and its verdict computed. Median and spread over --clicks.
 
 One thread (OMP_NUM_THREADS=1, torch.set_num_threads(1)); clock: time.perf_counter. The
@@ -78,11 +78,12 @@ def click_to_answer(lesson: Lesson, clicks: int) -> dict:
     from mtl_core.store import RunStore
 
     jobs.keep_warm(True)
+    while not jobs.fork_server_ready():  # its imports done, as between a student's visits
+        time.sleep(0.2)
     times = []
     for _ in range(clicks):
         with tempfile.TemporaryDirectory(prefix="mtl_lesson_bench_") as home:
             db = Path(home) / "mtl_lab.db"
-            time.sleep(8.0)  # let the standby worker finish importing torch, as it has between visits
             t0 = time.perf_counter()
             run_id = jobs.start(lesson.config(), store_path=db)
             status = jobs.wait(run_id, timeout=300, store_path=db, poll_s=0.1)
@@ -125,7 +126,7 @@ def main() -> None:
                       f"{ {True: 'yes', False: 'NO', None: 'n/a'}[row['holds']]} | {statistics.median(row['seconds']):.1f} "
                       f"({min(row['seconds']):.1f}–{max(row['seconds']):.1f}) | {row['load']}", flush=True)
     if not args.skip_clicks:
-        print(f"\n## Click → answer ({args.clicks} clicks each, warm standby worker, fresh store)")
+        print(f"\n## Click → answer ({args.clicks} clicks each, warm fork server, fresh store)")
         print("lesson | median s | min–max s | goal s | load")
         for lesson in lessons:
             row = click_to_answer(lesson, args.clicks)

@@ -64,9 +64,10 @@ PAGES = [
 ]
 page = st.navigation(PAGES)
 
-# One standby training process kept ready (torch imported, at idle CPU priority), so that
-# a click on Train shows its first point in about a second instead of after the seconds a
-# fresh process spends importing torch (mtl_core.jobs.keep_warm; MTL_LAB_WARM_WORKER=0: off).
+# One fork server kept ready (torch imported once, at idle CPU priority) that forks each run's
+# process, so that a click on Train shows its first point in about a second instead of after
+# the seconds a fresh process spends importing torch (mtl_core.jobs.keep_warm;
+# MTL_LAB_WARM_WORKER=0: off).
 jobs.keep_warm()
 
 

@@ -229,17 +229,32 @@ class Executor:
 # ---- local: a pool of worker processes ---------------------------------------------------------
 
 def start_point(store: RunStore, run_id: str) -> int:
-    """Start `python -m mtl_core.worker RUN_ID` for a queued run (as `jobs.start` does for a new
-    one); return its pid."""
+    """Start the worker of a queued run (as `jobs.start` does for a new one: forked from the
+    fork server when one is kept, else `python -m mtl_core.worker RUN_ID`); return its pid."""
     from mtl_core import jobs
 
     return jobs.start_queued(store, run_id)
 
 
 class LocalExecutor(Executor):
-    """At most `workers` worker processes at once, each one point."""
+    """At most `workers` worker processes at once, each one point, forked from a fork server
+    (`mtl_core.jobs.keep_warm`)."""
 
     def run(self) -> None:
+        from mtl_core import jobs
+
+        # The points' processes are forked from one server that imported torch once (a
+        # caller that keeps one already, like the dashboard, keeps it afterwards too).
+        kept = jobs.keeping_warm()
+        if not kept:
+            jobs.keep_warm(start_now=False)
+        try:
+            self._run_points()
+        finally:
+            if not kept:
+                jobs.keep_warm(False)
+
+    def _run_points(self) -> None:
         from mtl_core import jobs
 
         sched = _Scheduler(self.store, self.sweep_id)

@@ -7,14 +7,13 @@ re-running the dashboard page; and a fork of a process holding torch threads or 
 open SQLite connection is unsafe. The worker and its watchers talk only through the
 run store, so a browser refresh or a dashboard restart re-attaches by reading it.
 
-A fresh process spends seconds importing torch before its first step. A long-lived
-caller (the dashboard) calls `keep_warm()` to keep one **standby** worker ready: the
-same `python -m mtl_core.worker`, started ahead with `--standby`, which imports
-everything at idle CPU priority and then waits for one run id on its stdin. `start`
-hands the next run to it and starts a fresh standby for the run after, so each run
-still has a process of its own (nothing carries over between runs) and cancel, kill
-and interrupt work as for any worker. A standby ends when its caller does (its stdin
-closes).
+A fresh process spends seconds of CPU importing torch before its first step. A long-lived
+caller (the dashboard, a sweep's driver) calls `keep_warm()` to keep one **fork server**
+ready: `python -m mtl_core.worker --fork-server`, which imports everything once at idle CPU
+priority and then forks one child per run handed to it. Each run still has a process of its
+own, in a session of its own (nothing carries over between runs: the server never trains), so
+cancel, kill and interrupt work as for any worker; `start` and `start_queued` simply skip the
+imports. The server ends when its caller does (its stdin closes); its children live on.
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ from mtl_core.store import (
     TERMINAL_STATUSES,
     RunStore,
     default_store_path,
+    pid_alive,
     process_start_time,
     run_process_alive,
 )
@@ -54,10 +54,10 @@ AnyConfig = Union[ExperimentConfig, "TransferConfig", dict[str, Any]]
 # Popen objects of the workers this process started, by run id. Each has a daemon thread
 # waiting on it (`_watch`), so that a worker that ends is reaped at once and does not linger
 # as a <defunct> child of a long-lived dashboard until someone calls into `jobs`.
-_CHILDREN: dict[str, subprocess.Popen] = {}
+_CHILDREN: dict[str, "subprocess.Popen | ForkedWorker"] = {}
 
 
-def _watch(run_id: str, proc: subprocess.Popen) -> None:
+def _watch(run_id: str, proc: "subprocess.Popen | ForkedWorker") -> None:
     """Reap `proc` as soon as it exits (in a daemon thread of its own)."""
 
     def wait() -> None:
@@ -68,7 +68,7 @@ def _watch(run_id: str, proc: subprocess.Popen) -> None:
     threading.Thread(target=wait, name=f"reap-{run_id}", daemon=True).start()
 
 
-def track(key: str, proc: subprocess.Popen) -> None:
+def track(key: str, proc: "subprocess.Popen | ForkedWorker") -> None:
     """Keep `proc` (a run's worker, a sweep's driver) as a child of this process, reaped as soon
     as it exits; `key` is its run or sweep id."""
     _CHILDREN[key] = proc
@@ -111,8 +111,8 @@ def start(
     `config` is an ExperimentConfig, a `mtl_core.transfer.TransferConfig` (a transfer
     experiment: the worker runs `run_transfer`), or a plain dict of either (a dict with
     `kind: transfer` is a transfer experiment). Returns the run id at once; the run
-    trains in the background, in the standby worker when `keep_warm()` keeps one ready
-    (then a new standby is started for the next run). Raises ConfigError for an invalid
+    trains in the background, in a child of the fork server when `keep_warm()` keeps one.
+    Raises ConfigError for an invalid
     config (nothing is stored then) and StoreError if the process cannot start.
     """
     config = _validated(config)
@@ -136,15 +136,9 @@ def start(
             _fail_start(store, run_id, message)
             raise (DiskFullError if exc.errno == errno.ENOSPC else StoreError)(message) from None
         with log_file:
-            handed = _hand_to_standby(run_id, store.path, log_file_path)
-            if handed is not None:
-                proc, pid_start = handed
-            else:
-                proc, pid_start = _start_worker(store, run_id, log_file)
+            proc, pid_start = _start_process(store, run_id, log_file, log_file_path)
         track(run_id, proc)
         store.set_pid(run_id, proc.pid, pid_start=pid_start)
-    if _WARM.enabled and os.environ.get(WARM_ENV, "1") != "0":
-        _ensure_standby()  # for the next click; it waits at idle priority meanwhile
     return run_id
 
 
@@ -182,11 +176,25 @@ def _start_worker(store: RunStore, run_id: str, log_file: IO[bytes]) -> tuple[su
     return proc, process_start_time(proc.pid)
 
 
+def _start_process(store: RunStore, run_id: str, log_file: IO[bytes],
+                   log_file_path: Path) -> "tuple[subprocess.Popen | ForkedWorker, int | None]":
+    """The run's process: a child of the fork server when one is kept, else a cold worker."""
+    try:
+        handed = _hand_to_server(run_id, store.path, log_file_path)
+    except StoreError as exc:
+        _fail_start(store, run_id, str(exc))
+        raise
+    if handed is not None:
+        return handed, handed.pid_start
+    return _start_worker(store, run_id, log_file)
+
+
 def start_queued(store: RunStore, run_id: str) -> int:
-    """Start a fresh worker for `run_id`, a run already in the store (a sweep's queued point,
-    `mtl_core.executors`), as `start` does for a new run without a standby; its pid."""
-    with _open_log(log_path(run_id, store_path=store.path)) as log_file:
-        proc, pid_start = _start_worker(store, run_id, log_file)
+    """Start the process of `run_id`, a run already in the store (a sweep's queued point,
+    `mtl_core.executors`), as `start` does for a new run; its pid."""
+    path = log_path(run_id, store_path=store.path)
+    with _open_log(path) as log_file:
+        proc, pid_start = _start_process(store, run_id, log_file, path)
     track(run_id, proc)
     store.set_pid(run_id, proc.pid, pid_start=pid_start)
     return proc.pid
@@ -203,57 +211,207 @@ def spawn(key: str, argv: list[str], *, store_path: Path) -> subprocess.Popen:
     return proc
 
 
-# ---- the standby worker ------------------------------------------------------------------------
-WARM_ENV = "MTL_LAB_WARM_WORKER"  # "0": never keep a standby worker (keep_warm does nothing)
+# ---- the fork server ---------------------------------------------------------------------------
+WARM_ENV = "MTL_LAB_WARM_WORKER"  # "0": never keep a fork server (keep_warm does nothing)
+READY_TIMEOUT_S = 600.0  # a server still importing when a run comes: wait this long, then start cold
 
 
-@dataclass
-class _Standby:
-    proc: subprocess.Popen
-    pid_start: int | None
-    key: str  # its start-up environment (`_env_key`): a changed one needs a new standby
+class ForkedWorker:
+    """A worker forked by the fork server: the parts of `subprocess.Popen` that `jobs` and its
+    callers use (pid, poll, wait, terminate, kill). It is the server's child, not ours: the
+    server reports its exit code; if the server is gone first, its pid is watched instead."""
+
+    def __init__(self, pid: int, run_id: str) -> None:
+        self.pid = pid
+        self.args = ["mtl_core.worker --fork-server", run_id]
+        self.returncode: int | None = None
+        self.pid_start = process_start_time(pid)
+        self._ended = threading.Event()
+        self._server_alive = True
+
+    def _exited(self, code: int | None) -> None:
+        self.returncode = code
+        self._ended.set()
+
+    def _orphaned(self) -> None:
+        self._server_alive = False
+        self._ended.set()  # wakes `wait`, which then watches the pid itself
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not self._server_alive:
+            if not run_process_alive({"pid": self.pid, "pid_start": self.pid_start}):
+                self.returncode = -1  # ended after its server: how is only in the run store
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+            if self._server_alive:
+                self._ended.wait(left)
+            else:
+                time.sleep(0.1 if left is None else min(0.1, left))
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            _signal(self.pid, self.pid_start, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class _ForkServer:
+    """The running `python -m mtl_core.worker --fork-server` and a thread reading what it says."""
+
+    def __init__(self, proc: subprocess.Popen, key: str) -> None:
+        self.proc = proc
+        self.pid_start = process_start_time(proc.pid)
+        self.key = key  # its start-up environment (`_env_key`): a changed one needs a new server
+        self.ready = threading.Event()
+        self.gone = threading.Event()
+        self.answers: list[dict[str, Any]] = []
+        self.answered = threading.Condition()
+        self.children: dict[int, ForkedWorker] = {}
+        self.exits: dict[int, int] = {}  # exit codes of children not known yet (reported early)
+        threading.Thread(target=self._read, name=f"fork-server-{proc.pid}", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            if line == "ready":
+                self.ready.set()
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if "exit" in message:
+                with self.answered:
+                    child = self.children.pop(int(message["exit"]), None)
+                    if child is None:
+                        self.exits[int(message["exit"])] = int(message.get("code", -1))
+                if child is not None:
+                    child._exited(int(message.get("code", -1)))
+            else:
+                with self.answered:
+                    if "pid" in message:
+                        pid = int(message["pid"])
+                        child = ForkedWorker(pid, str(message.get("run_id")))
+                        if pid in self.exits:
+                            child._exited(self.exits.pop(pid))
+                        else:
+                            self.children[pid] = child
+                        message["child"] = child
+                    self.answers.append(message)
+                    self.answered.notify_all()
+        # Its stdout closed: the server has ended. Its children, if any, are watched by pid.
+        self.gone.set()
+        self.ready.set()
+        with self.answered:
+            orphans, self.children = list(self.children.values()), {}
+            self.answered.notify_all()
+        for child in orphans:
+            child._orphaned()
+
+    def alive(self) -> bool:
+        # Not `proc.poll()` alone: it answers None while the reaper thread is waiting on it.
+        return (not self.gone.is_set() and self.proc.returncode is None
+                and pid_alive(self.proc.pid, self.pid_start))
+
+    def hand(self, message: dict[str, Any]) -> tuple[ForkedWorker | None, bool]:
+        """Send one run: its forked worker (None when the server could not take it), and
+        whether the server may have received it (then the run must not be started again)."""
+        if not self.ready.is_set():
+            # Still importing at idle priority: finish at full speed, a run is waiting.
+            _raise_priority(self.proc.pid)
+            self.ready.wait(READY_TIMEOUT_S)
+        if not self.ready.is_set() or not self.alive() or self.proc.stdin is None:
+            return None, False
+        with self.answered:
+            seen = len(self.answers)
+            try:
+                self.proc.stdin.write((json.dumps(message) + "\n").encode())
+                self.proc.stdin.flush()
+            except OSError:  # it died since the check
+                return None, False
+            while len(self.answers) == seen and not self.gone.is_set():
+                self.answered.wait(1.0)
+            if len(self.answers) == seen:
+                return None, True  # it ended before it answered
+            answer = self.answers[seen]
+        return answer.get("child"), True
+
+    def close(self) -> None:
+        """End a server that will not be used: closing its stdin is its signal to exit."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
 
 
 class _WarmState:
     def __init__(self) -> None:
         self.enabled = False
-        self.standby: _Standby | None = None
+        self.server: _ForkServer | None = None
         self.lock = threading.Lock()  # Streamlit serves each browser session in a thread
 
 
 _WARM = _WarmState()
 
 
-def keep_warm(enabled: bool = True) -> bool:
-    """Keep one standby worker ready from now on (False: stop, and end the one waiting).
+def keep_warm(enabled: bool = True, *, start_now: bool = True) -> bool:
+    """Keep one fork server ready from now on (False: stop, and end the one waiting).
 
-    For long-lived callers that start runs, like the dashboard: the next `start` then
-    skips the seconds a fresh process spends importing torch. The standby imports at idle
-    CPU priority, so it never slows a run that is training. `MTL_LAB_WARM_WORKER=0` turns
-    this off. Returns whether a standby is kept.
+    For long-lived callers that start runs, like the dashboard or a sweep's driver: each
+    later `start` / `start_queued` forks the run's worker from it instead of starting a
+    fresh process, skipping the seconds of CPU a fresh process spends importing torch. The
+    server imports at idle CPU priority, so it never slows a run that is training; a run
+    handed to it before it is ready raises it to normal priority and waits (never longer
+    than a cold start would take). `start_now=False` starts it only with the first run.
+    `MTL_LAB_WARM_WORKER=0` turns this off. Returns whether a server is kept.
     """
     _WARM.enabled = bool(enabled) and os.environ.get(WARM_ENV, "1") != "0"
-    if _WARM.enabled:
-        _ensure_standby()
-    else:
-        _discard_standby()
+    if not _WARM.enabled:
+        _discard_server()
+    elif start_now:
+        _ensure_server()
     return _WARM.enabled
 
 
-def standby_pid() -> int | None:
-    """The pid of the standby worker waiting now, if any (for tests and benchmarks)."""
-    standby = _WARM.standby
-    return standby.proc.pid if standby is not None and standby.proc.poll() is None else None
+def keeping_warm() -> bool:
+    """Whether `keep_warm` is on in this process (and not turned off by MTL_LAB_WARM_WORKER=0)."""
+    return _WARM.enabled and os.environ.get(WARM_ENV, "1") != "0"
 
 
-# Variables read when Python, torch or its math libraries start: a standby started under
+def fork_server_pid() -> int | None:
+    """The pid of the fork server kept now, if any (for tests and benchmarks)."""
+    server = _WARM.server
+    return server.proc.pid if server is not None and server.alive() else None
+
+
+def fork_server_ready() -> bool:
+    """Whether the fork server kept now has finished its imports (for tests and benchmarks)."""
+    server = _WARM.server
+    return server is not None and server.alive() and server.ready.is_set()
+
+
+# Variables read when Python, torch or its math libraries start: a server started under
 # other values of these cannot serve the run. Every other variable is passed with the run
-# and set in the standby before it trains (as a cold worker would inherit it).
+# and set in its child before it trains (as a cold worker would inherit it).
 _STARTUP_ENV_PREFIXES = ("PYTHON", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH", "CUDA", "NVIDIA", "LD_", "PATH")
 
 
 # Set by torch's OpenMP runtime in every process that imports torch: the dashboard has them
-# or not depending on whether a page imported torch yet; a standby sets them itself.
+# or not depending on whether a page imported torch yet; a server sets them itself.
 _SET_BY_IMPORT = frozenset({"KMP_INIT_AT_FORK", "KMP_DUPLICATE_LIB_OK"})
 
 
@@ -264,64 +422,74 @@ def _env_key() -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _ensure_standby() -> None:
-    """Start a standby unless a live one with this environment is waiting."""
+def _ensure_server() -> _ForkServer | None:
+    """The fork server for this environment: the live one kept, else a new one."""
     with _WARM.lock:
         key = _env_key()
-        current = _WARM.standby
-        if current is not None and current.proc.poll() is None and current.key == key:
-            return
-        _close_standby(current)
-        _WARM.standby = None
+        current = _WARM.server
+        if current is not None and current.alive() and current.key == key:
+            return current
+        if current is not None:
+            current.close()
+        _WARM.server = None
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mtl_core.worker", "--standby"],
+                [sys.executable, "-m", "mtl_core.worker", "--fork-server"],
                 stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,  # until it has a run: then the run's log
-                stderr=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,  # "ready", its children's pids and exit codes
+                stderr=subprocess.DEVNULL,  # each child's output goes to its run's log
                 env=_worker_env(),
                 start_new_session=True,
             )
         except OSError:
-            return  # no standby: runs start cold, as without keep_warm
-        _WARM.standby = _Standby(proc, process_start_time(proc.pid), key)
-        _watch(f"standby-{proc.pid}", proc)
+            return None  # no server: runs start cold, as without keep_warm
+        _WARM.server = _ForkServer(proc, key)
+        _watch(f"fork-server-{proc.pid}", proc)
+        return _WARM.server
 
 
-def _hand_to_standby(run_id: str, db: Path, log_file_path: Path) -> tuple[subprocess.Popen, int | None] | None:
-    """Give run `run_id` to the waiting standby; None when there is none (or it is gone)."""
+def _hand_to_server(run_id: str, db: Path, log_file_path: Path) -> ForkedWorker | None:
+    """Fork run `run_id`'s worker from the fork server; None when none is kept or it cannot
+    take the run (then a cold worker starts it). Raises StoreError when the server ended
+    after it was sent the run but before it answered (whether it forked is unknown)."""
+    if not keeping_warm():
+        return None
+    server = _ensure_server()  # a dead one, or one of another environment, is replaced
+    if server is None:
+        return None
+    message = {"run_id": run_id, "db": str(db), "log": str(log_file_path), "env": _worker_env(db)}
+    for attempt in range(2):  # a server found dead is replaced once
+        child, delivered = server.hand(message)
+        if child is not None:
+            return child
+        with _WARM.lock:
+            if _WARM.server is server:
+                server.close()
+                _WARM.server = None
+        if delivered:  # it may have forked the run before it died: never start it twice
+            raise StoreError(f"the fork server ended while starting run {run_id}; start the run again")
+        if attempt:
+            return None
+        server = _ensure_server()
+        if server is None:
+            return None
+    return None
+
+
+def _discard_server() -> None:
     with _WARM.lock:
-        standby, _WARM.standby = _WARM.standby, None
-        if standby is None:
-            return None
-        if standby.proc.poll() is not None or standby.key != _env_key() or standby.proc.stdin is None:
-            _close_standby(standby)
-            return None
-        message = {"run_id": run_id, "db": str(db), "log": str(log_file_path), "env": _worker_env(db)}
+        if _WARM.server is not None:
+            _WARM.server.close()
+        _WARM.server = None
+
+
+def _raise_priority(pid: int) -> None:
+    """Normal CPU priority for process `pid` (the fork server importing at idle priority)."""
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_OTHER"):
         try:
-            standby.proc.stdin.write((json.dumps(message) + "\n").encode())
-            standby.proc.stdin.close()  # one run per process
-        except OSError:  # it died since the poll
-            _close_standby(standby)
-            return None
-        return standby.proc, standby.pid_start
-
-
-def _discard_standby() -> None:
-    with _WARM.lock:
-        _close_standby(_WARM.standby)
-        _WARM.standby = None
-
-
-def _close_standby(standby: _Standby | None) -> None:
-    """End a standby that will not be used: closing its stdin is its signal to exit."""
-    if standby is None:
-        return
-    try:
-        if standby.proc.stdin is not None:
-            standby.proc.stdin.close()
-    except OSError:
-        pass
+            os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
 
 
 def _open_log(path: Path):
@@ -365,7 +533,12 @@ def cancel(run_id: str, *, store_path: str | Path | None = None) -> bool:
 
 
 def _terminate(pid: int, pid_start: int | None) -> bool:
-    """SIGTERM process `pid` only if it is still the one that started at `pid_start`.
+    """SIGTERM process `pid` only if it is still the one that started at `pid_start`."""
+    return _signal(pid, pid_start, signal.SIGTERM)
+
+
+def _signal(pid: int, pid_start: int | None, signum: int) -> bool:
+    """Send `signum` to process `pid` only if it is still the one that started at `pid_start`.
 
     Where the system has pidfds, the process is pinned first and checked after, so that
     it cannot end and hand its pid to a stranger between the check and the signal. A pid
@@ -385,9 +558,9 @@ def _terminate(pid: int, pid_start: int | None) -> bool:
         if not run_process_alive({"pid": pid, "pid_start": pid_start}):
             return False
         if pidfd is not None:
-            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+            signal.pidfd_send_signal(pidfd, signum)
         else:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signum)
         return True
     except (ProcessLookupError, PermissionError):
         return False

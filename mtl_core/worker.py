@@ -7,12 +7,14 @@ back through a `StoreSink`. Its stdout/stderr go to the run's log file.
 
 Exit code 0 when the run finished or was cancelled, 1 when it failed.
 
-`python -m mtl_core.worker --standby` is the same process started ahead of its run (see
-`mtl_core.jobs.keep_warm`): it imports torch and the engine at idle CPU priority, then
-reads one line `{"run_id": ..., "db": ..., "log": ..., "env": {...}}` from stdin, takes
-back normal priority, takes the starter's environment as it is now, sends its output to the
-run's log and trains that run as above. At the end of
-its stdin (its starter ended or chose another) or on SIGTERM while it waits, it exits 0.
+`python -m mtl_core.worker --fork-server` (see `mtl_core.jobs.keep_warm`) imports torch and
+the engine once, at idle CPU priority, says `ready` on stdout, then serves runs for as long as
+its stdin is open: for each line `{"run_id": ..., "db": ..., "log": ..., "env": {...}}` it
+forks a child that leaves its session, takes that environment and log and trains the run
+exactly as above, and answers `{"pid": ...}`; when a child ends it says `{"exit": pid,
+"code": n}`. The server itself never trains, so every child starts from the same freshly
+imported, never-trained state (no torch thread pool, no CUDA context, no open store): what a
+cold worker has after its imports, in milliseconds instead of seconds of CPU.
 """
 
 from __future__ import annotations
@@ -191,47 +193,13 @@ def _flush(sink: store_module.StoreSink) -> None:
         log.exception("could not write the run's last logged rows")
 
 
-# ---- the standby worker ------------------------------------------------------------------------
-class _Handoff:
-    """The run a standby was given (filled by its stdin reader thread)."""
-
-    def __init__(self) -> None:
-        self.arrived = threading.Event()
-        self.message: dict[str, Any] | None = None  # set before `arrived`; no run: the process exits
-
-
-_HANDOFF = _Handoff()
-
-
-def _on_sigterm_standby(signum: int, frame: Any) -> None:
-    if _HANDOFF.message is None:
-        raise SystemExit(0)  # no run yet: a standby asked to go simply goes
-    store_module.request_stop()  # the run was handed over: a cancel, as in `_on_sigterm`
-
-
+# ---- warm processes ----------------------------------------------------------------------------
 def _set_policy(tid: int, policy: int) -> None:
     """Scheduling policy of one thread (Linux); where not allowed, priority stays as it is."""
     try:
         os.sched_setscheduler(tid, policy, os.sched_param(0))
     except (AttributeError, OSError):
         pass
-
-
-def _read_handoff(main_tid: int | None) -> None:
-    """Wait for the run on stdin; on arrival, give the main thread normal priority back."""
-    try:
-        line = sys.stdin.buffer.readline()
-        message = json.loads(line) if line.strip() else None
-    except (OSError, ValueError):
-        message = None
-    if message is None:
-        # Told to go (or its starter ended) before any run came: go now, even in the middle
-        # of importing torch, instead of finishing seconds of imports no run will use.
-        os._exit(0)
-    _HANDOFF.message = message
-    if main_tid is not None and hasattr(os, "SCHED_OTHER"):
-        _set_policy(main_tid, os.SCHED_OTHER)  # it may still be importing: finish at full speed
-    _HANDOFF.arrived.set()
 
 
 def _warm_up() -> None:
@@ -244,34 +212,6 @@ def _warm_up() -> None:
 
     # An optimiser's first construction imports torch._dynamo (~3 s on a small CPU).
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
-
-
-def standby() -> int:
-    """The body of `python -m mtl_core.worker --standby`: warm up, wait for a run, train it."""
-    signal.signal(signal.SIGTERM, _on_sigterm_standby)
-    main_tid = threading.get_native_id() if hasattr(threading, "get_native_id") else None
-    # The reader is started before the main thread lowers its priority (threads inherit it).
-    threading.Thread(target=_read_handoff, args=(main_tid,), name="handoff", daemon=True).start()
-    if hasattr(os, "SCHED_IDLE") and main_tid is not None:
-        _set_policy(main_tid, os.SCHED_IDLE)  # only CPU no one else wants
-    try:
-        _warm_up()
-    except Exception:  # a broken install shows itself in the run instead (a cold start's error)
-        pass
-    _HANDOFF.arrived.wait()
-    message = _HANDOFF.message
-    assert message is not None  # the reader exits the process when no run comes
-    if hasattr(os, "SCHED_OTHER") and main_tid is not None:
-        _set_policy(main_tid, os.SCHED_OTHER)
-    _redirect_output(str(message.get("log") or ""))
-    env = message.get("env")
-    if isinstance(env, dict):  # the starter's environment now, as a cold worker inherits it
-        os.environ.clear()
-        os.environ.update({str(k): str(v) for k, v in env.items()})
-    db = str(message.get("db") or "") or None
-    if db is not None:
-        os.environ["MTL_LAB_DB"] = db
-    return run(str(message["run_id"]), store_path=db)
 
 
 def _redirect_output(path: str) -> None:
@@ -289,19 +229,124 @@ def _redirect_output(path: str) -> None:
     os.close(fd)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m mtl_core.worker RUN_ID | --standby", file=sys.stderr)
-        return 2
+# ---- the fork server -------------------------------------------------------------------------
+def _say(message: dict[str, Any] | str) -> None:
+    """One line to the server's caller. `os.write` of a short line to a pipe is atomic, and
+    unbuffered, so a line written by the SIGCHLD handler never lands inside another one."""
+    line = message if isinstance(message, str) else json.dumps(message)
     try:
-        return standby() if args[0] == "--standby" else run(args[0])
-    except MTLLabError as exc:  # an unknown run id, an unusable store: one line, no traceback
+        os.write(1, (line + "\n").encode())
+    except OSError:
+        pass  # its caller has gone: the next read of stdin ends the server
+
+
+def _reap_children(signum: int, frame: Any) -> None:
+    """SIGCHLD in the fork server: collect every child that ended and report its exit code."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _say({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def fork_server() -> int:
+    """The body of `python -m mtl_core.worker --fork-server` (see the module's docstring)."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))  # its children live on
+    main_tid = threading.get_native_id() if hasattr(threading, "get_native_id") else None
+    if hasattr(os, "SCHED_IDLE") and main_tid is not None:
+        _set_policy(main_tid, os.SCHED_IDLE)  # only CPU no one else wants (jobs raises it when a run waits)
+    try:
+        _warm_up()
+    except Exception:  # a broken install shows itself in each run instead (a cold start's error)
+        pass
+    if hasattr(os, "SCHED_OTHER") and main_tid is not None:
+        _set_policy(main_tid, os.SCHED_OTHER)  # what its children inherit
+    signal.signal(signal.SIGCHLD, _reap_children)
+    _say("ready")
+    stdin = sys.stdin.buffer
+    while True:
+        line = stdin.readline()
+        if not line:
+            return 0  # its caller ended or let it go
+        try:
+            message = json.loads(line)
+            run_id = str(message["run_id"])
+        except (ValueError, KeyError, TypeError):
+            _say({"error": "not a run: " + line[:200].decode(errors="replace")})
+            continue
+        # Until the answer is written, a child that ends at once is not reported before its pid.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _forked_child(run_id, message)  # never returns
+            _say({"pid": pid, "run_id": run_id})
+        except OSError as exc:
+            _say({"error": f"could not fork: {exc}", "run_id": run_id})
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+
+
+def _forked_child(run_id: str, message: dict[str, Any]) -> None:
+    """In a child of the fork server: become a worker of its own and train `run_id`; exit."""
+    code = 1
+    try:
+        os.setsid()  # its own session, as `jobs` starts a cold worker: survives its starters
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # `run` installs the worker's own handler
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)  # not the server's requests
+        for fd in (1, 2):
+            os.dup2(devnull, fd)  # not the server's answers; the run's log just below
+        os.close(devnull)
+        sys.stdin = open(os.devnull)
+        _redirect_output(str(message.get("log") or ""))
+        env = message.get("env")
+        if isinstance(env, dict):
+            os.environ.clear()
+            os.environ.update({str(k): str(v) for k, v in env.items()})
+        db = str(message.get("db") or "") or None
+        if db is not None:
+            os.environ["MTL_LAB_DB"] = db
+        code = _run_reporting(run_id, db)
+    except BaseException:  # noqa: BLE001 - whatever happens, this process must not return to the loop
+        try:
+            traceback.print_exc()
+        except Exception:
+            pass
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        logging.shutdown()
+        os._exit(code)
+
+
+def _run_reporting(run_id: str, store_path: str | None = None) -> int:
+    """`run`, with an MTL Lab error (an unknown run id, an unusable store) as one line on
+    stderr and exit code 2 instead of a traceback."""
+    try:
+        return run(run_id, store_path=store_path)
+    except MTLLabError as exc:
         try:
             print(f"error: {exc}", file=sys.stderr)
         except OSError:
             pass  # stderr is the run's log on a full disk: the exit code still says it
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m mtl_core.worker RUN_ID | --fork-server", file=sys.stderr)
+        return 2
+    return fork_server() if args[0] == "--fork-server" else _run_reporting(args[0])
 
 
 if __name__ == "__main__":

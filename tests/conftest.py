@@ -1,4 +1,4 @@
-"""Fixtures every test gets: one CPU thread, a private MTL_LAB_HOME, no standby worker.
+"""Fixtures every test gets: one CPU thread, a private MTL_LAB_HOME, runs forked from a fork server.
 
 One thread keeps training tests fast and their timings stable on a small machine
 (intra-op threading only pays off for large tensors). A temporary MTL_LAB_HOME keeps
@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mtl_core import jobs
+
 
 def _scan_installed_components_once() -> None:
     """Each new `AppTest` makes Streamlit scan the metadata of every installed package for
@@ -38,6 +40,10 @@ def _scan_installed_components_once() -> None:
 
 _scan_installed_components_once()
 
+# Workers start with one OpenMP thread (a run chooses its own threads after that); set once for
+# the whole process, so that the fork server's start-up environment stays the same across tests.
+os.environ["OMP_NUM_THREADS"] = "1"
+
 
 @pytest.fixture(autouse=True)
 def _one_thread_and_private_home(
@@ -52,8 +58,10 @@ def _one_thread_and_private_home(
     base = tmp_path_factory.getbasetemp().resolve()
     if current is None or not Path(current).resolve().is_relative_to(base):
         monkeypatch.setenv("MTL_LAB_HOME", str(tmp_path / "mtl_lab_home"))
-    # No standby worker importing torch beside every page test (tests of it turn it on).
-    monkeypatch.setenv("MTL_LAB_WARM_WORKER", "0")
+    # Runs this test process starts are forked from one fork server (`jobs.keep_warm`), as the
+    # dashboard's are: started with the process's first run, it imports torch once instead of
+    # once per worker (~8 CPU-s each here). The cold start is tested where a CLI starts runs.
+    jobs.keep_warm(start_now=False)
     yield
     torch.set_num_threads(threads)
 

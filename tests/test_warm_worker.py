@@ -1,6 +1,7 @@
-"""The standby worker (`jobs.keep_warm`): a run handed to a process started ahead trains
-exactly like a cold one, in a process of its own, and can be cancelled; a standby that is
-not needed goes away; nothing falls through when the standby is gone or stale."""
+"""The fork server (`jobs.keep_warm`): each run is a child forked from one process that
+imported torch once, trains exactly like a cold worker in a process and a session of its
+own, and can be cancelled; a server that is not needed goes away, its children live on; and
+nothing falls through when the server is gone or stale."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from mtl_core import jobs
 from mtl_core.store import RunStore
 from test_jobs import LONG, SHORT, _wait_for  # the same runs and wait as the cold workers' tests
 
-TIMEOUT = 90.0  # a standby may still be importing torch at idle priority
+TIMEOUT = 120.0  # a server may still be importing torch at idle priority
 
 
 def _gone(pid: int) -> bool:
@@ -21,7 +22,7 @@ def _gone(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    # A zombie until its reaper thread collects it: ended all the same.
+    # A zombie until its reaper collects it: ended all the same.
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
@@ -29,93 +30,126 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 @pytest.fixture
 def warm(monkeypatch):
+    """The test process's fork server (conftest keeps one, as the dashboard does), ready."""
     monkeypatch.setenv("MTL_LAB_WARM_WORKER", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert jobs.keep_warm()
-    try:
-        yield
-    finally:
-        jobs.keep_warm(False)
+    _wait_for(jobs.fork_server_ready, TIMEOUT, "the fork server's imports")
+    yield jobs.fork_server_pid()
 
 
 def test_keep_warm_is_off_when_the_environment_says_so(monkeypatch):
     monkeypatch.setenv("MTL_LAB_WARM_WORKER", "0")
     assert jobs.keep_warm() is False
-    assert jobs.standby_pid() is None
+    assert jobs.fork_server_pid() is None
+    assert not jobs.keeping_warm()
 
 
 @pytest.mark.slow
-def test_a_run_trains_in_the_standby_which_is_replaced_and_cancel_still_works(warm):
-    first = _wait_for(jobs.standby_pid, TIMEOUT, "a standby worker")
-    run_id = jobs.start(SHORT, name="warm")
+def test_runs_are_forked_workers_of_their_own_and_cancel_still_works(warm):
+    server = warm
+    first = jobs.start(SHORT, name="warm")
+    second = jobs.start(SHORT, name="warm too")
+    procs = {run_id: jobs._CHILDREN[run_id] for run_id in (first, second)}
     with RunStore() as store:
-        assert store.get_run(run_id)["pid"] == first  # handed to the standby, not a fresh process
-        # A new standby waits for the next run: one process per run, nothing shared.
-        second = _wait_for(jobs.standby_pid, TIMEOUT, "the next standby")
-        assert second != first
-        assert jobs.wait(run_id, TIMEOUT) == "finished"
-        result = store.result(run_id)
-        assert set(result["tasks"][0]) >= {"name", "stl", "mtl"}
-        assert len(result["tasks"]) == 2
-        assert not store.metrics(run_id, metric="loss").empty
-    _wait_for(lambda: _gone(first), TIMEOUT, "the used standby to exit")  # it ends with its run
-    log = jobs.log_path(run_id).read_text()
-    assert f"starts in pid {first}" in log and "finished" in log  # its output went to the run's log
+        pids = [store.get_run(run_id)["pid"] for run_id in (first, second)]
+        assert pids == [procs[first].pid, procs[second].pid]
+        assert len(set(pids)) == 2 and server not in pids  # one process per run, not the server
+        for pid in pids:
+            if not _gone(pid):
+                assert _parent(pid) == server
+                assert os.sched_getscheduler(pid) == os.SCHED_OTHER  # not the server's idle priority
+                # A session of its own (its first act once forked): outlives its starters.
+                _wait_for(lambda: _gone(pid) or os.getsid(pid) == pid, TIMEOUT, "the worker's own session")
+        for run_id in (first, second):
+            assert jobs.wait(run_id, TIMEOUT) == "finished"
+            result = store.result(run_id)
+            assert len(result["tasks"]) == 2 and set(result["tasks"][0]) >= {"name", "stl", "mtl"}
+            assert not store.metrics(run_id, metric="loss").empty
+    for run_id, proc in procs.items():
+        assert proc.wait(TIMEOUT) == 0  # the exit code the server reported
+        log = jobs.log_path(run_id).read_text()
+        assert f"starts in pid {proc.pid}" in log and "finished" in log  # its output went to its log
+    assert jobs.fork_server_pid() == server  # the same server: torch was imported once
 
-    # The second standby takes an endless run, which a cancel stops at its next step.
+    # An endless run, which a cancel stops at its next step.
     long_id = jobs.start(LONG, name="warm long")
     with RunStore() as store:
-        assert store.get_run(long_id)["pid"] == second
-        _wait_for(lambda: not store.metrics(long_id, metric="loss").empty, TIMEOUT,
-                  "the first logged step")
+        pid = store.get_run(long_id)["pid"]
+        assert pid not in (None, server)
+        _wait_for(lambda: not store.metrics(long_id, metric="loss").empty, TIMEOUT, "the first logged step")
         assert jobs.cancel(long_id)
         assert jobs.wait(long_id, TIMEOUT) == "cancelled"
         assert not store.metrics(long_id, metric="loss").empty  # curves kept
-    _wait_for(lambda: _gone(second), TIMEOUT, "the cancelled run's process to exit")
+    _wait_for(lambda: _gone(pid), TIMEOUT, "the cancelled run's process to exit")
 
 
 @pytest.mark.slow
-def test_a_dead_or_stale_standby_is_never_used(warm, monkeypatch):
-    dead = _wait_for(jobs.standby_pid, TIMEOUT, "a standby worker")
-    os.kill(dead, signal.SIGKILL)
-    _wait_for(lambda: _gone(dead), TIMEOUT, "the killed standby to exit")
-    run_id = jobs.start(SHORT, name="after a dead standby")  # falls back to a cold worker
+def test_a_run_that_fails_in_a_forked_worker_is_failed_with_exit_code_1(warm):
+    run_id = jobs.start({**SHORT, "optimizer": {"name": "sgd", "lr": 1e30}, "baselines": False}, name="diverges")
+    proc = jobs._CHILDREN[run_id]
+    assert jobs.wait(run_id, TIMEOUT) == "failed"
+    assert proc.wait(TIMEOUT) == 1
     with RunStore() as store:
-        assert store.get_run(run_id)["pid"] != dead
-        assert jobs.wait(run_id, TIMEOUT) == "finished"
+        assert "diverged" in store.get_run(run_id)["error"]
 
-    # A standby started under other start-up settings (a variable read when Python or torch
-    # starts, changed by the caller since) is not handed the run.
-    # (That a cold worker trains the run to its end was shown just above: this one is cancelled.)
-    stale = _wait_for(jobs.standby_pid, TIMEOUT, "a new standby")
+
+@pytest.mark.slow
+def test_a_dead_or_stale_server_is_never_used(warm, monkeypatch):
+    dead = warm
+    os.kill(dead, signal.SIGKILL)
+    _wait_for(lambda: _gone(dead), TIMEOUT, "the killed server to exit")
+    run_id = jobs.start(SHORT, name="after a dead server")  # a new server forks it
+    with RunStore() as store:
+        pid = store.get_run(run_id)["pid"]
+        assert pid is not None and pid != dead
+        assert jobs.wait(run_id, TIMEOUT) == "finished"
+    fresh = jobs.fork_server_pid()
+    assert fresh not in (None, dead)
+
+    # A server started under other start-up settings (a variable read when Python or torch
+    # starts, changed by the caller since) is not handed the run: it is told to go.
     monkeypatch.setenv("PYTHONWARNINGS", "ignore")
     run_id = jobs.start(LONG, name="after a change of environment")
     with RunStore() as store:
-        assert store.get_run(run_id)["pid"] not in (None, stale)
+        assert store.get_run(run_id)["pid"] not in (None, fresh)
+        assert jobs.fork_server_pid() not in (None, fresh)
         assert jobs.cancel(run_id)
         assert jobs.wait(run_id, TIMEOUT) in ("cancelled", "interrupted")
-    _wait_for(lambda: _gone(stale), TIMEOUT, "the stale standby to exit")  # told to go, not left waiting
+    _wait_for(lambda: _gone(fresh), TIMEOUT, "the stale server to exit")
 
 
 @pytest.mark.slow
-def test_an_idle_standby_goes_on_sigterm_and_when_told_to(warm):
-    pid = _wait_for(jobs.standby_pid, TIMEOUT, "a standby worker")
-    os.kill(pid, signal.SIGTERM)
-    _wait_for(lambda: _gone(pid), TIMEOUT, "the standby to end on SIGTERM")
+def test_a_server_goes_on_sigterm_and_when_told_to_and_its_runs_live_on(warm):
+    os.kill(warm, signal.SIGTERM)
+    _wait_for(lambda: _gone(warm), TIMEOUT, "the server to end on SIGTERM")
     assert jobs.keep_warm()  # a new one
-    pid = _wait_for(jobs.standby_pid, TIMEOUT, "a new standby worker")
+    _wait_for(jobs.fork_server_ready, TIMEOUT, "the new server's imports")
+    server = jobs.fork_server_pid()
+    assert server not in (None, warm)
+    run_id = jobs.start(LONG, name="outlives its server")
+    proc = jobs._CHILDREN[run_id]
     jobs.keep_warm(False)
-    _wait_for(lambda: _gone(pid), TIMEOUT, "the standby to end when no longer wanted")
-    assert jobs.standby_pid() is None
+    _wait_for(lambda: _gone(server), TIMEOUT, "the server to end when no longer wanted")
+    assert jobs.fork_server_pid() is None
+    with RunStore() as store:
+        _wait_for(lambda: not store.metrics(run_id, metric="loss").empty, TIMEOUT, "a step after the server ended")
+        assert proc.poll() is None and jobs.status(run_id) == "running"
+        assert jobs.cancel(run_id)  # still a process of its own to signal
+        assert jobs.wait(run_id, TIMEOUT) == "cancelled"
+    proc.wait(TIMEOUT)  # watched by its pid once its server has gone
 
 
 @pytest.mark.slow
-def test_importing_torch_in_the_caller_does_not_make_the_standby_stale(warm, monkeypatch):
+def test_importing_torch_in_the_caller_does_not_make_the_server_stale(warm, monkeypatch):
     # torch's OpenMP runtime sets KMP_* variables when a dashboard page first imports it;
-    # the standby started before that must still be used (it sets them itself).
-    first = _wait_for(jobs.standby_pid, TIMEOUT, "a standby worker")
+    # the server started before that must still be used (it sets them itself).
     monkeypatch.setenv("KMP_INIT_AT_FORK", "FALSE")
     monkeypatch.setenv("KMP_DUPLICATE_LIB_OK", "True")
-    assert jobs.keep_warm() and jobs.standby_pid() == first
+    assert jobs.keep_warm() and jobs.fork_server_pid() == warm
