@@ -246,8 +246,8 @@ class LocalExecutor(Executor):
         # The points' processes are forked from one server that imported torch once (a
         # caller that keeps one already, like the dashboard, keeps it afterwards too).
         kept = jobs.keeping_warm()
-        if not kept:
-            jobs.keep_warm(start_now=False)
+        if not kept and jobs.keep_warm():
+            jobs.fork_server_ready(timeout=120.0)  # its imports, as one cold point's; then none
         try:
             self._run_points()
         finally:

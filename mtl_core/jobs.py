@@ -213,7 +213,6 @@ def spawn(key: str, argv: list[str], *, store_path: Path) -> subprocess.Popen:
 
 # ---- the fork server ---------------------------------------------------------------------------
 WARM_ENV = "MTL_LAB_WARM_WORKER"  # "0": never keep a fork server (keep_warm does nothing)
-READY_TIMEOUT_S = 600.0  # a server still importing when a run comes: wait this long, then start cold
 
 
 class ForkedWorker:
@@ -221,11 +220,11 @@ class ForkedWorker:
     callers use (pid, poll, wait, terminate, kill). It is the server's child, not ours: the
     server reports its exit code; if the server is gone first, its pid is watched instead."""
 
-    def __init__(self, pid: int, run_id: str) -> None:
+    def __init__(self, pid: int, run_id: str, pid_start: int | None) -> None:
         self.pid = pid
         self.args = ["mtl_core.worker --fork-server", run_id]
         self.returncode: int | None = None
-        self.pid_start = process_start_time(pid)
+        self.pid_start = pid_start  # read by the server before it could reap the child
         self._ended = threading.Event()
         self._server_alive = True
 
@@ -304,7 +303,8 @@ class _ForkServer:
                 with self.answered:
                     if "pid" in message:
                         pid = int(message["pid"])
-                        child = ForkedWorker(pid, str(message.get("run_id")))
+                        start = message.get("start")
+                        child = ForkedWorker(pid, str(message.get("run_id")), None if start is None else int(start))
                         if pid in self.exits:
                             child._exited(self.exits.pop(pid))
                         else:
@@ -330,10 +330,11 @@ class _ForkServer:
         """Send one run: its forked worker (None when the server could not take it), and
         whether the server may have received it (then the run must not be started again)."""
         if not self.ready.is_set():
-            # Still importing at idle priority: finish at full speed, a run is waiting.
+            # Still importing at idle priority: this run starts cold, without waiting; the
+            # server finishes at full speed for the next one.
             _raise_priority(self.proc.pid)
-            self.ready.wait(READY_TIMEOUT_S)
-        if not self.ready.is_set() or not self.alive() or self.proc.stdin is None:
+            return None, False
+        if not self.alive() or self.proc.stdin is None:
             return None, False
         with self.answered:
             seen = len(self.answers)
@@ -350,12 +351,16 @@ class _ForkServer:
         return answer.get("child"), True
 
     def close(self) -> None:
-        """End a server that will not be used: closing its stdin is its signal to exit."""
+        """End a server that will not be used: closing its stdin is its signal to exit (once
+        its imports are done); one still importing is stopped at once (SIGTERM: it has no
+        children yet, and its imports would be seconds of CPU for nothing)."""
         try:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
         except OSError:
             pass
+        if not self.ready.is_set() and self.proc.poll() is None:
+            _signal(self.proc.pid, self.pid_start, signal.SIGTERM)
 
 
 class _WarmState:
@@ -375,8 +380,8 @@ def keep_warm(enabled: bool = True, *, start_now: bool = True) -> bool:
     later `start` / `start_queued` forks the run's worker from it instead of starting a
     fresh process, skipping the seconds of CPU a fresh process spends importing torch. The
     server imports at idle CPU priority, so it never slows a run that is training; a run
-    handed to it before it is ready raises it to normal priority and waits (never longer
-    than a cold start would take). `start_now=False` starts it only with the first run.
+    started before it is ready starts cold (as without it) and raises the server to normal
+    priority for the next. `start_now=False` starts it only with the first run.
     `MTL_LAB_WARM_WORKER=0` turns this off. Returns whether a server is kept.
     """
     _WARM.enabled = bool(enabled) and os.environ.get(WARM_ENV, "1") != "0"
@@ -398,10 +403,16 @@ def fork_server_pid() -> int | None:
     return server.proc.pid if server is not None and server.alive() else None
 
 
-def fork_server_ready() -> bool:
-    """Whether the fork server kept now has finished its imports (for tests and benchmarks)."""
+def fork_server_ready(timeout: float = 0.0) -> bool:
+    """Whether the fork server kept now has finished its imports; with `timeout`, wait that
+    long for it (at normal priority: a caller about to start runs, like a sweep's driver)."""
     server = _WARM.server
-    return server is not None and server.alive() and server.ready.is_set()
+    if server is None or not server.alive():
+        return False
+    if timeout > 0 and not server.ready.is_set():
+        _raise_priority(server.proc.pid)
+        server.ready.wait(timeout)
+    return server.ready.is_set() and server.alive()
 
 
 # Variables read when Python, torch or its math libraries start: a server started under
@@ -458,22 +469,18 @@ def _hand_to_server(run_id: str, db: Path, log_file_path: Path) -> ForkedWorker 
     if server is None:
         return None
     message = {"run_id": run_id, "db": str(db), "log": str(log_file_path), "env": _worker_env(db)}
-    for attempt in range(2):  # a server found dead is replaced once
-        child, delivered = server.hand(message)
-        if child is not None:
-            return child
-        with _WARM.lock:
-            if _WARM.server is server:
-                server.close()
-                _WARM.server = None
-        if delivered:  # it may have forked the run before it died: never start it twice
-            raise StoreError(f"the fork server ended while starting run {run_id}; start the run again")
-        if attempt:
-            return None
-        server = _ensure_server()
-        if server is None:
-            return None
-    return None
+    child, delivered = server.hand(message)
+    if child is not None:
+        return child
+    if server.alive():
+        return None  # still importing, or it could not fork: this run starts cold
+    with _WARM.lock:
+        if _WARM.server is server:
+            server.close()
+            _WARM.server = None
+    if delivered:  # it may have forked the run before it died: never start it twice
+        raise StoreError(f"the fork server ended while starting run {run_id}; start the run again")
+    return None  # it died: this run starts cold, the next `start` starts a new server
 
 
 def _discard_server() -> None:

@@ -283,7 +283,8 @@ def fork_server() -> int:
             pid = os.fork()
             if pid == 0:
                 _forked_child(run_id, message)  # never returns
-            _say({"pid": pid, "run_id": run_id})
+            # Its start time makes (pid, start) an identity; read before it can be reaped.
+            _say({"pid": pid, "run_id": run_id, "start": store_module.process_start_time(pid)})
         except OSError as exc:
             _say({"error": f"could not fork: {exc}", "run_id": run_id})
         finally:

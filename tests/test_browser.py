@@ -83,7 +83,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 45.0) -> No
 
 def start_server(home: Path, port: int) -> subprocess.Popen:
     """`streamlit run dashboard/app.py` bound to 127.0.0.1:port, with MTL_LAB_HOME=home; as a
-    user gets it, runs start in a standby worker."""
+    user gets it, runs are forked from its fork server."""
     env = {**os.environ, "MTL_LAB_HOME": str(home), "OMP_NUM_THREADS": "1",
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "MTL_LAB_WARM_WORKER": "1"}
     log = open(home / "streamlit.log", "wb")
@@ -118,7 +118,7 @@ def stop_server(proc: subprocess.Popen, home: Path) -> None:
 
 @pytest.fixture(scope="module")
 def lab_server(tmp_path_factory):
-    """One dashboard server (with its standby worker, as a user gets it) on one lab for this
+    """One dashboard server (with its fork server, as a user gets it) on one lab for this
     module's tests, as a class shares one server: its start and first page render (~12 s
     here) are paid once. Each test checks only the runs it started itself."""
     reason = _skip_reason()

@@ -130,7 +130,7 @@ def server(tmp_path_factory):
     port = _free_port()
     folder = tmp_path / "elsewhere"
     folder.mkdir()
-    # No standby worker: these tests train nothing, and its torch import would only compete.
+    # No fork server: these tests train nothing, and its torch import would only compete.
     env = {**os.environ, "MTL_LAB_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1", "MTL_LAB_WARM_WORKER": "0"}
     env.pop(launcher.ALLOW_REMOTE_ENV, None)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)

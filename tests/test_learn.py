@@ -60,7 +60,7 @@ def in_process(monkeypatch):
     """Run trains the lesson's run here, through the worker's own lifecycle (`worker.execute`:
     the same store writes, result and ending), instead of starting a worker process: each
     such start imports torch anew (~5 s of CPU). The real process path of a lesson is walked
-    by test_browser's lesson 1 (a real server and its standby worker); a run's process by
+    by test_browser's lesson 1 (a real server and its fork server); a run's process by
     test_jobs, test_warm_worker and test_dashboard_apptest's cancel."""
     from mtl_core import jobs, worker
 

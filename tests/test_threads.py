@@ -182,8 +182,11 @@ def test_worker_applies_the_budget_before_the_dataset_is_built(tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_worker_process_records_one_thread_for_the_quickstart_model(monkeypatch):
-    # torch's default in the worker would be 4 threads (OMP_NUM_THREADS); auto gives 1.
+    # torch's default in the worker would be 4 threads (OMP_NUM_THREADS); auto gives 1. A cold
+    # worker, as `mtl-lab run --background` starts one (the fork server's own start-up
+    # environment is tested in test_warm_worker).
     monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    monkeypatch.setenv("MTL_LAB_WARM_WORKER", "0")
     config = {"dataset": {"name": "mmoe_synthetic", "options": {"input_dim": 32, "n_samples": 300}},
               "model": {"hidden": [64, 64]}, "steps": 5, "batch_size": 32, "eval_every": 5,
               "baselines": False, "interference": False}

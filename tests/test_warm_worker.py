@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 import pytest
 
@@ -101,49 +102,60 @@ def test_a_run_that_fails_in_a_forked_worker_is_failed_with_exit_code_1(warm):
 
 
 @pytest.mark.slow
-def test_a_dead_or_stale_server_is_never_used(warm, monkeypatch):
-    dead = warm
+def test_a_stale_server_is_told_to_go_and_a_dead_one_is_never_used(warm, monkeypatch):
+    # A server started under other start-up settings (a variable read when Python or torch
+    # starts, changed by the caller since) is not handed the run: it is told to go, the run
+    # starts cold (a new server imports meanwhile, for the next run).
+    stale = warm
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore")
+    run_id = jobs.start(SHORT, name="after a change of environment")
+    with RunStore() as store:
+        pid = store.get_run(run_id)["pid"]
+        assert pid is not None and pid != stale
+        assert isinstance(jobs._CHILDREN.get(run_id), subprocess.Popen)  # a cold worker
+        assert jobs.wait(run_id, TIMEOUT) == "finished"
+    _wait_for(lambda: _gone(stale), TIMEOUT, "the stale server to exit")
+    assert jobs.fork_server_pid() not in (None, stale)
+    monkeypatch.delenv("PYTHONWARNINGS")
+    assert jobs.keep_warm()  # the settings are back: the new server is stale in turn, and replaced
+    _wait_for(jobs.fork_server_ready, TIMEOUT, "the server's imports")
+
+    # A server that died is never handed a run: the run starts cold, a new server is started.
+    dead = jobs.fork_server_pid()
     os.kill(dead, signal.SIGKILL)
     _wait_for(lambda: _gone(dead), TIMEOUT, "the killed server to exit")
-    run_id = jobs.start(SHORT, name="after a dead server")  # a new server forks it
+    run_id = jobs.start(SHORT, name="after a dead server")
     with RunStore() as store:
         pid = store.get_run(run_id)["pid"]
         assert pid is not None and pid != dead
+        assert isinstance(jobs._CHILDREN.get(run_id), subprocess.Popen)
         assert jobs.wait(run_id, TIMEOUT) == "finished"
-    fresh = jobs.fork_server_pid()
-    assert fresh not in (None, dead)
-
-    # A server started under other start-up settings (a variable read when Python or torch
-    # starts, changed by the caller since) is not handed the run: it is told to go.
-    monkeypatch.setenv("PYTHONWARNINGS", "ignore")
-    run_id = jobs.start(LONG, name="after a change of environment")
-    with RunStore() as store:
-        assert store.get_run(run_id)["pid"] not in (None, fresh)
-        assert jobs.fork_server_pid() not in (None, fresh)
-        assert jobs.cancel(run_id)
-        assert jobs.wait(run_id, TIMEOUT) in ("cancelled", "interrupted")
-    _wait_for(lambda: _gone(fresh), TIMEOUT, "the stale server to exit")
+    assert jobs.fork_server_pid() not in (None, dead)
 
 
 @pytest.mark.slow
 def test_a_server_goes_on_sigterm_and_when_told_to_and_its_runs_live_on(warm):
-    os.kill(warm, signal.SIGTERM)
-    _wait_for(lambda: _gone(warm), TIMEOUT, "the server to end on SIGTERM")
-    assert jobs.keep_warm()  # a new one
-    _wait_for(jobs.fork_server_ready, TIMEOUT, "the new server's imports")
-    server = jobs.fork_server_pid()
-    assert server not in (None, warm)
     run_id = jobs.start(LONG, name="outlives its server")
     proc = jobs._CHILDREN[run_id]
-    jobs.keep_warm(False)
-    _wait_for(lambda: _gone(server), TIMEOUT, "the server to end when no longer wanted")
-    assert jobs.fork_server_pid() is None
+    assert _parent(proc.pid) == warm
+    os.kill(warm, signal.SIGTERM)
+    _wait_for(lambda: _gone(warm), TIMEOUT, "the server to end on SIGTERM")
     with RunStore() as store:
-        _wait_for(lambda: not store.metrics(run_id, metric="loss").empty, TIMEOUT, "a step after the server ended")
+        _wait_for(lambda: not store.metrics(run_id, metric="loss").empty, TIMEOUT, "a logged step")
+        steps = int(store.metrics(run_id, metric="loss")["step"].max())
+        _wait_for(lambda: int(store.metrics(run_id, metric="loss")["step"].max()) > steps, TIMEOUT,
+                  "a step after the server ended")
         assert proc.poll() is None and jobs.status(run_id) == "running"
         assert jobs.cancel(run_id)  # still a process of its own to signal
         assert jobs.wait(run_id, TIMEOUT) == "cancelled"
     proc.wait(TIMEOUT)  # watched by its pid once its server has gone
+
+    assert jobs.keep_warm()  # a new server; told to go, it goes
+    server = jobs.fork_server_pid()
+    assert server not in (None, warm)
+    jobs.keep_warm(False)
+    _wait_for(lambda: _gone(server), TIMEOUT, "the server to end when no longer wanted")
+    assert jobs.fork_server_pid() is None
 
 
 @pytest.mark.slow

@@ -26,7 +26,8 @@ from mtl_core.weighting import weights_note as weights_note_of
 
 POLL_S, STARTING_POLL_S = live_pace.POLL_S, live_pace.STARTING_POLL_S  # how often: see dashboard/live_pace.py
 # The rerun after a click on Train waits this long for the run's first point (a started
-# standby worker logs it within ~0.5 s); a fresh process takes longer and is polled instead.
+# worker forked from the fork server logs it within ~0.5 s); a fresh process takes longer
+# and is polled instead.
 FIRST_POINT_WAIT_S = 1.5
 SS_JUST_STARTED = "_train_just_started"
 SS_SHOWN = "_train_shown"  # (raw, task names, fingerprint) of the experiment the page last showed
@@ -445,8 +446,8 @@ def hold_controls(run_id: str, run: Mapping[str, Any], hold_col: Any, step_col: 
 
 def _await_first_point(run_id: str) -> bool:
     """Wait (at most FIRST_POINT_WAIT_S) for the first logged point of a run this tab has just
-    started; whether it came. With the standby worker it is logged about half a second after
-    the click, so the rerun that follows the click draws it, instead of a later poll of the
+    started; whether it came. In a worker forked from the fork server it is logged about half a
+    second after the click, so the rerun that follows the click draws it, instead of a later poll of the
     live panel and one more full rerun to slow the polling down (see bench/dashboard.py --click)."""
     store, deadline = state.get_store(), time.monotonic() + FIRST_POINT_WAIT_S
     while time.monotonic() < deadline:
