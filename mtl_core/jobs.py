@@ -213,6 +213,7 @@ def spawn(key: str, argv: list[str], *, store_path: Path) -> subprocess.Popen:
 
 # ---- the fork server ---------------------------------------------------------------------------
 WARM_ENV = "MTL_LAB_WARM_WORKER"  # "0": never keep a fork server (keep_warm does nothing)
+ANSWER_TIMEOUT_S = 60.0  # a fork takes milliseconds; a server silent this long is killed
 
 
 class ForkedWorker:
@@ -273,6 +274,7 @@ class _ForkServer:
         self.proc = proc
         self.pid_start = process_start_time(proc.pid)
         self.key = key  # its start-up environment (`_env_key`): a changed one needs a new server
+        self.closing = False
         self.ready = threading.Event()
         self.gone = threading.Event()
         self.answers: list[dict[str, Any]] = []
@@ -313,6 +315,8 @@ class _ForkServer:
                     self.answers.append(message)
                     self.answered.notify_all()
         # Its stdout closed: the server has ended. Its children, if any, are watched by pid.
+        if not self.ready.is_set() and not self.closing:
+            _BROKEN_KEYS.add(self.key)  # it could not start here: never started again for this setup
         self.gone.set()
         self.ready.set()
         with self.answered:
@@ -327,8 +331,8 @@ class _ForkServer:
                 and pid_alive(self.proc.pid, self.pid_start))
 
     def hand(self, message: dict[str, Any]) -> tuple[ForkedWorker | None, bool]:
-        """Send one run: its forked worker (None when the server could not take it), and
-        whether the server may have received it (then the run must not be started again)."""
+        """Send one run: its forked worker (None when the server did not take it), and whether
+        it is unknown if the server forked it (then the run must not be started again)."""
         if not self.ready.is_set():
             # Still importing at idle priority: this run starts cold, without waiting; the
             # server finishes at full speed for the next one.
@@ -336,24 +340,29 @@ class _ForkServer:
             return None, False
         if not self.alive() or self.proc.stdin is None:
             return None, False
-        with self.answered:
-            seen = len(self.answers)
+        with self.answered:  # one run at a time: its answer is the next line
+            self.answers.clear()
             try:
                 self.proc.stdin.write((json.dumps(message) + "\n").encode())
                 self.proc.stdin.flush()
             except OSError:  # it died since the check
                 return None, False
-            while len(self.answers) == seen and not self.gone.is_set():
+            deadline = time.monotonic() + ANSWER_TIMEOUT_S
+            while not self.answers and not self.gone.is_set() and time.monotonic() < deadline:
                 self.answered.wait(1.0)
-            if len(self.answers) == seen:
-                return None, True  # it ended before it answered
-            answer = self.answers[seen]
-        return answer.get("child"), True
+            if not self.answers:
+                # It ended, or hangs, before it answered: whether it forked is unknown. One
+                # that hangs is killed, so that it cannot start the run late.
+                _signal(self.proc.pid, self.pid_start, signal.SIGKILL)
+                return None, True
+            answer = self.answers.pop(0)
+        return answer.get("child"), False  # a child, or its error answer: it did not fork
 
     def close(self) -> None:
         """End a server that will not be used: closing its stdin is its signal to exit (once
         its imports are done); one still importing is stopped at once (SIGTERM: it has no
         children yet, and its imports would be seconds of CPU for nothing)."""
+        self.closing = True
         try:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
@@ -433,6 +442,11 @@ def _env_key() -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+# Start-up environments (`_env_key`) whose server ended on its own before it was ready (it
+# cannot import here, or found CUDA initialised): their runs start cold, no server is retried.
+_BROKEN_KEYS: set[str] = set()
+
+
 def _ensure_server() -> _ForkServer | None:
     """The fork server for this environment: the live one kept, else a new one."""
     with _WARM.lock:
@@ -443,6 +457,8 @@ def _ensure_server() -> _ForkServer | None:
         if current is not None:
             current.close()
         _WARM.server = None
+        if key in _BROKEN_KEYS:
+            return None
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "mtl_core.worker", "--fork-server"],
@@ -469,17 +485,18 @@ def _hand_to_server(run_id: str, db: Path, log_file_path: Path) -> ForkedWorker 
     if server is None:
         return None
     message = {"run_id": run_id, "db": str(db), "log": str(log_file_path), "env": _worker_env(db)}
-    child, delivered = server.hand(message)
+    child, unknown = server.hand(message)
     if child is not None:
         return child
-    if server.alive():
+    if server.alive() and not unknown:
         return None  # still importing, or it could not fork: this run starts cold
     with _WARM.lock:
         if _WARM.server is server:
             server.close()
             _WARM.server = None
-    if delivered:  # it may have forked the run before it died: never start it twice
-        raise StoreError(f"the fork server ended while starting run {run_id}; start the run again")
+    if unknown:  # it may have forked the run before it ended: never start it twice
+        raise StoreError(f"the fork server ended (or did not answer within {ANSWER_TIMEOUT_S:.0f} s) while "
+                         f"starting run {run_id}; start the run again")
     return None  # it died: this run starts cold, the next `start` starts a new server
 
 

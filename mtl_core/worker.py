@@ -262,6 +262,12 @@ def fork_server() -> int:
         _warm_up()
     except Exception:  # a broken install shows itself in each run instead (a cold start's error)
         pass
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        # A forked child could not use the GPU ("Cannot re-initialize CUDA in forked
+        # subprocess"): serve nothing, its caller starts runs cold.
+        print("fork server: CUDA was initialised while importing; not serving", file=sys.stderr)
+        return 3
     if hasattr(os, "SCHED_OTHER") and main_tid is not None:
         _set_policy(main_tid, os.SCHED_OTHER)  # what its children inherit
     signal.signal(signal.SIGCHLD, _reap_children)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -165,3 +166,40 @@ def test_importing_torch_in_the_caller_does_not_make_the_server_stale(warm, monk
     monkeypatch.setenv("KMP_INIT_AT_FORK", "FALSE")
     monkeypatch.setenv("KMP_DUPLICATE_LIB_OK", "True")
     assert jobs.keep_warm() and jobs.fork_server_pid() == warm
+
+
+def test_a_server_that_cannot_start_is_not_started_again_and_runs_start_cold(monkeypatch):
+    # A server that ends before it is ready (here: its interpreter is `false`) is not restarted
+    # at every page run for the same setup: runs start cold instead.
+    monkeypatch.setenv("MTL_LAB_WARM_WORKER", "1")
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    assert jobs.keep_warm()
+    broken = jobs._WARM.server
+    assert broken is not None
+    _wait_for(broken.gone.is_set, TIMEOUT, "the server that cannot start to end")
+    assert jobs.keep_warm() and jobs.fork_server_pid() is None  # not started again
+    assert jobs._WARM.server is None
+    monkeypatch.undo()  # another interpreter, another setup: a server may start again
+    jobs.keep_warm(start_now=False)
+
+
+@pytest.mark.slow
+def test_a_server_that_hangs_before_it_answers_fails_the_run_and_never_starts_it_late(warm, monkeypatch):
+    # A stopped server cannot answer: the run is failed with a message saying what to do,
+    # the server is killed (it must not fork the run later), and the next run starts cold.
+    monkeypatch.setattr(jobs, "ANSWER_TIMEOUT_S", 1.0)
+    os.kill(warm, signal.SIGSTOP)
+    try:
+        with pytest.raises(jobs.StoreError, match="start the run again"):
+            jobs.start(SHORT, name="server hangs")
+        _wait_for(lambda: _gone(warm), TIMEOUT, "the hung server to be killed")
+    finally:
+        if not _gone(warm):
+            os.kill(warm, signal.SIGCONT)
+    with RunStore() as store:
+        runs = store.runs()
+        failed = runs[runs["name"] == "server hangs"].iloc[0]
+        assert failed["status"] == "failed" and "start the run again" in store.get_run(failed["id"])["error"]
+    run_id = jobs.start(SHORT, name="after a hung server")
+    assert isinstance(jobs._CHILDREN.get(run_id), subprocess.Popen)  # cold
+    assert jobs.wait(run_id, TIMEOUT) == "finished"
