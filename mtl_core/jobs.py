@@ -10,10 +10,13 @@ run store, so a browser refresh or a dashboard restart re-attaches by reading it
 A fresh process spends seconds of CPU importing torch before its first step. A long-lived
 caller (the dashboard, a sweep's driver) calls `keep_warm()` to keep one **fork server**
 ready: `python -m mtl_core.worker --fork-server`, which imports everything once at idle CPU
-priority and then forks one child per run handed to it. Each run still has a process of its
-own, in a session of its own (nothing carries over between runs: the server never trains), so
-cancel, kill and interrupt work as for any worker; `start` and `start_queued` simply skip the
-imports. The server ends when its caller does (its stdin closes); its children live on.
+priority and then forks one child per run handed to it. It is the fork that is safe: the
+server is started with `Popen` (not from the dashboard's process), has never run a torch op
+(no thread pool, no CUDA context) and never opens the store. Each run still has a process of
+its own, in a session of its own (nothing carries over between runs), so cancel, kill and
+interrupt work as for any worker; `start` and `start_queued` simply skip the imports (a run
+started while the server still imports starts cold). The server ends when its caller does
+(its stdin closes); its children live on.
 """
 
 from __future__ import annotations
