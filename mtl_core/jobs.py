@@ -30,7 +30,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union
 
@@ -48,6 +47,7 @@ from mtl_core.store import (
     process_start_time,
     run_process_alive,
 )
+from mtl_core.worker import set_policy
 
 if TYPE_CHECKING:  # mtl_core.transfer imports torch, which `jobs` itself never needs
     from mtl_core.transfer import TransferConfig
@@ -339,7 +339,7 @@ class _ForkServer:
         if not self.ready.is_set():
             # Still importing at idle priority: this run starts cold, without waiting; the
             # server finishes at full speed for the next one.
-            _raise_priority(self.proc.pid)
+            set_policy(self.proc.pid, getattr(os, "SCHED_OTHER", 0))
             return None, False
         if not self.alive() or self.proc.stdin is None:
             return None, False
@@ -422,7 +422,7 @@ def fork_server_ready(timeout: float = 0.0) -> bool:
     if server is None or not server.alive():
         return False
     if timeout > 0 and not server.ready.is_set():
-        _raise_priority(server.proc.pid)
+        set_policy(server.proc.pid, getattr(os, "SCHED_OTHER", 0))
         server.ready.wait(timeout)
     return server.ready.is_set() and server.alive()
 
@@ -508,15 +508,6 @@ def _discard_server() -> None:
         if _WARM.server is not None:
             _WARM.server.close()
         _WARM.server = None
-
-
-def _raise_priority(pid: int) -> None:
-    """Normal CPU priority for process `pid` (the fork server importing at idle priority)."""
-    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_OTHER"):
-        try:
-            os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
-        except OSError:
-            pass
 
 
 def _open_log(path: Path):

@@ -194,8 +194,9 @@ def _flush(sink: store_module.StoreSink) -> None:
 
 
 # ---- warm processes ----------------------------------------------------------------------------
-def _set_policy(tid: int, policy: int) -> None:
-    """Scheduling policy of one thread (Linux); where not allowed, priority stays as it is."""
+def set_policy(tid: int, policy: int) -> None:
+    """Scheduling policy of one thread, or of a process's main thread (its pid) (Linux);
+    where not allowed, priority stays as it is."""
     try:
         os.sched_setscheduler(tid, policy, os.sched_param(0))
     except (AttributeError, OSError):
@@ -257,7 +258,7 @@ def fork_server() -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))  # its children live on
     main_tid = threading.get_native_id() if hasattr(threading, "get_native_id") else None
     if hasattr(os, "SCHED_IDLE") and main_tid is not None:
-        _set_policy(main_tid, os.SCHED_IDLE)  # only CPU no one else wants (jobs raises it when a run waits)
+        set_policy(main_tid, os.SCHED_IDLE)  # only CPU no one else wants (jobs raises it when a run comes)
     try:
         _warm_up()
     except Exception:  # a broken install shows itself in each run instead (a cold start's error)
@@ -269,7 +270,7 @@ def fork_server() -> int:
         print("fork server: CUDA was initialised while importing; not serving", file=sys.stderr)
         return 3
     if hasattr(os, "SCHED_OTHER") and main_tid is not None:
-        _set_policy(main_tid, os.SCHED_OTHER)  # what its children inherit
+        set_policy(main_tid, os.SCHED_OTHER)  # what its children inherit
     signal.signal(signal.SIGCHLD, _reap_children)
     _say("ready")
     stdin = sys.stdin.buffer
