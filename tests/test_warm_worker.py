@@ -37,6 +37,19 @@ def _parent(pid: int) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
+def _started_cold(run_id: str, *, not_pid: int) -> None:
+    """Run `run_id` was started as a cold worker (`python -m mtl_core.worker`, a process of
+    its own, not `not_pid`), which a cancel still ends. That a cold worker trains to the end
+    is test_jobs' part: here it is cancelled at once, not left to import torch for nothing."""
+    proc = jobs._CHILDREN.get(run_id)
+    assert isinstance(proc, subprocess.Popen) and "mtl_core.worker" in proc.args  # a cold worker
+    with RunStore() as store:
+        assert store.get_run(run_id)["pid"] == proc.pid != not_pid
+    assert jobs.cancel(run_id)
+    assert jobs.wait(run_id, TIMEOUT) == "cancelled"
+    proc.wait(TIMEOUT)
+
+
 @pytest.fixture
 def warm(monkeypatch):
     """The test process's fork server (conftest keeps one, as the dashboard does), ready."""
@@ -103,6 +116,30 @@ def test_a_run_that_fails_in_a_forked_worker_is_failed_with_exit_code_1(warm):
 
 
 @pytest.mark.slow
+def test_importing_torch_in_the_caller_does_not_make_the_server_stale(warm, monkeypatch):
+    # torch's OpenMP runtime sets KMP_* variables when a dashboard page first imports it;
+    # the server started before that must still be used (it sets them itself).
+    monkeypatch.setenv("KMP_INIT_AT_FORK", "FALSE")
+    monkeypatch.setenv("KMP_DUPLICATE_LIB_OK", "True")
+    assert jobs.keep_warm() and jobs.fork_server_pid() == warm
+
+
+def test_a_server_that_cannot_start_is_not_started_again_and_runs_start_cold(monkeypatch):
+    # A server that ends before it is ready (here: its interpreter is `false`) is not restarted
+    # at every page run for the same setup: runs start cold instead.
+    monkeypatch.setenv("MTL_LAB_WARM_WORKER", "1")
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    assert jobs.keep_warm()
+    broken = jobs._WARM.server
+    assert broken is not None
+    _wait_for(broken.gone.is_set, TIMEOUT, "the server that cannot start to end")
+    assert jobs.keep_warm() and jobs.fork_server_pid() is None  # not started again
+    assert jobs._WARM.server is None
+    monkeypatch.undo()  # another interpreter, another setup: a server may start again
+    jobs.keep_warm(start_now=False)
+
+
+@pytest.mark.slow
 def test_a_stale_server_is_told_to_go_and_a_dead_one_is_never_used(warm, monkeypatch):
     # A server started under other start-up settings (a variable read when Python or torch
     # starts, changed by the caller since) is not handed the run: it is told to go, the run
@@ -110,11 +147,7 @@ def test_a_stale_server_is_told_to_go_and_a_dead_one_is_never_used(warm, monkeyp
     stale = warm
     monkeypatch.setenv("PYTHONWARNINGS", "ignore")
     run_id = jobs.start(SHORT, name="after a change of environment")
-    with RunStore() as store:
-        pid = store.get_run(run_id)["pid"]
-        assert pid is not None and pid != stale
-        assert isinstance(jobs._CHILDREN.get(run_id), subprocess.Popen)  # a cold worker
-        assert jobs.wait(run_id, TIMEOUT) == "finished"
+    _started_cold(run_id, not_pid=stale)
     _wait_for(lambda: _gone(stale), TIMEOUT, "the stale server to exit")
     assert jobs.fork_server_pid() not in (None, stale)
     monkeypatch.delenv("PYTHONWARNINGS")
@@ -126,11 +159,7 @@ def test_a_stale_server_is_told_to_go_and_a_dead_one_is_never_used(warm, monkeyp
     os.kill(dead, signal.SIGKILL)
     _wait_for(lambda: _gone(dead), TIMEOUT, "the killed server to exit")
     run_id = jobs.start(SHORT, name="after a dead server")
-    with RunStore() as store:
-        pid = store.get_run(run_id)["pid"]
-        assert pid is not None and pid != dead
-        assert isinstance(jobs._CHILDREN.get(run_id), subprocess.Popen)
-        assert jobs.wait(run_id, TIMEOUT) == "finished"
+    _started_cold(run_id, not_pid=dead)
     assert jobs.fork_server_pid() not in (None, dead)
 
 
@@ -160,30 +189,6 @@ def test_a_server_goes_on_sigterm_and_when_told_to_and_its_runs_live_on(warm):
 
 
 @pytest.mark.slow
-def test_importing_torch_in_the_caller_does_not_make_the_server_stale(warm, monkeypatch):
-    # torch's OpenMP runtime sets KMP_* variables when a dashboard page first imports it;
-    # the server started before that must still be used (it sets them itself).
-    monkeypatch.setenv("KMP_INIT_AT_FORK", "FALSE")
-    monkeypatch.setenv("KMP_DUPLICATE_LIB_OK", "True")
-    assert jobs.keep_warm() and jobs.fork_server_pid() == warm
-
-
-def test_a_server_that_cannot_start_is_not_started_again_and_runs_start_cold(monkeypatch):
-    # A server that ends before it is ready (here: its interpreter is `false`) is not restarted
-    # at every page run for the same setup: runs start cold instead.
-    monkeypatch.setenv("MTL_LAB_WARM_WORKER", "1")
-    monkeypatch.setattr(sys, "executable", "/bin/false")
-    assert jobs.keep_warm()
-    broken = jobs._WARM.server
-    assert broken is not None
-    _wait_for(broken.gone.is_set, TIMEOUT, "the server that cannot start to end")
-    assert jobs.keep_warm() and jobs.fork_server_pid() is None  # not started again
-    assert jobs._WARM.server is None
-    monkeypatch.undo()  # another interpreter, another setup: a server may start again
-    jobs.keep_warm(start_now=False)
-
-
-@pytest.mark.slow
 def test_a_server_that_hangs_before_it_answers_fails_the_run_and_never_starts_it_late(warm, monkeypatch):
     # A stopped server cannot answer: the run is failed with a message saying what to do,
     # the server is killed (it must not fork the run later), and the next run starts cold.
@@ -201,5 +206,4 @@ def test_a_server_that_hangs_before_it_answers_fails_the_run_and_never_starts_it
         failed = runs[runs["name"] == "server hangs"].iloc[0]
         assert failed["status"] == "failed" and "start the run again" in store.get_run(failed["id"])["error"]
     run_id = jobs.start(SHORT, name="after a hung server")
-    assert isinstance(jobs._CHILDREN.get(run_id), subprocess.Popen)  # cold
-    assert jobs.wait(run_id, TIMEOUT) == "finished"
+    _started_cold(run_id, not_pid=warm)
