@@ -48,7 +48,7 @@ PLOT = ".st-key-sweep_pareto .js-plotly-plot"
 HEADING = "Trade-off between the tasks"
 WIDTH, MAX_BYTES = 1200, 300_000
 PAD = 8  # px around the heading and the plot
-# Pixel (in the page) of point 0 of the plot's front trace (trace 1), as tests/test_browser_sweep.py:
+# Pixel (in the page) of point 0 of the plot's front trace (trace 1), as tests/test_browser.py (the sweep test):
 # the plot is drawn once this is not null.
 FRONT_POINT_JS = """sel => {
     const el = document.querySelector(sel);
