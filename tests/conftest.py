@@ -7,9 +7,9 @@ every run store a test opens out of the developer's `./runs/` and `$MTL_LAB_HOME
 Under pytest-xdist (`-n logical`; pyproject adds `--dist loadfile`) each test file runs
 whole in one process, so a module-wide fixture (test_jobs' four workers, a pretrained
 encoder, a Ray cluster) is built once. xdist hands the files out most tests first (its
-`loadscopereorder`), so the few-test browser files run last; handing them out first
-(`--no-loadscope-reorder` with the slow files collected first) was measured no faster
-(352 s vs 340 s, one run each): the two browser files then ran at once.
+`loadscopereorder`), so the few-test browser file runs last; handing the slow files out
+first (`--no-loadscope-reorder` with them collected first) was measured no faster (352 s vs
+340 s, one run each, when the browser tests were two files: they then ran at once).
 """
 
 from __future__ import annotations
