@@ -1,7 +1,10 @@
 """The fork server (`jobs.keep_warm`): each run is a child forked from one process that
 imported torch once, trains exactly like a cold worker in a process and a session of its
 own, and can be cancelled; a server that is not needed goes away, its children live on; and
-nothing falls through when the server is gone or stale."""
+nothing falls through when the server is gone or stale.
+
+The tests that keep the server come first and those that end it after: each fresh server
+imports torch again (~8 CPU-s here)."""
 
 from __future__ import annotations
 
@@ -57,13 +60,6 @@ def warm(monkeypatch):
     assert jobs.keep_warm()
     _wait_for(jobs.fork_server_ready, TIMEOUT, "the fork server's imports")
     yield jobs.fork_server_pid()
-
-
-def test_keep_warm_is_off_when_the_environment_says_so(monkeypatch):
-    monkeypatch.setenv("MTL_LAB_WARM_WORKER", "0")
-    assert jobs.keep_warm() is False
-    assert jobs.fork_server_pid() is None
-    assert not jobs.keeping_warm()
 
 
 @pytest.mark.slow
@@ -122,21 +118,6 @@ def test_importing_torch_in_the_caller_does_not_make_the_server_stale(warm, monk
     monkeypatch.setenv("KMP_INIT_AT_FORK", "FALSE")
     monkeypatch.setenv("KMP_DUPLICATE_LIB_OK", "True")
     assert jobs.keep_warm() and jobs.fork_server_pid() == warm
-
-
-def test_a_server_that_cannot_start_is_not_started_again_and_runs_start_cold(monkeypatch):
-    # A server that ends before it is ready (here: its interpreter is `false`) is not restarted
-    # at every page run for the same setup: runs start cold instead.
-    monkeypatch.setenv("MTL_LAB_WARM_WORKER", "1")
-    monkeypatch.setattr(sys, "executable", "/bin/false")
-    assert jobs.keep_warm()
-    broken = jobs._WARM.server
-    assert broken is not None
-    _wait_for(broken.gone.is_set, TIMEOUT, "the server that cannot start to end")
-    assert jobs.keep_warm() and jobs.fork_server_pid() is None  # not started again
-    assert jobs._WARM.server is None
-    monkeypatch.undo()  # another interpreter, another setup: a server may start again
-    jobs.keep_warm(start_now=False)
 
 
 @pytest.mark.slow
@@ -207,3 +188,25 @@ def test_a_server_that_hangs_before_it_answers_fails_the_run_and_never_starts_it
         assert failed["status"] == "failed" and "start the run again" in store.get_run(failed["id"])["error"]
     run_id = jobs.start(SHORT, name="after a hung server")
     _started_cold(run_id, not_pid=warm)
+
+
+def test_a_server_that_cannot_start_is_not_started_again_and_runs_start_cold(monkeypatch):
+    # A server that ends before it is ready (here: its interpreter is `false`) is not restarted
+    # at every page run for the same setup: runs start cold instead.
+    monkeypatch.setenv("MTL_LAB_WARM_WORKER", "1")
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    assert jobs.keep_warm()
+    broken = jobs._WARM.server
+    assert broken is not None
+    _wait_for(broken.gone.is_set, TIMEOUT, "the server that cannot start to end")
+    assert jobs.keep_warm() and jobs.fork_server_pid() is None  # not started again
+    assert jobs._WARM.server is None
+    monkeypatch.undo()  # another interpreter, another setup: a server may start again
+    jobs.keep_warm(start_now=False)
+
+
+def test_keep_warm_is_off_when_the_environment_says_so(monkeypatch):
+    monkeypatch.setenv("MTL_LAB_WARM_WORKER", "0")
+    assert jobs.keep_warm() is False
+    assert jobs.fork_server_pid() is None
+    assert not jobs.keeping_warm()
