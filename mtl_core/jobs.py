@@ -333,13 +333,17 @@ class _ForkServer:
         return (not self.gone.is_set() and self.proc.returncode is None
                 and pid_alive(self.proc.pid, self.pid_start))
 
+    def hurry(self) -> None:
+        """Normal CPU priority for a server still importing at idle priority: a run wants it."""
+        set_policy(self.proc.pid, getattr(os, "SCHED_OTHER", 0))
+
     def hand(self, message: dict[str, Any]) -> tuple[ForkedWorker | None, bool]:
         """Send one run: its forked worker (None when the server did not take it), and whether
         it is unknown if the server forked it (then the run must not be started again)."""
         if not self.ready.is_set():
             # Still importing at idle priority: this run starts cold, without waiting; the
             # server finishes at full speed for the next one.
-            set_policy(self.proc.pid, getattr(os, "SCHED_OTHER", 0))
+            self.hurry()
             return None, False
         if not self.alive() or self.proc.stdin is None:
             return None, False
@@ -422,7 +426,7 @@ def fork_server_ready(timeout: float = 0.0) -> bool:
     if server is None or not server.alive():
         return False
     if timeout > 0 and not server.ready.is_set():
-        set_policy(server.proc.pid, getattr(os, "SCHED_OTHER", 0))
+        server.hurry()
         server.ready.wait(timeout)
     return server.ready.is_set() and server.alive()
 
